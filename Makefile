@@ -1,0 +1,69 @@
+# Everything runs offline from pinned versions: Go tools from tools/go.mod, npm tools from
+# tools/package-lock.json and gen/ts/package-lock.json.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+BIN := $(CURDIR)/.bin
+export PATH := $(BIN):$(PATH)
+GO_TEST_FLAGS ?= -race -count=1
+
+.PHONY: all tools generate protodeps lint test test-short fuzz build run ts-check check-generated clean
+
+all: generate lint test build
+
+## tools: build the pinned Go tools into .bin and install the pinned npm packages.
+tools: $(BIN)/buf tools/node_modules/.package-lock.json gen/ts/node_modules/.package-lock.json
+
+$(BIN)/buf: tools/go.mod tools/go.sum
+	GOBIN=$(BIN) go install -modfile=tools/go.mod tool
+	@touch $@
+
+tools/node_modules/.package-lock.json: tools/package.json tools/package-lock.json
+	cd tools && npm ci --no-audit --no-fund
+
+gen/ts/node_modules/.package-lock.json: gen/ts/package.json gen/ts/package-lock.json
+	cd gen/ts && npm ci --no-audit --no-fund
+
+protodeps: tools
+	./scripts/protodeps.sh
+
+## generate: regenerate gen/ (Go, gateway, OpenAPI, TypeScript) from api/proto.
+generate: protodeps
+	rm -rf gen/go gen/openapi/*.json gen/ts/src/gen
+	buf generate api/proto
+	go mod tidy
+
+## lint: buf lint, go vet, staticcheck, and the TypeScript client type-check.
+lint: protodeps ts-check
+	buf lint
+	buf format --diff --exit-code api/proto
+	go vet ./...
+	staticcheck ./...
+
+ts-check: tools
+	cd gen/ts && npx tsc -p tsconfig.json --noEmit
+
+## check-generated: fail when `make generate` changes anything (CI).
+check-generated: generate
+	@if [ -n "$$(git status --porcelain -- gen go.mod go.sum)" ]; then \
+		echo "generated code is stale; run make generate and commit:"; git status --porcelain -- gen go.mod go.sum; git diff --stat -- gen; exit 1; fi
+
+## test: every test, against the local Postgres and Redis, with the race detector.
+test:
+	go test $(GO_TEST_FLAGS) ./...
+
+## fuzz: run each fuzz target for FUZZTIME (default 20s).
+FUZZTIME ?= 20s
+fuzz:
+	go test ./internal/pagetoken -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
+	go test ./internal/content -run '^$$' -fuzz FuzzValidateDocument -fuzztime $(FUZZTIME)
+
+## build: the one binary, into ./pipeline.
+build:
+	go build -o pipeline ./cmd/pipeline
+
+## run: the server on the local Postgres and Redis.
+run: build
+	./pipeline serve
+
+clean:
+	rm -rf .bin .build pipeline tools/node_modules gen/ts/node_modules gen/ts/dist
