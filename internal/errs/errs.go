@@ -42,7 +42,9 @@ type InvalidArgumentError struct {
 	Reason string
 }
 
-func (e *InvalidArgumentError) Error() string { return fmt.Sprintf("invalid %s: %s", e.Field, e.Reason) }
+func (e *InvalidArgumentError) Error() string {
+	return fmt.Sprintf("invalid %s: %s", e.Field, e.Reason)
+}
 func (e *InvalidArgumentError) Unwrap() error { return ErrInvalidArgument }
 
 // InvalidArgument builds an InvalidArgumentError.
@@ -65,3 +67,6 @@ func FailedPrecondition(format string, args ...any) error {
 func Unimplemented(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrUnimplemented, fmt.Sprintf(format, args...))
 }
+
+// IsFailedPrecondition reports whether err means "wrong state for this request".
+func IsFailedPrecondition(err error) bool { return errors.Is(err, ErrFailedPrecondition) }

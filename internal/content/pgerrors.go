@@ -1,0 +1,54 @@
+package content
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pipeline-dev/pipeline/internal/errs"
+)
+
+// translate turns a pgx error into a domain error, once, here. kind and id name the thing a
+// missing row or a broken foreign key refers to.
+func translate(err error, kind, id string) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return errs.NotFound(kind, id)
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code == "23505": // unique_violation
+			return fmt.Errorf("%w: %s", errs.ErrAlreadyExists, pgErr.Detail)
+		case pgErr.Code == "23503": // foreign_key_violation: the parent was deleted meanwhile
+			return errs.NotFound(kind, id)
+		case unavailableCode(pgErr.Code):
+			return fmt.Errorf("%w: postgres: %w", errs.ErrUnavailable, err)
+		}
+		return fmt.Errorf("postgres: %w", err)
+	}
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) || pgconn.SafeToRetry(err) {
+		return fmt.Errorf("%w: postgres: %w", errs.ErrUnavailable, err)
+	}
+	return err
+}
+
+// unavailableCode reports SQLSTATEs that mean Postgres cannot serve now but may soon: connection
+// exceptions (class 08), too_many_connections, and the shutdown and start-up codes.
+func unavailableCode(code string) bool {
+	switch code {
+	case "53300", "57P01", "57P02", "57P03":
+		return true
+	}
+	return strings.HasPrefix(code, "08")
+}

@@ -1,0 +1,1 @@
+SELECT status FROM sources WHERE id = $1;

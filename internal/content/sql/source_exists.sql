@@ -1,0 +1,1 @@
+SELECT EXISTS (SELECT 1 FROM sources WHERE id = $1);

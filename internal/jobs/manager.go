@@ -1,0 +1,516 @@
+package jobs
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/pipeline-dev/pipeline/internal/errs"
+	"github.com/pipeline-dev/pipeline/internal/pagetoken"
+)
+
+// Enqueuer hands a new job to the queue and returns the queue's id for the message.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, job *Job) (messageID string, err error)
+}
+
+// Notifier is told about every committed change of a job, once per version. Events are hints
+// for watchers; Postgres stays the truth, so a Notifier error is logged and never fails the
+// write that caused it.
+type Notifier interface {
+	JobChanged(ctx context.Context, job *Job) error
+}
+
+// Config configures a Manager. The zero value is usable; WithDefaults fills it in.
+type Config struct {
+	// Enqueuer receives every job created by Create or Retry. Defaults to nil: new jobs stay
+	// pending until a reconciler enqueues them.
+	Enqueuer Enqueuer
+	// Notifier is called after every committed write. Defaults to nil: no events.
+	Notifier Notifier
+	// Logger receives failures of the Enqueuer and Notifier. Defaults to slog.Default().
+	Logger *slog.Logger
+	// DefaultTimeout is the timeout of a job created without one. Defaults to 1h.
+	DefaultTimeout time.Duration
+	// DefaultPageSize is the page size of a list request that asks for none. Defaults to 50.
+	DefaultPageSize int
+	// MaxPageSize caps the page size of list requests; larger requests get this many. Defaults
+	// to 1000.
+	MaxPageSize int
+}
+
+// WithDefaults returns c with every unset field at its documented default.
+func (c Config) WithDefaults() Config {
+	c.Logger = cmp.Or(c.Logger, slog.Default())
+	c.DefaultTimeout = cmp.Or(c.DefaultTimeout, time.Hour)
+	c.DefaultPageSize = cmp.Or(c.DefaultPageSize, 50)
+	c.MaxPageSize = cmp.Or(c.MaxPageSize, 1000)
+	return c
+}
+
+// Validate reports the first unusable field of c (after defaults).
+func (c Config) Validate() error {
+	switch {
+	case c.DefaultTimeout < time.Second:
+		return fmt.Errorf("jobs config: DefaultTimeout must be at least 1s, got %s", c.DefaultTimeout)
+	case c.DefaultPageSize < 1:
+		return fmt.Errorf("jobs config: DefaultPageSize must be positive, got %d", c.DefaultPageSize)
+	case c.MaxPageSize < c.DefaultPageSize:
+		return fmt.Errorf("jobs config: MaxPageSize (%d) must be at least DefaultPageSize (%d)", c.MaxPageSize, c.DefaultPageSize)
+	}
+	return nil
+}
+
+// Manager owns job lifecycle: every job write in the system goes through it, and every status
+// change goes through the state machine in statemachine.go. It is safe for concurrent use,
+// across goroutines and processes: each transition is one conditional UPDATE, and result
+// recording locks the job row, so Postgres arbitrates races.
+type Manager struct {
+	store Store
+	cfg   Config
+}
+
+// NewManager returns a Manager on store, with cfg's unset fields at their defaults.
+func NewManager(store Store, cfg Config) (*Manager, error) {
+	if store == nil {
+		return nil, errors.New("jobs: NewManager needs a Store")
+	}
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Manager{store: store, cfg: cfg}, nil
+}
+
+// CreateParams describe a new job.
+type CreateParams struct {
+	Type     Type
+	SourceID uuid.UUID
+	// DocumentIDs are the documents to work on, each at most once; empty for a crawl job.
+	DocumentIDs []uuid.UUID
+	// Timeout is how long the job may run, rounded up to whole seconds. Defaults to
+	// Config.DefaultTimeout.
+	Timeout time.Duration
+}
+
+// Create stores a pending job with a pending result per document, in one transaction, then
+// hands it to the Enqueuer (if any) and stores the queue message id. An enqueue failure is
+// logged and the job returned still pending without error: a reconciler enqueues it later.
+func (m *Manager) Create(ctx context.Context, p CreateParams) (*Job, error) {
+	if err := m.validateCreate(&p); err != nil {
+		return nil, err
+	}
+	return m.create(ctx, p, uuid.NullUUID{})
+}
+
+func (m *Manager) validateCreate(p *CreateParams) error {
+	if !p.Type.valid() {
+		return errs.InvalidArgument("type", "unknown job type %q", p.Type)
+	}
+	if p.SourceID == uuid.Nil {
+		return errs.InvalidArgument("source_id", "required")
+	}
+	seen := make(map[uuid.UUID]bool, len(p.DocumentIDs))
+	for i, id := range p.DocumentIDs {
+		if id == uuid.Nil {
+			return errs.InvalidArgument("document_ids", "document_ids[%d] is empty", i)
+		}
+		if seen[id] {
+			return errs.InvalidArgument("document_ids", "document %s is listed twice", id)
+		}
+		seen[id] = true
+	}
+	if p.Timeout < 0 {
+		return errs.InvalidArgument("timeout", "must not be negative, got %s", p.Timeout)
+	}
+	return nil
+}
+
+// create is the one path that makes a job, for Create and Retry; p is already validated.
+func (m *Manager) create(ctx context.Context, p CreateParams, retryOf uuid.NullUUID) (*Job, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("new job id: %w", err)
+	}
+	timeout := cmp.Or(p.Timeout, m.cfg.DefaultTimeout)
+	timeout = (timeout + time.Second - 1).Truncate(time.Second)
+	docs := slices.Clone(p.DocumentIDs)
+
+	var job *Job
+	err = m.store.InTx(ctx, func(tx Store) error {
+		var err error
+		job, err = tx.JobInsert(ctx, &JobInsertParams{
+			ID: id, Type: p.Type, Status: StatusPending, SourceID: p.SourceID,
+			DocumentIDs: docs, RetryOf: retryOf, Timeout: timeout,
+		})
+		if err != nil {
+			return err
+		}
+		return tx.JobDocumentsInsert(ctx, &JobDocumentsInsertParams{JobID: id, DocumentIDs: docs})
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.notify(ctx, job)
+	return m.enqueue(ctx, job), nil
+}
+
+// enqueue hands a committed job to the Enqueuer and returns the job as it now is. Failures are
+// logged, not returned: the job is safely pending in Postgres either way.
+func (m *Manager) enqueue(ctx context.Context, job *Job) *Job {
+	if m.cfg.Enqueuer == nil {
+		return job
+	}
+	// The job is committed; a caller that goes away now should not stop it reaching the queue.
+	ctx = context.WithoutCancel(ctx)
+	msgID, err := m.cfg.Enqueuer.Enqueue(ctx, clone(job))
+	if err != nil {
+		m.cfg.Logger.WarnContext(ctx, "enqueue job failed; it stays pending for the reconciler",
+			"job_id", job.ID, "error", err)
+		return job
+	}
+	if msgID == "" {
+		m.cfg.Logger.WarnContext(ctx, "enqueuer returned an empty message id", "job_id", job.ID)
+		return job
+	}
+	updated, err := m.SetQueueMessageID(ctx, job.ID, msgID)
+	if err != nil {
+		m.cfg.Logger.WarnContext(ctx, "store queue message id failed",
+			"job_id", job.ID, "queue_message_id", msgID, "error", err)
+		return job
+	}
+	return updated
+}
+
+// Get returns the job with the given id.
+func (m *Manager) Get(ctx context.Context, id uuid.UUID) (*Job, error) {
+	return m.store.JobGet(ctx, &JobGetParams{ID: id})
+}
+
+// ListParams filter and page a job listing. Zero filter values match every job.
+type ListParams struct {
+	SourceID uuid.NullUUID
+	Type     Type
+	Status   Status
+	// PageSize defaults to Config.DefaultPageSize and is capped at Config.MaxPageSize.
+	PageSize int
+	// PageToken is the nextPageToken of the previous page with the same filters; empty for the
+	// first page.
+	PageToken string
+}
+
+// List returns a page of jobs, newest first (created_at DESC, id DESC), and the token of the
+// next page, empty on the last one.
+func (m *Manager) List(ctx context.Context, p ListParams) ([]*Job, string, error) {
+	if p.Type != "" && !p.Type.valid() {
+		return nil, "", errs.InvalidArgument("type", "unknown job type %q", p.Type)
+	}
+	if p.Status != "" && !p.Status.valid() {
+		return nil, "", errs.InvalidArgument("status", "unknown job status %q", p.Status)
+	}
+	size, err := m.pageSize(p.PageSize)
+	if err != nil {
+		return nil, "", err
+	}
+	source := "*"
+	if p.SourceID.Valid {
+		source = p.SourceID.UUID.String()
+	}
+	filter := fmt.Sprintf("jobs;source=%s;type=%s;status=%s", source, p.Type, p.Status)
+	cur, ok, err := pagetoken.Decode(p.PageToken, filter)
+	if err != nil {
+		return nil, "", err
+	}
+	lp := &JobListParams{SourceID: p.SourceID, Type: p.Type, Status: p.Status, Limit: size + 1}
+	if ok {
+		lp.After = &JobCursor{CreatedAt: cur.CreatedAt, ID: cur.ID}
+	}
+	jobs, err := m.store.JobList(ctx, lp)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(jobs) <= size {
+		return jobs, "", nil
+	}
+	jobs = jobs[:size]
+	last := jobs[size-1]
+	return jobs, pagetoken.Encode(pagetoken.Cursor{CreatedAt: last.CreatedAt, ID: last.ID}, filter), nil
+}
+
+// ListDocumentResults returns a page of the job's per-document results in document id order,
+// and the token of the next page, empty on the last one. pageSize works as in ListParams.
+func (m *Manager) ListDocumentResults(ctx context.Context, jobID uuid.UUID, pageSize int, pageToken string) ([]*DocumentResult, string, error) {
+	size, err := m.pageSize(pageSize)
+	if err != nil {
+		return nil, "", err
+	}
+	// The page token's cursor carries the last document id; its time is unused.
+	filter := "job_documents;job=" + jobID.String()
+	cur, ok, err := pagetoken.Decode(pageToken, filter)
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := m.Get(ctx, jobID); err != nil {
+		return nil, "", err
+	}
+	lp := &JobDocumentsListParams{JobID: jobID, Limit: size + 1}
+	if ok {
+		lp.After = uuid.NullUUID{UUID: cur.ID, Valid: true}
+	}
+	results, err := m.store.JobDocumentsList(ctx, lp)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(results) <= size {
+		return results, "", nil
+	}
+	results = results[:size]
+	next := pagetoken.Encode(pagetoken.Cursor{CreatedAt: time.Unix(0, 0), ID: results[size-1].DocumentID}, filter)
+	return results, next, nil
+}
+
+func (m *Manager) pageSize(n int) (int, error) {
+	switch {
+	case n < 0:
+		return 0, errs.InvalidArgument("page_size", "must not be negative, got %d", n)
+	case n == 0:
+		return m.cfg.DefaultPageSize, nil
+	default:
+		return min(n, m.cfg.MaxPageSize), nil
+	}
+}
+
+// Start moves a pending job to in_progress and stamps started_at.
+func (m *Manager) Start(ctx context.Context, id uuid.UUID) (*Job, error) {
+	return m.transition(ctx, id, StatusInProgress, nil)
+}
+
+// Complete moves a running job to completed and stamps finished_at. A job whose documents
+// partly failed completes too; its error_count says so and Retry picks up the failures.
+func (m *Manager) Complete(ctx context.Context, id uuid.UUID) (*Job, error) {
+	return m.transition(ctx, id, StatusCompleted, nil)
+}
+
+// Fail moves a pending or running job to failed with reason as its error, and stamps
+// finished_at.
+func (m *Manager) Fail(ctx context.Context, id uuid.UUID, reason string) (*Job, error) {
+	if reason == "" {
+		return nil, errs.InvalidArgument("reason", "a failed job needs a reason")
+	}
+	return m.transition(ctx, id, StatusFailed, &reason)
+}
+
+// Cancel moves a pending or running job to cancelled and stamps finished_at. Cancelling a
+// cancelled job returns it unchanged, without a write.
+func (m *Manager) Cancel(ctx context.Context, id uuid.UUID) (*Job, error) {
+	return m.transition(ctx, id, StatusCancelled, nil)
+}
+
+// transition moves job id to status to with one conditional UPDATE guarded by the state
+// machine. If nothing matched, it reads the job to tell a missing job from an illegal move; an
+// illegal move writes nothing.
+func (m *Manager) transition(ctx context.Context, id uuid.UUID, to Status, reason *string) (*Job, error) {
+	from := sourcesOf(to)
+	// Statuses only move forward, so the loop runs again only if the job advanced into a legal
+	// source between the UPDATE and the read (e.g. Complete racing Start): at most twice more.
+	for attempt := 0; ; attempt++ {
+		job, err := m.store.JobSetStatus(ctx, &JobSetStatusParams{
+			ID: id, From: from, To: to, Error: reason,
+			SetStartedAt: to == StatusInProgress, SetFinishedAt: to.Terminal(),
+		})
+		if err == nil {
+			m.notify(ctx, job)
+			return job, nil
+		}
+		if !errors.Is(err, errs.ErrNotFound) {
+			return nil, err
+		}
+		cur, err := m.store.JobGet(ctx, &JobGetParams{ID: id})
+		if err != nil {
+			return nil, err
+		}
+		if to == StatusCancelled && cur.Status == StatusCancelled {
+			return cur, nil
+		}
+		if !CanTransition(cur.Status, to) || attempt >= len(allStatuses) {
+			return nil, &TransitionError{JobID: id, From: cur.Status, To: to}
+		}
+	}
+}
+
+// DocumentResultUpdate is a worker's report on one document.
+type DocumentResultUpdate struct {
+	DocumentID uuid.UUID
+	Status     DocStatus
+	ChunkCount int64
+	Attempts   int32
+	LastError  string
+	ErrorKind  ErrorKind
+}
+
+// RecordParams are results for documents of one job, each document at most once.
+type RecordParams struct {
+	JobID   uuid.UUID
+	Results []DocumentResultUpdate
+}
+
+// RecordResults writes per-document results of a running job and recomputes the job's counters
+// from all its per-document rows in the same transaction, under the job's row lock, so the
+// counters equal the rows however many workers report at once.
+func (m *Manager) RecordResults(ctx context.Context, p RecordParams) (*Job, error) {
+	if err := validateResults(p.Results); err != nil {
+		return nil, err
+	}
+	var job *Job
+	err := m.store.InTx(ctx, func(tx Store) error {
+		cur, err := tx.JobGet(ctx, &JobGetParams{ID: p.JobID, ForUpdate: true})
+		if err != nil {
+			return err
+		}
+		if !acceptsResults(cur.Status) {
+			return errs.FailedPrecondition("job %s is %s: results are recorded only while it is %s",
+				p.JobID, cur.Status, StatusInProgress)
+		}
+		member := make(map[uuid.UUID]bool, len(cur.DocumentIDs))
+		for _, id := range cur.DocumentIDs {
+			member[id] = true
+		}
+		for _, r := range p.Results {
+			if !member[r.DocumentID] {
+				return errs.InvalidArgument("document_id", "document %s is not part of job %s", r.DocumentID, p.JobID)
+			}
+		}
+		if err := tx.JobDocumentsUpsert(ctx, &JobDocumentsUpsertParams{JobID: p.JobID, Results: p.Results}); err != nil {
+			return err
+		}
+		job, err = tx.JobRecount(ctx, &JobRecountParams{ID: p.JobID})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.notify(ctx, job)
+	return job, nil
+}
+
+func validateResults(rs []DocumentResultUpdate) error {
+	if len(rs) == 0 {
+		return errs.InvalidArgument("results", "no results to record")
+	}
+	seen := make(map[uuid.UUID]bool, len(rs))
+	for _, r := range rs {
+		switch {
+		case r.DocumentID == uuid.Nil:
+			return errs.InvalidArgument("document_id", "required")
+		case seen[r.DocumentID]:
+			return errs.InvalidArgument("document_id", "document %s is reported twice", r.DocumentID)
+		case !r.Status.valid():
+			return errs.InvalidArgument("status", "unknown document status %q", r.Status)
+		case !r.ErrorKind.valid():
+			return errs.InvalidArgument("error_kind", "unknown error kind %q", r.ErrorKind)
+		case r.ChunkCount < 0:
+			return errs.InvalidArgument("chunk_count", "must not be negative, got %d", r.ChunkCount)
+		case r.Attempts < 0:
+			return errs.InvalidArgument("attempts", "must not be negative, got %d", r.Attempts)
+		}
+		seen[r.DocumentID] = true
+	}
+	return nil
+}
+
+// Retry creates a new job, through the same path as Create, for the work a finished job left
+// undone: the same type, source and timeout, retry_of pointing at the old job, and the old
+// job's documents whose result is neither succeeded nor skipped (a crawl job with no documents
+// is simply run again). A failed or cancelled job, or a completed one with failed documents,
+// may be retried.
+func (m *Manager) Retry(ctx context.Context, id uuid.UUID) (*Job, error) {
+	old, err := m.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if reason := retryBlocker(old); reason != "" {
+		return nil, errs.FailedPrecondition("cannot retry job %s: %s", id, reason)
+	}
+	docs := []uuid.UUID{}
+	if len(old.DocumentIDs) > 0 {
+		// The old job is terminal, so its results can no longer change under us.
+		finished, err := m.store.JobDocumentsList(ctx, &JobDocumentsListParams{
+			JobID: id, Statuses: []DocStatus{DocSucceeded, DocSkipped},
+		})
+		if err != nil {
+			return nil, err
+		}
+		done := make(map[uuid.UUID]bool, len(finished))
+		for _, r := range finished {
+			done[r.DocumentID] = true
+		}
+		for _, d := range old.DocumentIDs {
+			if !done[d] {
+				docs = append(docs, d)
+			}
+		}
+		if len(docs) == 0 {
+			return nil, errs.FailedPrecondition("cannot retry job %s: every document succeeded or was skipped: nothing to retry", id)
+		}
+	}
+	return m.create(ctx, CreateParams{
+		Type: old.Type, SourceID: old.SourceID, DocumentIDs: docs, Timeout: old.Timeout,
+	}, uuid.NullUUID{UUID: id, Valid: true})
+}
+
+// SetQueueMessageID stores the queue's message id on a pending or running job (a reconciler
+// re-enqueueing it, or Create). A finished job is a failed precondition.
+func (m *Manager) SetQueueMessageID(ctx context.Context, id uuid.UUID, msgID string) (*Job, error) {
+	if msgID == "" {
+		return nil, errs.InvalidArgument("queue_message_id", "required")
+	}
+	live := []Status{StatusPending, StatusInProgress}
+	job, err := m.store.JobSetQueueMessageID(ctx, &JobSetQueueMessageIDParams{ID: id, QueueMessageID: msgID, Statuses: live})
+	if errors.Is(err, errs.ErrNotFound) {
+		cur, err := m.store.JobGet(ctx, &JobGetParams{ID: id})
+		if err != nil {
+			return nil, err
+		}
+		return nil, errs.FailedPrecondition("job %s is %s: only a %s or %s job takes a queue message id",
+			id, cur.Status, StatusPending, StatusInProgress)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m.notify(ctx, job)
+	return job, nil
+}
+
+// notify tells the Notifier about a committed version of a job. Its failure is only logged.
+func (m *Manager) notify(ctx context.Context, job *Job) {
+	if m.cfg.Notifier == nil {
+		return
+	}
+	// The write is committed; the event should go out even if the caller has gone away.
+	ctx = context.WithoutCancel(ctx)
+	if err := m.cfg.Notifier.JobChanged(ctx, clone(job)); err != nil {
+		m.cfg.Logger.WarnContext(ctx, "notify job change failed",
+			"job_id", job.ID, "version", job.Version, "error", err)
+	}
+}
+
+// clone copies a job for an Enqueuer or Notifier, so they cannot change the caller's copy.
+func clone(j *Job) *Job {
+	c := *j
+	c.DocumentIDs = slices.Clone(j.DocumentIDs)
+	if j.StartedAt != nil {
+		t := *j.StartedAt
+		c.StartedAt = &t
+	}
+	if j.FinishedAt != nil {
+		t := *j.FinishedAt
+		c.FinishedAt = &t
+	}
+	return &c
+}

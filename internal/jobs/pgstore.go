@@ -1,0 +1,290 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pipeline-dev/pipeline/internal/errs"
+)
+
+// PgStore is the Postgres Store. Its SQL is in sql/; it is the only place in the package that
+// sees pgx types or SQLSTATEs.
+type PgStore struct {
+	db dbtx
+}
+
+// dbtx is what both a pool and a transaction offer.
+type dbtx interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+var _ Store = (*PgStore)(nil)
+
+// NewPgStore returns a Store on the pool. The pool's search_path must reach the migrated
+// jobs and job_documents tables.
+func NewPgStore(pool *pgxpool.Pool) *PgStore { return &PgStore{db: pool} }
+
+// InTx implements Store. Called on a store already in a transaction, it nests as a savepoint.
+func (s *PgStore) InTx(ctx context.Context, fn func(tx Store) error) error {
+	var fnErr error
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		fnErr = fn(&PgStore{db: tx})
+		return fnErr
+	})
+	if err != nil && fnErr == nil {
+		return translate(err, uuid.Nil) // begin or commit failed
+	}
+	return err
+}
+
+// JobInsert implements Store.
+func (s *PgStore) JobInsert(ctx context.Context, p *JobInsertParams) (*Job, error) {
+	job, err := scanJob(s.db.QueryRow(ctx, queries.jobInsert, pgx.NamedArgs{
+		"id":              p.ID,
+		"type":            string(p.Type),
+		"status":          string(p.Status),
+		"source_id":       p.SourceID,
+		"document_ids":    nonNil(p.DocumentIDs),
+		"retry_of":        p.RetryOf,
+		"timeout_seconds": int64(p.Timeout / time.Second),
+	}))
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23503" && pgErr.ConstraintName == "jobs_source_id_fkey" {
+			return nil, errs.NotFound("source", p.SourceID.String())
+		}
+		return nil, translate(err, p.ID)
+	}
+	return job, nil
+}
+
+// JobGet implements Store.
+func (s *PgStore) JobGet(ctx context.Context, p *JobGetParams) (*Job, error) {
+	q := queries.jobGet
+	if p.ForUpdate {
+		q = queries.jobGetForUpdate
+	}
+	job, err := scanJob(s.db.QueryRow(ctx, q, pgx.NamedArgs{"id": p.ID}))
+	return job, translate(err, p.ID)
+}
+
+// JobList implements Store.
+func (s *PgStore) JobList(ctx context.Context, p *JobListParams) ([]*Job, error) {
+	args := pgx.NamedArgs{
+		"source_id":         p.SourceID,
+		"type":              string(p.Type),
+		"status":            string(p.Status),
+		"has_cursor":        p.After != nil,
+		"cursor_created_at": time.Time{},
+		"cursor_id":         uuid.Nil,
+		"max_rows":          p.Limit,
+	}
+	if p.After != nil {
+		args["cursor_created_at"] = p.After.CreatedAt
+		args["cursor_id"] = p.After.ID
+	}
+	rows, err := s.db.Query(ctx, queries.jobList, args)
+	if err != nil {
+		return nil, translate(err, uuid.Nil)
+	}
+	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Job, error) { return scanJob(r) })
+	return jobs, translate(err, uuid.Nil)
+}
+
+// JobSetStatus implements Store.
+func (s *PgStore) JobSetStatus(ctx context.Context, p *JobSetStatusParams) (*Job, error) {
+	job, err := scanJob(s.db.QueryRow(ctx, queries.jobSetStatus, pgx.NamedArgs{
+		"id":              p.ID,
+		"from":            statusStrings(p.From),
+		"to":              string(p.To),
+		"error":           p.Error,
+		"set_started_at":  p.SetStartedAt,
+		"set_finished_at": p.SetFinishedAt,
+	}))
+	return job, translate(err, p.ID)
+}
+
+// JobSetQueueMessageID implements Store.
+func (s *PgStore) JobSetQueueMessageID(ctx context.Context, p *JobSetQueueMessageIDParams) (*Job, error) {
+	job, err := scanJob(s.db.QueryRow(ctx, queries.jobSetQueueMessageID, pgx.NamedArgs{
+		"id":               p.ID,
+		"queue_message_id": p.QueueMessageID,
+		"statuses":         statusStrings(p.Statuses),
+	}))
+	return job, translate(err, p.ID)
+}
+
+// JobRecount implements Store.
+func (s *PgStore) JobRecount(ctx context.Context, p *JobRecountParams) (*Job, error) {
+	job, err := scanJob(s.db.QueryRow(ctx, queries.jobRecount, pgx.NamedArgs{"id": p.ID}))
+	return job, translate(err, p.ID)
+}
+
+// JobDocumentsInsert implements Store.
+func (s *PgStore) JobDocumentsInsert(ctx context.Context, p *JobDocumentsInsertParams) error {
+	if len(p.DocumentIDs) == 0 {
+		return nil
+	}
+	_, err := s.db.Exec(ctx, queries.jobDocumentsInsert, pgx.NamedArgs{
+		"job_id":       p.JobID,
+		"document_ids": p.DocumentIDs,
+	})
+	return translate(err, p.JobID)
+}
+
+// JobDocumentsUpsert implements Store.
+func (s *PgStore) JobDocumentsUpsert(ctx context.Context, p *JobDocumentsUpsertParams) error {
+	n := len(p.Results)
+	if n == 0 {
+		return nil
+	}
+	var (
+		ids      = make([]uuid.UUID, n)
+		statuses = make([]string, n)
+		chunks   = make([]int64, n)
+		attempts = make([]int32, n)
+		lastErrs = make([]string, n)
+		kinds    = make([]string, n)
+	)
+	for i, r := range p.Results {
+		ids[i], statuses[i], chunks[i] = r.DocumentID, string(r.Status), r.ChunkCount
+		attempts[i], lastErrs[i], kinds[i] = r.Attempts, r.LastError, string(r.ErrorKind)
+	}
+	_, err := s.db.Exec(ctx, queries.jobDocumentsUpsert, pgx.NamedArgs{
+		"job_id":       p.JobID,
+		"document_ids": ids,
+		"statuses":     statuses,
+		"chunk_counts": chunks,
+		"attempts":     attempts,
+		"last_errors":  lastErrs,
+		"error_kinds":  kinds,
+	})
+	return translate(err, p.JobID)
+}
+
+// JobDocumentsList implements Store.
+func (s *PgStore) JobDocumentsList(ctx context.Context, p *JobDocumentsListParams) ([]*DocumentResult, error) {
+	statuses := make([]string, len(p.Statuses))
+	for i, st := range p.Statuses {
+		statuses[i] = string(st)
+	}
+	rows, err := s.db.Query(ctx, queries.jobDocumentsList, pgx.NamedArgs{
+		"job_id":   p.JobID,
+		"after":    p.After,
+		"statuses": statuses,
+		"max_rows": p.Limit,
+	})
+	if err != nil {
+		return nil, translate(err, p.JobID)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*DocumentResult, error) {
+		var d DocumentResult
+		var status, kind string
+		if err := r.Scan(&d.JobID, &d.DocumentID, &status, &d.ChunkCount, &d.Attempts,
+			&d.LastError, &kind, &d.UpdatedAt); err != nil {
+			return nil, err
+		}
+		d.Status, d.ErrorKind, d.UpdatedAt = DocStatus(status), ErrorKind(kind), d.UpdatedAt.UTC()
+		return &d, nil
+	})
+	return out, translate(err, p.JobID)
+}
+
+// scanJob reads the column list every job query returns, in sql/ order.
+func scanJob(row pgx.Row) (*Job, error) {
+	var (
+		j                 Job
+		typ, status       string
+		timeoutSeconds    int64
+		started, finished *time.Time
+	)
+	err := row.Scan(&j.ID, &typ, &status, &j.SourceID, &j.DocumentIDs, &j.ChunkCount,
+		&j.ProcessedCount, &j.ErrorCount, &j.QueueMessageID, &j.Error, &j.RetryOf, &j.Version,
+		&timeoutSeconds, &j.CreatedAt, &j.UpdatedAt, &started, &finished)
+	if err != nil {
+		return nil, err
+	}
+	j.Type, j.Status = Type(typ), Status(status)
+	j.DocumentIDs = nonNil(j.DocumentIDs)
+	j.Timeout = time.Duration(timeoutSeconds) * time.Second
+	j.CreatedAt, j.UpdatedAt = j.CreatedAt.UTC(), j.UpdatedAt.UTC()
+	j.StartedAt, j.FinishedAt = utcPtr(started), utcPtr(finished)
+	return &j, nil
+}
+
+// translate turns driver errors into the domain errors of package errs. A missing row is a
+// missing job, since every single-row query here is keyed by a job id.
+func translate(err error, jobID uuid.UUID) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return errs.NotFound("job", jobID.String())
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code == "23505": // unique_violation
+			return fmt.Errorf("%w: %s", errs.ErrAlreadyExists, pgErr.ConstraintName)
+		case pgErr.Code == "23514": // check_violation
+			return errs.InvalidArgument(checkField(pgErr.ConstraintName), "rejected by %s", pgErr.ConstraintName)
+		case pgErr.Code == "40001", pgErr.Code == "40P01", // serialization_failure, deadlock_detected
+			strings.HasPrefix(pgErr.Code, "08"),  // connection exceptions
+			strings.HasPrefix(pgErr.Code, "57P"): // shutdown, cannot connect now
+			return fmt.Errorf("%w: postgres: %w", errs.ErrUnavailable, err)
+		}
+		return fmt.Errorf("jobs store: %w", err)
+	}
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return fmt.Errorf("%w: postgres: %w", errs.ErrUnavailable, err)
+	}
+	return fmt.Errorf("jobs store: %w", err)
+}
+
+// checkField names the request field behind a CHECK constraint of the migration.
+func checkField(constraint string) string {
+	switch constraint {
+	case "jobs_type_check":
+		return "type"
+	case "jobs_status_check", "job_documents_status_check":
+		return "status"
+	case "job_documents_kind_check":
+		return "error_kind"
+	}
+	return constraint
+}
+
+func statusStrings(ss []Status) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = string(s)
+	}
+	return out
+}
+
+func nonNil(ids []uuid.UUID) []uuid.UUID {
+	if ids == nil {
+		return []uuid.UUID{}
+	}
+	return ids
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}

@@ -1,0 +1,43 @@
+package jobs
+
+import (
+	"embed"
+	"fmt"
+	"strings"
+)
+
+// The store's SQL lives in sql/, one query per file, named for the Store method that runs it.
+// Queries use pgx named arguments (@name).
+//
+//go:embed sql/*.sql
+var sqlFiles embed.FS
+
+// queries holds the text of every file in sql/, loaded once; a missing file panics at start-up
+// (and so in every test) rather than on first use.
+var queries = struct {
+	jobInsert, jobGet, jobGetForUpdate, jobList, jobSetStatus, jobSetQueueMessageID, jobRecount string
+	jobDocumentsInsert, jobDocumentsUpsert, jobDocumentsList                                    string
+}{
+	jobInsert:            mustQuery("job_insert"),
+	jobGet:               mustQuery("job_get"),
+	jobGetForUpdate:      mustQuery("job_get_for_update"),
+	jobList:              mustQuery("job_list"),
+	jobSetStatus:         mustQuery("job_set_status"),
+	jobSetQueueMessageID: mustQuery("job_set_queue_message_id"),
+	jobRecount:           mustQuery("job_recount"),
+	jobDocumentsInsert:   mustQuery("job_documents_insert"),
+	jobDocumentsUpsert:   mustQuery("job_documents_upsert"),
+	jobDocumentsList:     mustQuery("job_documents_list"),
+}
+
+func mustQuery(name string) string {
+	b, err := sqlFiles.ReadFile("sql/" + name + ".sql")
+	if err != nil {
+		panic(fmt.Sprintf("jobs: missing query %s: %v", name, err))
+	}
+	q := strings.TrimSpace(string(b))
+	if q == "" {
+		panic(fmt.Sprintf("jobs: empty query %s", name))
+	}
+	return q
+}

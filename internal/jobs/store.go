@@ -1,0 +1,122 @@
+package jobs
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Store is the storage seam of the Manager. Each method is one statement (or one small fixed
+// group) against the jobs and job_documents tables; the Manager composes them, and InTx makes a
+// composition atomic. Implementations translate driver errors once: a missing row becomes an
+// errs.NotFoundError for "job", a missing source an errs.NotFoundError for "source".
+//
+// PgStore is the Postgres implementation.
+type Store interface {
+	// InTx runs fn with a Store bound to one transaction, committed if fn returns nil and
+	// rolled back otherwise.
+	InTx(ctx context.Context, fn func(tx Store) error) error
+
+	// JobInsert inserts a job at version 1.
+	JobInsert(ctx context.Context, p *JobInsertParams) (*Job, error)
+	// JobGet reads one job; with ForUpdate it locks the row until the transaction ends.
+	JobGet(ctx context.Context, p *JobGetParams) (*Job, error)
+	// JobList reads jobs ordered by (created_at DESC, id DESC).
+	JobList(ctx context.Context, p *JobListParams) ([]*Job, error)
+	// JobSetStatus moves the job to To if its status is one of From, bumping version. It returns
+	// errs.ErrNotFound when no job with that id has one of those statuses.
+	JobSetStatus(ctx context.Context, p *JobSetStatusParams) (*Job, error)
+	// JobSetQueueMessageID stores the queue's message id if the job's status is one of
+	// Statuses, bumping version. errs.ErrNotFound as for JobSetStatus.
+	JobSetQueueMessageID(ctx context.Context, p *JobSetQueueMessageIDParams) (*Job, error)
+	// JobRecount sets the job's counters from its job_documents rows, bumping version.
+	JobRecount(ctx context.Context, p *JobRecountParams) (*Job, error)
+
+	// JobDocumentsInsert adds one pending result row per document.
+	JobDocumentsInsert(ctx context.Context, p *JobDocumentsInsertParams) error
+	// JobDocumentsUpsert writes the given results, replacing earlier ones.
+	JobDocumentsUpsert(ctx context.Context, p *JobDocumentsUpsertParams) error
+	// JobDocumentsList reads a job's results ordered by document_id.
+	JobDocumentsList(ctx context.Context, p *JobDocumentsListParams) ([]*DocumentResult, error)
+}
+
+// JobInsertParams are the columns of a new job; the rest take their defaults.
+type JobInsertParams struct {
+	ID          uuid.UUID
+	Type        Type
+	Status      Status
+	SourceID    uuid.UUID
+	DocumentIDs []uuid.UUID
+	RetryOf     uuid.NullUUID
+	Timeout     time.Duration // whole seconds
+}
+
+// JobGetParams selects one job.
+type JobGetParams struct {
+	ID        uuid.UUID
+	ForUpdate bool
+}
+
+// JobListParams filters and positions a page of jobs. Zero filter values match everything.
+type JobListParams struct {
+	SourceID uuid.NullUUID
+	Type     Type
+	Status   Status
+	// After, when set, starts the page strictly after this (created_at, id) position.
+	After *JobCursor
+	Limit int
+}
+
+// JobCursor is a position in the (created_at DESC, id DESC) order.
+type JobCursor struct {
+	CreatedAt time.Time
+	ID        uuid.UUID
+}
+
+// JobSetStatusParams is one conditional status change.
+type JobSetStatusParams struct {
+	ID   uuid.UUID
+	From []Status
+	To   Status
+	// Error, when non-nil, replaces the job's error text.
+	Error *string
+	// SetStartedAt and SetFinishedAt stamp started_at / finished_at with the current time.
+	SetStartedAt  bool
+	SetFinishedAt bool
+}
+
+// JobSetQueueMessageIDParams stores a queue message id on a job in one of Statuses.
+type JobSetQueueMessageIDParams struct {
+	ID             uuid.UUID
+	QueueMessageID string
+	Statuses       []Status
+}
+
+// JobRecountParams selects the job whose counters to recompute.
+type JobRecountParams struct {
+	ID uuid.UUID
+}
+
+// JobDocumentsInsertParams adds pending results for a new job.
+type JobDocumentsInsertParams struct {
+	JobID       uuid.UUID
+	DocumentIDs []uuid.UUID
+}
+
+// JobDocumentsUpsertParams are results to write for one job; document ids are unique.
+type JobDocumentsUpsertParams struct {
+	JobID   uuid.UUID
+	Results []DocumentResultUpdate
+}
+
+// JobDocumentsListParams selects results of one job.
+type JobDocumentsListParams struct {
+	JobID uuid.UUID
+	// After, when valid, starts strictly after this document id.
+	After uuid.NullUUID
+	// Statuses, when not empty, keeps only results in one of them.
+	Statuses []DocStatus
+	// Limit caps the rows returned; zero means no limit.
+	Limit int
+}

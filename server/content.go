@@ -1,0 +1,268 @@
+package server
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+
+	pipelinev1 "github.com/pipeline-dev/pipeline/gen/go/pipeline/v1"
+	"github.com/pipeline-dev/pipeline/internal/content"
+	"github.com/pipeline-dev/pipeline/internal/errs"
+	"github.com/pipeline-dev/pipeline/internal/jobs"
+)
+
+// contentService implements pipelinev1.ContentService over the content store and job manager.
+type contentService struct {
+	pipelinev1.UnimplementedContentServiceServer
+	s *Server
+}
+
+var (
+	sourceStatusToProto = map[content.SourceStatus]pipelinev1.SourceStatus{
+		content.SourceStatusPending:    pipelinev1.SourceStatus_SOURCE_STATUS_PENDING,
+		content.SourceStatusCrawling:   pipelinev1.SourceStatus_SOURCE_STATUS_CRAWLING,
+		content.SourceStatusProcessing: pipelinev1.SourceStatus_SOURCE_STATUS_PROCESSING,
+		content.SourceStatusReady:      pipelinev1.SourceStatus_SOURCE_STATUS_READY,
+		content.SourceStatusFailed:     pipelinev1.SourceStatus_SOURCE_STATUS_FAILED,
+	}
+	sourceStatusFromProto = reverse(sourceStatusToProto)
+	crawlerToProto        = map[content.Crawler]pipelinev1.Crawler{
+		content.CrawlerBuiltin:   pipelinev1.Crawler_CRAWLER_BUILTIN,
+		content.CrawlerFirecrawl: pipelinev1.Crawler_CRAWLER_FIRECRAWL,
+	}
+	crawlerFromProto = reverse(crawlerToProto)
+)
+
+func sourceToProto(s *content.Source) *pipelinev1.Source {
+	o := s.CrawlOptions
+	return &pipelinev1.Source{
+		SourceId: s.ID,
+		Name:     s.Name,
+		Url:      s.URL,
+		Crawler:  crawlerToProto[s.Crawler],
+		CrawlOptions: &pipelinev1.CrawlOptions{
+			Limit:                 int32(o.Limit),
+			MaxDepth:              int32(o.MaxDepth),
+			IncludePaths:          o.IncludePaths,
+			ExcludePaths:          o.ExcludePaths,
+			AllowSubdomains:       o.AllowSubdomains,
+			IgnoreQueryParameters: o.IgnoreQueryParameters,
+		},
+		Status:        sourceStatusToProto[s.Status],
+		Error:         s.Error,
+		DocumentCount: s.DocumentCount,
+		CreateTime:    ts(s.CreatedAt),
+		UpdateTime:    ts(s.UpdatedAt),
+	}
+}
+
+func documentSummaryToProto(d *content.DocumentSummary) *pipelinev1.Document {
+	return &pipelinev1.Document{
+		DocumentId:  d.ID,
+		SourceId:    d.SourceID,
+		Uri:         d.URI,
+		Title:       d.Title,
+		ContentType: d.ContentType,
+		ContentHash: d.ContentHash,
+		SizeBytes:   d.SizeBytes,
+		Metadata:    d.Metadata,
+		CreateTime:  ts(d.CreatedAt),
+		UpdateTime:  ts(d.UpdatedAt),
+	}
+}
+
+func (h *contentService) CreateSource(ctx context.Context, req *pipelinev1.CreateSourceRequest) (*pipelinev1.CreateSourceResponse, error) {
+	params := &content.CreateSourceParams{
+		Name:    req.GetName(),
+		URL:     req.GetUrl(),
+		Crawler: crawlerFromProto[req.GetCrawler()],
+	}
+	if params.Crawler == "" {
+		params.Crawler = content.CrawlerBuiltin
+	}
+	if o := req.GetCrawlOptions(); o != nil {
+		params.CrawlOptions = content.CrawlOptions{
+			Limit:                 int(o.GetLimit()),
+			MaxDepth:              int(o.GetMaxDepth()),
+			IncludePaths:          o.GetIncludePaths(),
+			ExcludePaths:          o.GetExcludePaths(),
+			AllowSubdomains:       o.GetAllowSubdomains(),
+			IgnoreQueryParameters: o.GetIgnoreQueryParameters(),
+		}
+	}
+	if params.URL != "" {
+		// Refuse before writing: a web source whose crawl never starts would be a job that hangs.
+		return nil, errs.Unimplemented("web sources need the crawler, which is not built yet; create an upload source (no url) and add documents with IngestDocuments")
+	}
+	src, err := h.s.deps.Content.CreateSource(ctx, params)
+	if err != nil {
+		return nil, err
+	}
+	return &pipelinev1.CreateSourceResponse{Source: sourceToProto(src)}, nil
+}
+
+func (h *contentService) GetSource(ctx context.Context, req *pipelinev1.GetSourceRequest) (*pipelinev1.GetSourceResponse, error) {
+	if _, err := parseID("source_id", req.GetSourceId()); err != nil {
+		return nil, err
+	}
+	src, err := h.s.deps.Content.GetSource(ctx, &content.GetSourceParams{ID: req.GetSourceId()})
+	if err != nil {
+		return nil, err
+	}
+	return &pipelinev1.GetSourceResponse{Source: sourceToProto(src)}, nil
+}
+
+func (h *contentService) ListSources(ctx context.Context, req *pipelinev1.ListSourcesRequest) (*pipelinev1.ListSourcesResponse, error) {
+	list, next, err := h.s.deps.Content.ListSources(ctx, &content.ListSourcesParams{
+		Status:    sourceStatusFromProto[req.GetStatus()],
+		PageSize:  int(req.GetPageSize()),
+		PageToken: req.GetPageToken(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := &pipelinev1.ListSourcesResponse{NextPageToken: next, Sources: make([]*pipelinev1.Source, 0, len(list))}
+	for _, s := range list {
+		out.Sources = append(out.Sources, sourceToProto(s))
+	}
+	return out, nil
+}
+
+// DeleteSource cancels the source's active jobs, so watchers see them end, then deletes the
+// source; its documents, jobs and results go with it.
+func (h *contentService) DeleteSource(ctx context.Context, req *pipelinev1.DeleteSourceRequest) (*pipelinev1.DeleteSourceResponse, error) {
+	id, err := parseID("source_id", req.GetSourceId())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := h.s.deps.Content.GetSource(ctx, &content.GetSourceParams{ID: id.String()}); err != nil {
+		return nil, err
+	}
+	if err := h.cancelActiveJobs(ctx, id); err != nil {
+		return nil, err
+	}
+	if _, err := h.s.deps.Content.DeleteSource(ctx, &content.DeleteSourceParams{ID: id.String()}); err != nil {
+		return nil, err
+	}
+	return &pipelinev1.DeleteSourceResponse{}, nil
+}
+
+func (h *contentService) cancelActiveJobs(ctx context.Context, sourceID uuid.UUID) error {
+	for _, st := range []jobs.Status{jobs.StatusPending, jobs.StatusInProgress} {
+		token := ""
+		for {
+			list, next, err := h.s.deps.Jobs.List(ctx, jobs.ListParams{
+				SourceID: uuid.NullUUID{UUID: sourceID, Valid: true}, Status: st, PageSize: 1000, PageToken: token,
+			})
+			if err != nil {
+				return err
+			}
+			for _, j := range list {
+				// A job that finished meanwhile cannot be cancelled; that is fine, it is not active.
+				if _, err := h.s.deps.Jobs.Cancel(ctx, j.ID); err != nil && !errs.IsFailedPrecondition(err) {
+					return err
+				}
+			}
+			if next == "" {
+				break
+			}
+			token = next
+		}
+	}
+	return nil
+}
+
+func (h *contentService) RefreshSource(ctx context.Context, req *pipelinev1.RefreshSourceRequest) (*pipelinev1.RefreshSourceResponse, error) {
+	if _, err := parseID("source_id", req.GetSourceId()); err != nil {
+		return nil, err
+	}
+	src, err := h.s.deps.Content.GetSource(ctx, &content.GetSourceParams{ID: req.GetSourceId()})
+	if err != nil {
+		return nil, err
+	}
+	if src.URL == "" {
+		return nil, errs.FailedPrecondition("source %s is an upload source: it has no URL to crawl; upload changed documents with IngestDocuments", src.ID)
+	}
+	return nil, errs.Unimplemented("refreshing a web source needs the crawler, which is not built yet")
+}
+
+// IngestDocuments saves the documents (all or none) and starts one processing job for them.
+// Every document goes into the job; processing skips the unchanged ones by content hash.
+func (h *contentService) IngestDocuments(ctx context.Context, req *pipelinev1.IngestDocumentsRequest) (*pipelinev1.IngestDocumentsResponse, error) {
+	sourceID, err := parseID("source_id", req.GetSourceId())
+	if err != nil {
+		return nil, err
+	}
+	inputs := make([]content.DocumentInput, 0, len(req.GetDocuments()))
+	for _, d := range req.GetDocuments() {
+		inputs = append(inputs, content.DocumentInput{
+			URI:         d.GetUri(),
+			Title:       d.GetTitle(),
+			ContentType: d.GetContentType(),
+			Content:     d.GetContent(),
+			Metadata:    d.GetMetadata(),
+		})
+	}
+	saved, err := h.s.deps.Content.UpsertDocuments(ctx, &content.UpsertDocumentsParams{SourceID: sourceID.String(), Documents: inputs})
+	if err != nil {
+		return nil, err
+	}
+	out := &pipelinev1.IngestDocumentsResponse{Documents: make([]*pipelinev1.Document, 0, len(saved))}
+	ids := make([]uuid.UUID, 0, len(saved))
+	for _, u := range saved {
+		id, err := uuid.Parse(u.Document.ID)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+		out.Documents = append(out.Documents, documentSummaryToProto(&u.Document.DocumentSummary))
+		if u.Changed {
+			out.ChangedCount++
+		}
+	}
+	job, err := h.s.deps.Jobs.Create(ctx, jobs.CreateParams{Type: jobs.TypeProcess, SourceID: sourceID, DocumentIDs: ids})
+	if err != nil {
+		return nil, err
+	}
+	out.Job = jobToProto(job)
+	if _, err := h.s.deps.Content.UpdateSourceStatus(ctx, &content.UpdateSourceStatusParams{
+		ID: sourceID.String(), Status: content.SourceStatusProcessing,
+	}); err != nil && !errs.IsFailedPrecondition(err) {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (h *contentService) ListDocuments(ctx context.Context, req *pipelinev1.ListDocumentsRequest) (*pipelinev1.ListDocumentsResponse, error) {
+	if _, err := parseID("source_id", req.GetSourceId()); err != nil {
+		return nil, err
+	}
+	// An unknown source is NotFound rather than an empty list.
+	if _, err := h.s.deps.Content.GetSource(ctx, &content.GetSourceParams{ID: req.GetSourceId()}); err != nil {
+		return nil, err
+	}
+	list, next, err := h.s.deps.Content.ListDocuments(ctx, &content.ListDocumentsParams{
+		SourceID: req.GetSourceId(), PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := &pipelinev1.ListDocumentsResponse{NextPageToken: next, Documents: make([]*pipelinev1.Document, 0, len(list))}
+	for _, d := range list {
+		out.Documents = append(out.Documents, documentSummaryToProto(d))
+	}
+	return out, nil
+}
+
+func (h *contentService) GetDocument(ctx context.Context, req *pipelinev1.GetDocumentRequest) (*pipelinev1.GetDocumentResponse, error) {
+	if _, err := parseID("document_id", req.GetDocumentId()); err != nil {
+		return nil, err
+	}
+	d, err := h.s.deps.Content.GetDocument(ctx, &content.GetDocumentParams{ID: req.GetDocumentId()})
+	if err != nil {
+		return nil, err
+	}
+	out := documentSummaryToProto(&d.DocumentSummary)
+	out.Content = d.Content
+	return &pipelinev1.GetDocumentResponse{Document: out}, nil
+}

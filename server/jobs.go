@@ -1,0 +1,136 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	pipelinev1 "github.com/pipeline-dev/pipeline/gen/go/pipeline/v1"
+	"github.com/pipeline-dev/pipeline/internal/jobs"
+)
+
+// jobService implements pipelinev1.JobService over the job manager.
+type jobService struct {
+	pipelinev1.UnimplementedJobServiceServer
+	s *Server
+}
+
+func (h *jobService) GetJob(ctx context.Context, req *pipelinev1.GetJobRequest) (*pipelinev1.GetJobResponse, error) {
+	id, err := parseID("job_id", req.GetJobId())
+	if err != nil {
+		return nil, err
+	}
+	job, err := h.s.deps.Jobs.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &pipelinev1.GetJobResponse{Job: jobToProto(job)}, nil
+}
+
+func (h *jobService) ListJobs(ctx context.Context, req *pipelinev1.ListJobsRequest) (*pipelinev1.ListJobsResponse, error) {
+	src, err := optionalID("source_id", req.GetSourceId())
+	if err != nil {
+		return nil, err
+	}
+	list, next, err := h.s.deps.Jobs.List(ctx, jobs.ListParams{
+		SourceID:  src,
+		Type:      jobTypeFromProto[req.GetType()],
+		Status:    jobStatusFromProto[req.GetStatus()],
+		PageSize:  int(req.GetPageSize()),
+		PageToken: req.GetPageToken(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := &pipelinev1.ListJobsResponse{NextPageToken: next, Jobs: make([]*pipelinev1.Job, 0, len(list))}
+	for _, j := range list {
+		out.Jobs = append(out.Jobs, jobToProto(j))
+	}
+	return out, nil
+}
+
+func (h *jobService) ListJobDocuments(ctx context.Context, req *pipelinev1.ListJobDocumentsRequest) (*pipelinev1.ListJobDocumentsResponse, error) {
+	id, err := parseID("job_id", req.GetJobId())
+	if err != nil {
+		return nil, err
+	}
+	results, next, err := h.s.deps.Jobs.ListDocumentResults(ctx, id, int(req.GetPageSize()), req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	out := &pipelinev1.ListJobDocumentsResponse{NextPageToken: next, Results: make([]*pipelinev1.DocumentResult, 0, len(results))}
+	for _, r := range results {
+		out.Results = append(out.Results, documentResultToProto(r))
+	}
+	return out, nil
+}
+
+func (h *jobService) CancelJob(ctx context.Context, req *pipelinev1.CancelJobRequest) (*pipelinev1.CancelJobResponse, error) {
+	id, err := parseID("job_id", req.GetJobId())
+	if err != nil {
+		return nil, err
+	}
+	job, err := h.s.deps.Jobs.Cancel(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &pipelinev1.CancelJobResponse{Job: jobToProto(job)}, nil
+}
+
+func (h *jobService) RetryJob(ctx context.Context, req *pipelinev1.RetryJobRequest) (*pipelinev1.RetryJobResponse, error) {
+	id, err := parseID("job_id", req.GetJobId())
+	if err != nil {
+		return nil, err
+	}
+	job, err := h.s.deps.Jobs.Retry(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &pipelinev1.RetryJobResponse{Job: jobToProto(job)}, nil
+}
+
+// WatchJob sends the job's current state, then its state after every change, and returns after
+// sending a terminal state. It wakes on change notices from the event bus and also re-reads the
+// job every WatchPollInterval, so a lost notice (Redis restart) only delays it. Changes that come
+// faster than the watcher reads are coalesced: each message is the latest state, and versions
+// only grow.
+func (h *jobService) WatchJob(req *pipelinev1.WatchJobRequest, stream pipelinev1.JobService_WatchJobServer) error {
+	ctx := stream.Context()
+	id, err := parseID("job_id", req.GetJobId())
+	if err != nil {
+		return err
+	}
+	// Subscribe before the first read so no change between the read and the subscription is missed.
+	sub := h.s.deps.Bus.Subscribe(id)
+	defer sub.Close()
+
+	var sent int64
+	send := func() (done bool, err error) {
+		job, err := h.s.deps.Jobs.Get(ctx, id)
+		if err != nil {
+			return false, err
+		}
+		if job.Version > sent {
+			if err := stream.Send(&pipelinev1.WatchJobResponse{Job: jobToProto(job)}); err != nil {
+				return false, err
+			}
+			sent = job.Version
+		}
+		return job.Status.Terminal(), nil
+	}
+	if done, err := send(); err != nil || done {
+		return err
+	}
+	poll := time.NewTicker(h.s.cfg.WatchPollInterval)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-sub.C:
+		case <-poll.C:
+		}
+		if done, err := send(); err != nil || done {
+			return err
+		}
+	}
+}

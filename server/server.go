@@ -1,0 +1,271 @@
+// Package server serves the pipeline API: gRPC on one port, and on another the REST gateway,
+// health endpoints and the OpenAPI document. REST calls go through an in-process gRPC connection,
+// so both share one interceptor chain (recovery, logging, error mapping, auth, validation).
+// Services translate between protobuf and the domain packages; domain logic lives in those.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"buf.build/go/protovalidate"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	pipelinev1 "github.com/pipeline-dev/pipeline/gen/go/pipeline/v1"
+	"github.com/pipeline-dev/pipeline/gen/openapi"
+	"github.com/pipeline-dev/pipeline/internal/config"
+	"github.com/pipeline-dev/pipeline/internal/content"
+	"github.com/pipeline-dev/pipeline/internal/events"
+	"github.com/pipeline-dev/pipeline/internal/jobs"
+)
+
+// Deps are the server's collaborators, built by the caller (cmd/pipeline or a test).
+type Deps struct {
+	Pool    *pgxpool.Pool
+	Redis   *redis.Client
+	Bus     *events.Bus
+	Jobs    *jobs.Manager
+	Content content.Store
+	Log     *slog.Logger
+}
+
+// Server is the gRPC server, the REST gateway and the health endpoints.
+type Server struct {
+	cfg       config.Config
+	deps      Deps
+	log       *slog.Logger
+	keys      keyring
+	validator protovalidate.Validator
+
+	grpc   *grpc.Server
+	health *health.Server
+	http   *http.Server
+
+	mu        sync.Mutex
+	grpcAddr  net.Addr
+	httpAddr  net.Addr
+	ready     chan struct{}
+	readyOnce sync.Once
+}
+
+// Services whose health the gRPC health service reports; "" is the whole server.
+var healthServices = []string{
+	"",
+	pipelinev1.JobService_ServiceDesc.ServiceName,
+	pipelinev1.ContentService_ServiceDesc.ServiceName,
+	pipelinev1.SearchService_ServiceDesc.ServiceName,
+	pipelinev1.WorkerService_ServiceDesc.ServiceName,
+}
+
+// New builds a server. Nothing listens until Run.
+func New(cfg config.Config, deps Deps) (*Server, error) {
+	v, err := protovalidate.New()
+	if err != nil {
+		return nil, fmt.Errorf("build request validator: %w", err)
+	}
+	s := &Server{
+		cfg:       cfg,
+		deps:      deps,
+		log:       deps.Log,
+		keys:      newKeyring(cfg.APIKeys),
+		validator: v,
+		ready:     make(chan struct{}),
+	}
+	s.grpc = grpc.NewServer(
+		grpc.ChainUnaryInterceptor(s.unaryChain()...),
+		grpc.ChainStreamInterceptor(s.streamChain()...),
+	)
+	pipelinev1.RegisterJobServiceServer(s.grpc, &jobService{s: s})
+	pipelinev1.RegisterContentServiceServer(s.grpc, &contentService{s: s})
+	pipelinev1.RegisterSearchServiceServer(s.grpc, &searchService{})
+	pipelinev1.RegisterWorkerServiceServer(s.grpc, &workerService{})
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	return s, nil
+}
+
+// Addrs returns the bound gRPC and HTTP addresses once Run is listening (for tests using port 0).
+func (s *Server) Addrs(ctx context.Context) (grpcAddr, httpAddr string, err error) {
+	select {
+	case <-s.ready:
+	case <-ctx.Done():
+		return "", "", ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.grpcAddr.String(), s.httpAddr.String(), nil
+}
+
+// Run listens on both ports and serves until ctx ends, then shuts down gracefully within the
+// configured timeout: new calls are refused, running calls (watch streams included) finish or
+// are cut at the deadline.
+func (s *Server) Run(ctx context.Context) error {
+	grpcLis, err := net.Listen("tcp", s.cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen gRPC on %s (PIPELINE_GRPC_ADDR): %w", s.cfg.GRPCAddr, err)
+	}
+	httpLis, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		grpcLis.Close()
+		return fmt.Errorf("listen HTTP on %s (PIPELINE_HTTP_ADDR): %w", s.cfg.HTTPAddr, err)
+	}
+
+	// The gateway reaches the gRPC server through memory, not the network.
+	inproc := bufconn.Listen(1 << 20)
+	conn, err := grpc.NewClient("passthrough:///inprocess",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return inproc.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
+	)
+	if err != nil {
+		return fmt.Errorf("gateway connection: %w", err)
+	}
+	defer conn.Close()
+	handler, err := s.httpHandler(ctx, conn)
+	if err != nil {
+		return err
+	}
+	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+
+	s.mu.Lock()
+	s.grpcAddr, s.httpAddr = grpcLis.Addr(), httpLis.Addr()
+	s.mu.Unlock()
+	s.readyOnce.Do(func() { close(s.ready) })
+	s.log.Info("serving", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String())
+	if len(s.cfg.APIKeys) == 0 {
+		s.log.Warn("NO API KEYS CONFIGURED: every caller is allowed. Set PIPELINE_API_KEYS for anything but local development.")
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.grpc.Serve(grpcLis) })
+	g.Go(func() error { return s.grpc.Serve(inproc) })
+	g.Go(func() error {
+		if err := s.http.Serve(httpLis); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error { return s.deps.Bus.Run(gctx) })
+	g.Go(func() error { s.watchHealth(gctx); return nil })
+	g.Go(func() error {
+		<-gctx.Done()
+		s.shutdown()
+		return nil
+	})
+	err = g.Wait()
+	if errors.Is(err, grpc.ErrServerStopped) {
+		err = nil
+	}
+	return err
+}
+
+func (s *Server) shutdown() {
+	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
+	s.health.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	go func() {
+		<-ctx.Done()
+		s.grpc.Stop() // the deadline passed: cut what is left
+	}()
+	_ = s.http.Shutdown(ctx)
+	s.grpc.GracefulStop()
+}
+
+func (s *Server) httpHandler(ctx context.Context, conn *grpc.ClientConn) (http.Handler, error) {
+	gw := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}),
+	)
+	for name, register := range map[string]func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+		"JobService":     pipelinev1.RegisterJobServiceHandler,
+		"ContentService": pipelinev1.RegisterContentServiceHandler,
+		"SearchService":  pipelinev1.RegisterSearchServiceHandler,
+	} {
+		if err := register(ctx, gw, conn); err != nil {
+			return nil, fmt.Errorf("register %s gateway: %w", name, err)
+		}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		checks, ok := s.checkDeps(r.Context())
+		code := http.StatusOK
+		if !ok {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, checks)
+	})
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openapi.Document)
+	})
+	mux.Handle("/", gw)
+	return mux, nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// checkDeps pings Postgres and Redis, each with a short deadline.
+func (s *Server) checkDeps(ctx context.Context) (map[string]string, bool) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"postgres": "ok", "redis": "ok"}
+	ok := true
+	if err := s.deps.Pool.Ping(ctx); err != nil {
+		checks["postgres"], ok = "unavailable", false
+		s.log.Warn("readiness: postgres", "err", err)
+	}
+	if err := s.deps.Redis.Ping(ctx).Err(); err != nil {
+		checks["redis"], ok = "unavailable", false
+		s.log.Warn("readiness: redis", "err", err)
+	}
+	return checks, ok
+}
+
+// watchHealth keeps the gRPC health service in step with the dependencies.
+func (s *Server) watchHealth(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		_, ok := s.checkDeps(ctx)
+		st := healthpb.HealthCheckResponse_SERVING
+		if !ok {
+			st = healthpb.HealthCheckResponse_NOT_SERVING
+		}
+		for _, name := range healthServices {
+			s.health.SetServingStatus(name, st)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
