@@ -246,3 +246,49 @@ func TestConcurrentStartAndComplete(t *testing.T) {
 		}
 	}
 }
+
+// TestRetryOnce: a job is retried at most once, even when many callers retry it at the same
+// moment (a double-clicked button); the losers learn that a retry exists.
+func TestRetryOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	old := b.jobIn(t, jobs.StatusFailed, newDocIDs(3)...)
+
+	const n = 10
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		made   []*jobs.Job
+		losers []error
+	)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			job, err := b.mgr.Retry(t.Context(), old.ID)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				losers = append(losers, err)
+				return
+			}
+			made = append(made, job)
+		}()
+	}
+	wg.Wait()
+	require.Len(t, made, 1)
+	require.Len(t, losers, n-1)
+	for _, err := range losers {
+		require.ErrorIs(t, err, errs.ErrAlreadyExists)
+	}
+
+	_, err := b.mgr.Retry(t.Context(), old.ID)
+	require.ErrorIs(t, err, errs.ErrAlreadyExists, "a later retry of the same job is refused too")
+
+	// The chain goes on from the newest job.
+	_, err = b.mgr.Cancel(t.Context(), made[0].ID)
+	require.NoError(t, err)
+	next, err := b.mgr.Retry(t.Context(), made[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, made[0].ID, next.RetryOf.UUID)
+}

@@ -428,7 +428,7 @@ func validateResults(rs []DocumentResultUpdate) error {
 // undone: the same type, source and timeout, retry_of pointing at the old job, and the old
 // job's documents whose result is neither succeeded nor skipped (a crawl job with no documents
 // is simply run again). A failed or cancelled job, or a completed one with failed documents,
-// may be retried.
+// may be retried, once: a second retry of the same job is errs.ErrAlreadyExists.
 func (m *Manager) Retry(ctx context.Context, id uuid.UUID) (*Job, error) {
 	old, err := m.Get(ctx, id)
 	if err != nil {
@@ -459,9 +459,14 @@ func (m *Manager) Retry(ctx context.Context, id uuid.UUID) (*Job, error) {
 			return nil, errs.FailedPrecondition("cannot retry job %s: every document succeeded or was skipped: nothing to retry", id)
 		}
 	}
-	return m.create(ctx, CreateParams{
+	job, err := m.create(ctx, CreateParams{
 		Type: old.Type, SourceID: old.SourceID, DocumentIDs: docs, Timeout: old.Timeout,
 	}, uuid.NullUUID{UUID: id, Valid: true})
+	if errors.Is(err, errs.ErrAlreadyExists) {
+		// jobs_retry_of_key: someone retried this job first (perhaps concurrently).
+		return nil, fmt.Errorf("%w: job %s was already retried; retry the newest job of the chain instead", errs.ErrAlreadyExists, id)
+	}
+	return job, err
 }
 
 // SetQueueMessageID stores the queue's message id on a pending or running job (a reconciler

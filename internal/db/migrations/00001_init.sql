@@ -59,6 +59,9 @@ CREATE TABLE jobs (
 CREATE INDEX jobs_created_idx ON jobs (created_at DESC, id DESC);
 CREATE INDEX jobs_source_idx ON jobs (source_id, created_at DESC, id DESC);
 CREATE INDEX jobs_active_idx ON jobs (status, updated_at) WHERE status IN ('pending', 'in_progress');
+-- A job is retried at most once, so retries form a chain and a double-clicked RetryJob cannot
+-- start two jobs for the same documents.
+CREATE UNIQUE INDEX jobs_retry_of_key ON jobs (retry_of);
 
 -- Per-document results of a job: one row per (job, document), written as the worker goes.
 CREATE TABLE job_documents (
