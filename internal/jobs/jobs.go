@@ -71,9 +71,6 @@ func (s DocStatus) valid() bool {
 	return false
 }
 
-// done reports whether the document needs no more work (a retry leaves it out).
-func (s DocStatus) done() bool { return s == DocSucceeded || s == DocSkipped }
-
 // ErrorKind classifies a document's last error. The zero value means no error.
 type ErrorKind string
 
