@@ -39,7 +39,7 @@ lint: protodeps ts-check
 	go vet ./...
 	staticcheck ./...
 
-ts-check: tools
+ts-check: gen/ts/node_modules/.package-lock.json
 	cd gen/ts && npx tsc -p tsconfig.json --noEmit
 
 ## check-generated: fail when `make generate` changes anything (CI).
@@ -47,8 +47,9 @@ check-generated: generate
 	@if [ -n "$$(git status --porcelain -- gen go.mod go.sum)" ]; then \
 		echo "generated code is stale; run make generate and commit:"; git status --porcelain -- gen go.mod go.sum; git diff --stat -- gen; exit 1; fi
 
-## test: every test, against the local Postgres and Redis, with the race detector.
-test:
+## test: every Go test, against the local Postgres and Redis, with the race detector; and the
+## generated TypeScript client must compile.
+test: ts-check
 	go test $(GO_TEST_FLAGS) ./...
 
 ## fuzz: run each fuzz target for FUZZTIME (default 20s).
