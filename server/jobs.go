@@ -2,9 +2,15 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	pipelinev1 "github.com/pipeline-dev/pipeline/gen/go/pipeline/v1"
+	"github.com/pipeline-dev/pipeline/internal/errs"
 	"github.com/pipeline-dev/pipeline/internal/jobs"
 )
 
@@ -92,7 +98,8 @@ func (h *jobService) RetryJob(ctx context.Context, req *pipelinev1.RetryJobReque
 // sending a terminal state. It wakes on change notices from the event bus and also re-reads the
 // job every WatchPollInterval, so a lost notice (Redis restart) only delays it. Changes that come
 // faster than the watcher reads are coalesced: each message is the latest state, and versions
-// only grow.
+// only grow. A job deleted with its source ends the stream with NotFound; a server shutting down
+// ends it with Unavailable.
 func (h *jobService) WatchJob(req *pipelinev1.WatchJobRequest, stream pipelinev1.JobService_WatchJobServer) error {
 	ctx := stream.Context()
 	id, err := parseID("job_id", req.GetJobId())
@@ -107,6 +114,9 @@ func (h *jobService) WatchJob(req *pipelinev1.WatchJobRequest, stream pipelinev1
 	send := func() (done bool, err error) {
 		job, err := h.s.deps.Jobs.Get(ctx, id)
 		if err != nil {
+			if sent > 0 && errors.Is(err, errs.ErrNotFound) {
+				return false, fmt.Errorf("%w: job %s was deleted with its source", errs.ErrNotFound, id)
+			}
 			return false, err
 		}
 		if job.Version > sent {
@@ -126,6 +136,10 @@ func (h *jobService) WatchJob(req *pipelinev1.WatchJobRequest, stream pipelinev1
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-h.s.stopping:
+			// Ending watches at once lets shutdown finish without waiting out its deadline, and
+			// tells clients to reconnect (to another replica) right away.
+			return status.Error(codes.Unavailable, "server is shutting down; watch the job again to resume")
 		case <-sub.C:
 		case <-poll.C:
 		}

@@ -63,6 +63,8 @@ type Server struct {
 	httpAddr  net.Addr
 	ready     chan struct{}
 	readyOnce sync.Once
+	// stopping is closed when shutdown begins; long-lived streams end on it.
+	stopping chan struct{}
 }
 
 // Services whose health the gRPC health service reports; "" is the whole server.
@@ -87,6 +89,7 @@ func New(cfg config.Config, deps Deps) (*Server, error) {
 		keys:      newKeyring(cfg.APIKeys),
 		validator: v,
 		ready:     make(chan struct{}),
+		stopping:  make(chan struct{}),
 	}
 	s.grpc = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(s.unaryChain()...),
@@ -115,8 +118,8 @@ func (s *Server) Addrs(ctx context.Context) (grpcAddr, httpAddr string, err erro
 }
 
 // Run listens on both ports and serves until ctx ends, then shuts down gracefully within the
-// configured timeout: new calls are refused, running calls (watch streams included) finish or
-// are cut at the deadline.
+// configured timeout: new calls are refused, watch streams end at once with Unavailable (so
+// clients reconnect elsewhere), and other running calls finish or are cut at the deadline.
 func (s *Server) Run(ctx context.Context) error {
 	grpcLis, err := net.Listen("tcp", s.cfg.GRPCAddr)
 	if err != nil {
@@ -179,6 +182,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 func (s *Server) shutdown() {
 	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
+	close(s.stopping)
 	s.health.Shutdown()
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
