@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -24,6 +25,7 @@ import (
 	pipelinev1 "github.com/pipeline-dev/pipeline/gen/go/pipeline/v1"
 	"github.com/pipeline-dev/pipeline/internal/config"
 	"github.com/pipeline-dev/pipeline/internal/jobs"
+	"github.com/pipeline-dev/pipeline/server"
 )
 
 // --- 1. gRPC errors
@@ -699,4 +701,30 @@ func TestGracefulShutdown(t *testing.T) {
 	// The server is gone: new calls fail rather than hang.
 	_, err = b.jobs.GetJob(tctx(t), &pipelinev1.GetJobRequest{JobId: resp.GetJob().GetJobId()})
 	require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
+}
+
+// --- readiness
+
+// TestReadinessReportsEachDependency: with Redis unreachable the server stays alive (/healthz)
+// but is not ready: /readyz names the failing dependency and the gRPC health service says
+// NOT_SERVING.
+func TestReadinessReportsEachDependency(t *testing.T) {
+	t.Parallel()
+	deadRedis := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { _ = deadRedis.Close() })
+	b := setupDeps(t, func(d *server.Deps) { d.Redis = deadRedis })
+
+	code, body := b.do(t, http.MethodGet, "/readyz", "")
+	require.Equal(t, http.StatusServiceUnavailable, code, "body: %s", body)
+	var checks map[string]string
+	require.NoError(t, json.Unmarshal(body, &checks))
+	require.Equal(t, map[string]string{"postgres": "ok", "redis": "unavailable"}, checks)
+
+	code, _ = b.do(t, http.MethodGet, "/healthz", "")
+	require.Equal(t, http.StatusOK, code, "liveness does not depend on Redis")
+
+	require.Eventually(t, func() bool {
+		resp, err := b.health.Check(tctx(t), &healthpb.HealthCheckRequest{Service: "pipeline.v1.JobService"})
+		return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING
+	}, waitTimeout, 20*time.Millisecond)
 }

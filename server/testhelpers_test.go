@@ -65,6 +65,12 @@ type testBundle struct {
 // setup starts a server; opts adjust its Config before it is built.
 func setup(t *testing.T, opts ...func(*config.Config)) *testBundle {
 	t.Helper()
+	return setupDeps(t, nil, opts...)
+}
+
+// setupDeps is setup with a hook that may replace the server's dependencies before it starts.
+func setupDeps(t *testing.T, mutate func(*server.Deps), opts ...func(*config.Config)) *testBundle {
+	t.Helper()
 	pool, dbURL := dbtest.NewWithURL(t)
 	_, prefix := redistest.New(t)
 
@@ -93,6 +99,9 @@ func setup(t *testing.T, opts ...func(*config.Config)) *testBundle {
 	require.NoError(t, err)
 	t.Cleanup(release) // runs after the server has stopped (cleanups are LIFO)
 
+	if mutate != nil {
+		mutate(&deps)
+	}
 	srv, err := server.New(cfg, deps)
 	require.NoError(t, err)
 
