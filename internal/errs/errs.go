@@ -5,6 +5,7 @@ package errs
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Sentinels; match with errors.Is. The typed errors below wrap one of them.
@@ -70,3 +71,32 @@ func Unimplemented(format string, args ...any) error {
 
 // IsFailedPrecondition reports whether err means "wrong state for this request".
 func IsFailedPrecondition(err error) bool { return errors.Is(err, ErrFailedPrecondition) }
+
+// TransientError marks a failure that may go away on its own (network trouble, a rate limit, a
+// timeout, an unavailable store): the caller retries it with backoff. RetryAfter, when set, is
+// the least wait the remote side asked for (HTTP Retry-After).
+type TransientError struct {
+	Err        error
+	RetryAfter time.Duration
+}
+
+func (e *TransientError) Error() string { return e.Err.Error() }
+func (e *TransientError) Unwrap() error { return e.Err }
+
+// Transient wraps err as a TransientError.
+func Transient(err error, retryAfter time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return &TransientError{Err: err, RetryAfter: retryAfter}
+}
+
+// IsTransient reports whether err (or anything it wraps) is a TransientError, and the wait it
+// asked for. Every other error is permanent: retrying it would fail the same way.
+func IsTransient(err error) (bool, time.Duration) {
+	var te *TransientError
+	if errors.As(err, &te) {
+		return true, te.RetryAfter
+	}
+	return false, 0
+}
