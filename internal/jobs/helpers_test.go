@@ -144,23 +144,23 @@ func (n *recordingNotifier) versions(id uuid.UUID) []int64 {
 type fakeEnqueuer struct {
 	mu   sync.Mutex
 	err  error
-	seen []*jobs.Job
+	seen []*jobs.Batch
 }
 
-func (e *fakeEnqueuer) Enqueue(_ context.Context, job *jobs.Job) (string, error) {
+func (e *fakeEnqueuer) EnqueueBatch(_ context.Context, b *jobs.Batch, n int) (string, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.seen = append(e.seen, job)
+	e.seen = append(e.seen, b)
 	if e.err != nil {
 		return "", e.err
 	}
-	return fmt.Sprintf("msg-%s", job.ID), nil
+	return fmt.Sprintf("msg-%s-%d", b.ID, n), nil
 }
 
-func (e *fakeEnqueuer) jobs() []*jobs.Job {
+func (e *fakeEnqueuer) batches() []*jobs.Batch {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return append([]*jobs.Job(nil), e.seen...)
+	return append([]*jobs.Batch(nil), e.seen...)
 }
 
 var errQueueDown = errors.New("queue is down")

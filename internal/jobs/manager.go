@@ -15,9 +15,11 @@ import (
 	"github.com/pipeline-dev/pipeline/internal/pagetoken"
 )
 
-// Enqueuer hands a new job to the queue and returns the queue's id for the message.
+// Enqueuer puts one message per batch on the queue and returns the message's id. n numbers the
+// messages of one batch from 1; the Enqueuer must not drop a message as a duplicate of an
+// earlier one (a re-enqueue after a lost message is deliberate).
 type Enqueuer interface {
-	Enqueue(ctx context.Context, job *Job) (messageID string, err error)
+	EnqueueBatch(ctx context.Context, b *Batch, n int) (messageID string, err error)
 }
 
 // Notifier is told about every committed change of a job, once per version. Events are hints
@@ -29,8 +31,8 @@ type Notifier interface {
 
 // Config configures a Manager. The zero value is usable; WithDefaults fills it in.
 type Config struct {
-	// Enqueuer receives every job created by Create or Retry. Defaults to nil: new jobs stay
-	// pending until a reconciler enqueues them.
+	// Enqueuer receives the batches of every processing job created by Create or Retry.
+	// Defaults to nil: new jobs stay pending until a reconciler enqueues them.
 	Enqueuer Enqueuer
 	// Notifier is called after every committed write. Defaults to nil: no events.
 	Notifier Notifier
@@ -43,6 +45,9 @@ type Config struct {
 	// MaxPageSize caps the page size of list requests; larger requests get this many. Defaults
 	// to 1000.
 	MaxPageSize int
+	// BatchSize is the most documents of a processing job one batch (one queue message, one
+	// worker at a time) holds. Defaults to 100.
+	BatchSize int
 }
 
 // WithDefaults returns c with every unset field at its documented default.
@@ -51,6 +56,7 @@ func (c Config) WithDefaults() Config {
 	c.DefaultTimeout = cmp.Or(c.DefaultTimeout, time.Hour)
 	c.DefaultPageSize = cmp.Or(c.DefaultPageSize, 50)
 	c.MaxPageSize = cmp.Or(c.MaxPageSize, 1000)
+	c.BatchSize = cmp.Or(c.BatchSize, 100)
 	return c
 }
 
@@ -61,6 +67,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("jobs config: DefaultTimeout must be at least 1s, got %s", c.DefaultTimeout)
 	case c.DefaultPageSize < 1:
 		return fmt.Errorf("jobs config: DefaultPageSize must be positive, got %d", c.DefaultPageSize)
+	case c.BatchSize < 1:
+		return fmt.Errorf("jobs config: BatchSize must be positive, got %d", c.BatchSize)
 	case c.MaxPageSize < c.DefaultPageSize:
 		return fmt.Errorf("jobs config: MaxPageSize (%d) must be at least DefaultPageSize (%d)", c.MaxPageSize, c.DefaultPageSize)
 	}
@@ -152,7 +160,18 @@ func (m *Manager) create(ctx context.Context, p CreateParams, retryOf uuid.NullU
 		if err != nil {
 			return err
 		}
-		return tx.JobDocumentsInsert(ctx, &JobDocumentsInsertParams{JobID: id, DocumentIDs: docs})
+		if err := tx.JobDocumentsInsert(ctx, &JobDocumentsInsertParams{JobID: id, DocumentIDs: docs}); err != nil {
+			return err
+		}
+		if p.Type != TypeProcess {
+			return nil
+		}
+		for seq, ids := range splitBatches(docs, m.cfg.BatchSize) {
+			if err := tx.BatchInsert(ctx, &BatchInsertParams{ID: uuid.New(), JobID: id, Seq: seq, DocumentIDs: ids}); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -161,28 +180,40 @@ func (m *Manager) create(ctx context.Context, p CreateParams, retryOf uuid.NullU
 	return m.enqueue(ctx, job), nil
 }
 
-// enqueue hands a committed job to the Enqueuer and returns the job as it now is. Failures are
-// logged, not returned: the job is safely pending in Postgres either way.
+// enqueue sends a message for each batch of a committed job and records the first message's
+// id on the job (the spec's queue job id). Failures are logged, not returned: the job is safely
+// pending in Postgres either way, and the reconciler enqueues what did not make it.
 func (m *Manager) enqueue(ctx context.Context, job *Job) *Job {
-	if m.cfg.Enqueuer == nil {
+	if m.cfg.Enqueuer == nil || job.Type != TypeProcess {
 		return job
 	}
 	// The job is committed; a caller that goes away now should not stop it reaching the queue.
 	ctx = context.WithoutCancel(ctx)
-	msgID, err := m.cfg.Enqueuer.Enqueue(ctx, clone(job))
+	batches, err := m.Batches(ctx, job.ID)
 	if err != nil {
-		m.cfg.Logger.WarnContext(ctx, "enqueue job failed; it stays pending for the reconciler",
+		m.cfg.Logger.WarnContext(ctx, "list batches to enqueue failed; the reconciler will enqueue them",
 			"job_id", job.ID, "error", err)
 		return job
 	}
-	if msgID == "" {
-		m.cfg.Logger.WarnContext(ctx, "enqueuer returned an empty message id", "job_id", job.ID)
+	first := ""
+	for _, b := range batches {
+		sent, err := m.EnqueueBatch(ctx, b)
+		if err != nil {
+			m.cfg.Logger.WarnContext(ctx, "enqueue batch failed; the reconciler will enqueue it",
+				"job_id", job.ID, "batch_id", b.ID, "error", err)
+			continue
+		}
+		if first == "" {
+			first = sent.QueueMessageID
+		}
+	}
+	if first == "" {
 		return job
 	}
-	updated, err := m.SetQueueMessageID(ctx, job.ID, msgID)
+	updated, err := m.SetQueueMessageID(ctx, job.ID, first)
 	if err != nil {
 		m.cfg.Logger.WarnContext(ctx, "store queue message id failed",
-			"job_id", job.ID, "queue_message_id", msgID, "error", err)
+			"job_id", job.ID, "queue_message_id", first, "error", err)
 		return job
 	}
 	return updated

@@ -2,7 +2,9 @@ package jobs_test
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,14 +109,19 @@ func TestCreateEnqueues(t *testing.T) {
 	b := setup(t, func(c *jobs.Config) { c.Enqueuer = enq })
 
 	job := b.createJob(t, newDocIDs(2)...)
-	require.Equal(t, "msg-"+job.ID.String(), job.QueueMessageID)
+	seen := enq.batches()
+	require.Len(t, seen, 1, "two documents fit one batch")
+	require.Equal(t, job.ID, seen[0].JobID)
+	require.Equal(t, fmt.Sprintf("msg-%s-1", seen[0].ID), job.QueueMessageID)
 	require.Equal(t, int64(2), job.Version, "storing the message id is a write")
 	require.Equal(t, jobs.StatusPending, job.Status)
 
-	seen := enq.jobs()
-	require.Len(t, seen, 1)
-	require.Equal(t, job.ID, seen[0].ID)
-	require.Equal(t, int64(1), seen[0].Version)
+	batches, err := b.mgr.Batches(t.Context(), job.ID)
+	require.NoError(t, err)
+	require.Len(t, batches, 1)
+	require.Equal(t, 1, batches[0].Enqueues)
+	require.Equal(t, job.QueueMessageID, batches[0].QueueMessageID)
+	require.NotNil(t, batches[0].EnqueuedAt)
 
 	got, err := b.mgr.Get(t.Context(), job.ID)
 	require.NoError(t, err)
@@ -127,12 +134,17 @@ func TestCreateEnqueueFails(t *testing.T) {
 	enq := &fakeEnqueuer{err: errQueueDown}
 	b := setup(t, func(c *jobs.Config) { c.Enqueuer = enq })
 
-	job, err := b.mgr.Create(t.Context(), jobs.CreateParams{Type: jobs.TypeCrawl, SourceID: b.source})
+	job, err := b.mgr.Create(t.Context(), jobs.CreateParams{Type: jobs.TypeProcess, SourceID: b.source, DocumentIDs: newDocIDs(3)})
 	require.NoError(t, err, "the job is safe in Postgres; the reconciler enqueues it later")
 	require.Equal(t, jobs.StatusPending, job.Status)
 	require.Empty(t, job.QueueMessageID)
 	require.Equal(t, int64(1), job.Version)
-	require.Len(t, enq.jobs(), 1)
+	require.Len(t, enq.batches(), 1)
+	batches, err := b.mgr.Batches(t.Context(), job.ID)
+	require.NoError(t, err)
+	require.Len(t, batches, 1)
+	require.Zero(t, batches[0].Enqueues, "the failed message is not recorded")
+	require.Nil(t, batches[0].EnqueuedAt)
 
 	got, err := b.mgr.Get(t.Context(), job.ID)
 	require.NoError(t, err)
@@ -295,7 +307,7 @@ func TestRetry(t *testing.T) {
 	require.Equal(t, old.SourceID, retry.SourceID)
 	require.Equal(t, old.Timeout, retry.Timeout)
 	require.Zero(t, retry.ProcessedCount+retry.ErrorCount+retry.ChunkCount)
-	require.Equal(t, "msg-"+retry.ID.String(), retry.QueueMessageID, "a retry is enqueued like a new job")
+	require.True(t, strings.HasPrefix(retry.QueueMessageID, "msg-"), "a retry is enqueued like a new job")
 	require.Equal(t, oldRow, rowText(t, b.pool, old.ID), "retry leaves the old job alone")
 
 	results, _, err := b.mgr.ListDocumentResults(ctx, retry.ID, 0, "")

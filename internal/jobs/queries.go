@@ -17,7 +17,22 @@ var sqlFiles embed.FS
 var queries = struct {
 	jobInsert, jobGet, jobGetForUpdate, jobList, jobSetStatus, jobSetQueueMessageID, jobRecount string
 	jobDocumentsInsert, jobDocumentsUpsert, jobDocumentsList                                    string
+	jobListTimedOut, jobListUnfinished                                                          string
+	batchInsert, batchGet, batchList, batchMarkEnqueued, batchClaim, batchRenew, batchFinish    string
+	batchOpenCount, batchReleaseExpired, batchListQueued                                        string
 }{
+	jobListTimedOut:      mustQuery("job_list_timed_out"),
+	jobListUnfinished:    mustQuery("job_list_unfinished"),
+	batchInsert:          mustQuery("batch_insert"),
+	batchGet:             mustQuery("batch_get"),
+	batchList:            mustQuery("batch_list"),
+	batchMarkEnqueued:    mustQuery("batch_mark_enqueued"),
+	batchClaim:           mustQuery("batch_claim"),
+	batchRenew:           mustQuery("batch_renew"),
+	batchFinish:          mustQuery("batch_finish"),
+	batchOpenCount:       mustQuery("batch_open_count"),
+	batchReleaseExpired:  mustQuery("batch_release_expired"),
+	batchListQueued:      mustQuery("batch_list_queued"),
 	jobInsert:            mustQuery("job_insert"),
 	jobGet:               mustQuery("job_get"),
 	jobGetForUpdate:      mustQuery("job_get_for_update"),

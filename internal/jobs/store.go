@@ -37,6 +37,35 @@ type Store interface {
 	JobDocumentsInsert(ctx context.Context, p *JobDocumentsInsertParams) error
 	// JobDocumentsUpsert writes the given results, replacing earlier ones.
 	JobDocumentsUpsert(ctx context.Context, p *JobDocumentsUpsertParams) error
+	// JobListTimedOut reads up to max active jobs older than their timeout.
+	JobListTimedOut(ctx context.Context, max int) ([]*Job, error)
+	// JobListUnfinished reads up to max active jobs that have batches, all done.
+	JobListUnfinished(ctx context.Context, max int) ([]*Job, error)
+
+	// BatchInsert adds a queued batch.
+	BatchInsert(ctx context.Context, p *BatchInsertParams) error
+	// BatchGet reads one batch; errs.NotFound("batch") when absent.
+	BatchGet(ctx context.Context, p *BatchGetParams) (*Batch, error)
+	// BatchList reads a job's batches in order.
+	BatchList(ctx context.Context, p *BatchListParams) ([]*Batch, error)
+	// BatchMarkEnqueued records message number Enqueues of a still-queued batch; errs.ErrNotFound
+	// when the batch is not queued or a later message was recorded already.
+	BatchMarkEnqueued(ctx context.Context, p *BatchMarkEnqueuedParams) (*Batch, error)
+	// BatchClaim gives a queued batch, or a running one with an expired lease, of an active job
+	// to a worker; errs.ErrNotFound when there is no such batch.
+	BatchClaim(ctx context.Context, p *BatchClaimParams) (*Batch, error)
+	// BatchRenew extends the lease of the worker's running batch; errs.ErrNotFound when it does
+	// not hold it.
+	BatchRenew(ctx context.Context, p *BatchRenewParams) (*Batch, error)
+	// BatchFinish marks the worker's running batch done; errs.ErrNotFound when it does not hold it.
+	BatchFinish(ctx context.Context, p *BatchFinishParams) (*Batch, error)
+	// BatchOpenCount counts a job's batches that are not done.
+	BatchOpenCount(ctx context.Context, p *BatchOpenCountParams) (int, error)
+	// BatchReleaseExpired puts running batches of active jobs with expired leases back to queued.
+	BatchReleaseExpired(ctx context.Context) ([]*Batch, error)
+	// BatchListQueued reads queued batches of active jobs never enqueued or enqueued before Before.
+	BatchListQueued(ctx context.Context, p *BatchListQueuedParams) ([]*Batch, error)
+
 	// JobDocumentsList reads a job's results ordered by document_id.
 	JobDocumentsList(ctx context.Context, p *JobDocumentsListParams) ([]*DocumentResult, error)
 }
@@ -119,4 +148,54 @@ type JobDocumentsListParams struct {
 	Statuses []DocStatus
 	// Limit caps the rows returned; zero means no limit.
 	Limit int
+}
+
+// BatchInsertParams are a new batch.
+type BatchInsertParams struct {
+	ID          uuid.UUID
+	JobID       uuid.UUID
+	Seq         int
+	DocumentIDs []uuid.UUID
+}
+
+// BatchGetParams select one batch.
+type BatchGetParams struct{ ID uuid.UUID }
+
+// BatchListParams select a job's batches.
+type BatchListParams struct{ JobID uuid.UUID }
+
+// BatchMarkEnqueuedParams record a message sent for a batch.
+type BatchMarkEnqueuedParams struct {
+	ID             uuid.UUID
+	Enqueues       int
+	QueueMessageID string
+}
+
+// BatchClaimParams claim a batch for a worker.
+type BatchClaimParams struct {
+	ID     uuid.UUID
+	Worker string
+	Lease  time.Duration
+}
+
+// BatchRenewParams extend a worker's lease.
+type BatchRenewParams struct {
+	ID     uuid.UUID
+	Worker string
+	Lease  time.Duration
+}
+
+// BatchFinishParams mark a worker's batch done.
+type BatchFinishParams struct {
+	ID     uuid.UUID
+	Worker string
+}
+
+// BatchOpenCountParams select the job whose open batches to count.
+type BatchOpenCountParams struct{ JobID uuid.UUID }
+
+// BatchListQueuedParams select queued batches that may have lost their message.
+type BatchListQueuedParams struct {
+	Before time.Time
+	Max    int
 }

@@ -1,0 +1,6 @@
+-- The batches of one job, in order.
+SELECT id, job_id, seq, document_ids, state, enqueues, queue_message_id, enqueued_at, claims, worker,
+    lease_until, created_at, updated_at, finished_at
+FROM job_batches
+WHERE job_id = @job_id
+ORDER BY seq;
