@@ -1,0 +1,203 @@
+// Package queue carries batch ids from the server to workers on taskq (Redis streams, queue
+// "processing"). It is the only package that knows taskq: the rest of the system sees
+// EnqueueBatch, HasMessage and Consume.
+//
+// taskq may deliver a message twice or lose it (see docs/decisions/0004-queue.md): the queue
+// only delivers, Postgres is the truth. Workers claim batches in Postgres before working, and
+// the server's reconciler enqueues again any queued batch whose message is gone. To tell
+// "waiting in Redis" from "lost", every message has a marker key that lives exactly as long as
+// the message is undelivered; a Redis that lost its data lost the markers too.
+package queue
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	redisv8 "github.com/go-redis/redis/v8"
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+	"github.com/vmihailenco/taskq/v3"
+	"github.com/vmihailenco/taskq/v3/redisq"
+
+	"github.com/pipeline-dev/pipeline/internal/jobs"
+)
+
+// Name is the queue's name, after the deployment's Redis prefix.
+const Name = "processing"
+
+const taskName = "process_batch"
+
+func init() {
+	// taskq logs through the standard logger; its messages (retries, zombie cleanup) are noise
+	// next to the service's own structured logs, which record every outcome that matters.
+	taskq.SetLogger(log.New(io.Discard, "", 0))
+}
+
+// Config configures a Queue. Zero fields take their documented defaults.
+type Config struct {
+	// RedisURL is the Redis taskq uses (through its own go-redis v8 client). Required.
+	RedisURL string
+	// Prefix is the deployment's Redis prefix; the queue is named Prefix+"processing".
+	Prefix string
+	// Workers is how many batches one consumer works on at once (the spec's
+	// max_concurrent_jobs). A fixed pool: taskq's autoscaling reads system load. Defaults to 5.
+	Workers int
+	// ReservationTimeout is how long taskq waits before handing a reserved message out again.
+	// It counts from enqueue time, so it must exceed the worst queue wait plus batch time;
+	// the batch lease in Postgres is what actually guards the work. Defaults to 1h.
+	ReservationTimeout time.Duration
+	// MarkerTTL bounds how long a message's marker lives. Defaults to 24h.
+	MarkerTTL time.Duration
+	// Logger receives handler failures. Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Handler works on one delivered batch. An error makes taskq deliver it again later (with
+// backoff); return nil once the batch is handled or known not to need handling.
+type Handler func(ctx context.Context, batchID uuid.UUID) error
+
+// Queue sends and receives batch messages.
+type Queue struct {
+	cfg     Config
+	rdb     *redis.Client   // markers, with the service's client
+	rdb8    *redisv8.Client // taskq's own
+	q       taskq.Queue
+	task    *taskq.Task
+	handler atomic.Pointer[Handler]
+
+	consumeMu sync.Mutex
+	consuming bool
+}
+
+// Open connects the queue. rdb is the service's Redis client, used for markers.
+func Open(cfg Config, rdb *redis.Client) (*Queue, error) {
+	if cfg.RedisURL == "" {
+		return nil, errors.New("queue: RedisURL is required")
+	}
+	cfg.Workers = cmp.Or(cfg.Workers, 5)
+	cfg.ReservationTimeout = cmp.Or(cfg.ReservationTimeout, time.Hour)
+	cfg.MarkerTTL = cmp.Or(cfg.MarkerTTL, 24*time.Hour)
+	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
+	if cfg.Workers < 1 {
+		return nil, fmt.Errorf("queue: Workers must be positive, got %d", cfg.Workers)
+	}
+	opt, err := redisv8.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("queue: redis url: %w", err)
+	}
+	q := &Queue{cfg: cfg, rdb: rdb, rdb8: redisv8.NewClient(opt)}
+
+	// A registry of our own, not taskq's global one: several queues (tests, or a server with
+	// in-process workers) may live in one process.
+	tasks := &taskq.TaskMap{}
+	q.task, err = tasks.Register(&taskq.TaskOptions{
+		Name:       taskName,
+		Handler:    q.handle,
+		RetryLimit: 5,
+		MinBackoff: time.Second,
+		MaxBackoff: time.Minute,
+	})
+	if err != nil {
+		return nil, err
+	}
+	q.q = redisq.NewFactory().RegisterQueue(&taskq.QueueOptions{
+		Name:                 cfg.Prefix + Name,
+		Redis:                q.rdb8,
+		Handler:              tasks,
+		MinNumWorker:         int32(cfg.Workers),
+		MaxNumWorker:         int32(cfg.Workers),
+		MaxNumFetcher:        1,
+		ReservationSize:      1,
+		BufferSize:           1,
+		ReservationTimeout:   cfg.ReservationTimeout,
+		WaitTimeout:          time.Second,
+		PauseErrorsThreshold: -1,
+	})
+	return q, nil
+}
+
+func (q *Queue) markerKey(batchID string) string {
+	return q.cfg.Prefix + Name + ":queued:" + batchID
+}
+
+// EnqueueBatch implements jobs.Enqueuer: it sets the batch's marker, then adds a message carrying
+// only the batch id. The message has no taskq name, so taskq never drops it as a duplicate.
+func (q *Queue) EnqueueBatch(ctx context.Context, b *jobs.Batch, n int) (string, error) {
+	id := b.ID.String()
+	if err := q.rdb.Set(ctx, q.markerKey(id), strconv.Itoa(n), q.cfg.MarkerTTL).Err(); err != nil {
+		return "", fmt.Errorf("queue: set marker: %w", err)
+	}
+	msg := q.task.WithArgs(ctx, id)
+	msg.ID = fmt.Sprintf("%s/%d", id, n)
+	if err := q.q.Add(msg); err != nil {
+		// Without the message the marker would lie; if this delete fails too, the marker's TTL
+		// ends the lie and the reconciler enqueues the batch then.
+		_ = q.rdb.Del(context.WithoutCancel(ctx), q.markerKey(id)).Err()
+		return "", fmt.Errorf("queue: add message: %w", err)
+	}
+	return msg.ID, nil
+}
+
+// HasMessage reports whether a message for the batch is waiting in Redis, undelivered.
+func (q *Queue) HasMessage(ctx context.Context, batchID uuid.UUID) (bool, error) {
+	n, err := q.rdb.Exists(ctx, q.markerKey(batchID.String())).Result()
+	return n > 0, err
+}
+
+// Len is the number of messages in the stream (waiting or being worked on).
+func (q *Queue) Len() (int, error) { return q.q.Len() }
+
+func (q *Queue) handle(ctx context.Context, batchID string) error {
+	h := q.handler.Load()
+	if h == nil {
+		return errors.New("queue: no handler")
+	}
+	// Delivered: from here on the batch's fate is in Postgres (claim, lease, reconciler).
+	if err := q.rdb.Del(ctx, q.markerKey(batchID)).Err(); err != nil {
+		q.cfg.Logger.WarnContext(ctx, "queue: delete marker", "batch_id", batchID, "err", err)
+	}
+	id, err := uuid.Parse(batchID)
+	if err != nil {
+		q.cfg.Logger.ErrorContext(ctx, "queue: dropping message with a malformed batch id", "batch_id", batchID)
+		return nil
+	}
+	return (*h)(ctx, id)
+}
+
+// Consume runs h for delivered messages, Workers at a time, until ctx ends; then it stops
+// fetching and waits up to grace for running handlers (whose ctx is cancelled) to return.
+func (q *Queue) Consume(ctx context.Context, h Handler, grace time.Duration) error {
+	q.consumeMu.Lock()
+	if q.consuming {
+		q.consumeMu.Unlock()
+		return errors.New("queue: already consuming")
+	}
+	q.consuming = true
+	q.consumeMu.Unlock()
+
+	q.handler.Store(&h)
+	c := q.q.Consumer()
+	if err := c.Start(ctx); err != nil {
+		return fmt.Errorf("queue: start consumer: %w", err)
+	}
+	<-ctx.Done()
+	if err := c.StopTimeout(grace); err != nil {
+		return fmt.Errorf("queue: stop consumer: %w", err)
+	}
+	return nil
+}
+
+// Close stops the queue's background work and closes taskq's Redis client.
+func (q *Queue) Close() error {
+	err := q.q.Close()
+	return errors.Join(err, q.rdb8.Close())
+}
