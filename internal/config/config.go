@@ -47,6 +47,71 @@ type Config struct {
 	// WatchPollInterval is how often a WatchJob stream re-reads its job from Postgres even when no
 	// change event arrived, so a lost event delays a watcher but never stalls it. Defaults to 5s.
 	WatchPollInterval time.Duration
+
+	// Processing settings (the spec's ProcessingConfig), all used.
+
+	// PollInterval is how often the server's reconciler looks for lost messages, expired leases,
+	// timed-out and stranded jobs. Defaults to 30s.
+	PollInterval time.Duration
+	// BatchSize is the most documents in one batch (one queue message). Defaults to 100.
+	BatchSize int
+	// MaxRetries is how often a transient failure of one document's step (embed, store) is
+	// retried before the document fails. Defaults to 3.
+	MaxRetries int
+	// BackoffFactor multiplies the wait between retries (with jitter). Defaults to 1.5.
+	BackoffFactor float64
+	// RetryBaseDelay is the wait before the first retry. Defaults to 500ms.
+	RetryBaseDelay time.Duration
+	// MaxConcurrentJobs is how many batches one worker process works on at once. Defaults to 5.
+	MaxConcurrentJobs int
+	// Lease is how long a worker holds a batch without reporting before another may take it.
+	// Workers report at least every Lease/3. Defaults to 2m.
+	Lease time.Duration
+	// ResultTTL is how long processing:result:{job_id} summaries stay in Redis. Defaults to 24h.
+	ResultTTL time.Duration
+	// Workers is how many in-process worker pools `serve` runs (0 or 1; `dev` runs one).
+	// Defaults to 0: workers run as `pipeline worker` processes.
+	Workers int
+
+	// Chunking and embedding.
+
+	// ChunkMaxTokens is the most tokens in one chunk. Defaults to 512.
+	ChunkMaxTokens int
+	// ChunkOverlapTokens is how many tokens consecutive chunks share. Defaults to 64.
+	ChunkOverlapTokens int
+	// Embedder is hash (built in, offline, lexical) or openai (any OpenAI-compatible
+	// /v1/embeddings server). Defaults to hash.
+	Embedder string
+	// EmbedDimension is the vector length. Defaults to 384; for openai, set the model's.
+	EmbedDimension int
+	// EmbedBatchSize is how many chunks go to the embedder in one call. Defaults to 64.
+	EmbedBatchSize int
+	// OpenAIBaseURL is the embeddings server's base URL (without /v1). Defaults to https://api.openai.com.
+	OpenAIBaseURL string
+	// OpenAIModel is the embedding model. Defaults to text-embedding-3-small.
+	OpenAIModel string
+	// OpenAIAPIKey is the embeddings server's key. Defaults to none.
+	OpenAIAPIKey string
+
+	// Vector store.
+
+	// VectorStore is embedded (in-process, under DataDir) or milvus. Defaults to embedded.
+	VectorStore string
+	// DataDir holds the embedded vector store. Defaults to ./pipeline-data.
+	DataDir string
+	// MilvusAddr is Milvus's address (host:port). Defaults to 127.0.0.1:19530.
+	MilvusAddr string
+	// MilvusCollection is the collection holding the chunks. Defaults to pipeline_chunks.
+	MilvusCollection string
+	// MilvusToken is Milvus's API key or "user:password". Defaults to none.
+	MilvusToken string
+
+	// Worker side.
+
+	// Server is the gRPC address `pipeline worker` reports to. Defaults to 127.0.0.1:9090.
+	Server string
+	// WorkerAPIKey is the key `pipeline worker` sends to the server. Defaults to none.
+	WorkerAPIKey string
 }
 
 // Default returns the configuration with every default filled in; it works on a machine with
@@ -63,6 +128,30 @@ func Default() Config {
 		ShutdownTimeout:   15 * time.Second,
 		JobTimeout:        time.Hour,
 		WatchPollInterval: 5 * time.Second,
+
+		PollInterval:      30 * time.Second,
+		BatchSize:         100,
+		MaxRetries:        3,
+		BackoffFactor:     1.5,
+		RetryBaseDelay:    500 * time.Millisecond,
+		MaxConcurrentJobs: 5,
+		Lease:             2 * time.Minute,
+		ResultTTL:         24 * time.Hour,
+
+		ChunkMaxTokens:     512,
+		ChunkOverlapTokens: 64,
+		Embedder:           "hash",
+		EmbedDimension:     384,
+		EmbedBatchSize:     64,
+		OpenAIBaseURL:      "https://api.openai.com",
+		OpenAIModel:        "text-embedding-3-small",
+
+		VectorStore:      "embedded",
+		DataDir:          "./pipeline-data",
+		MilvusAddr:       "127.0.0.1:19530",
+		MilvusCollection: "pipeline_chunks",
+
+		Server: "127.0.0.1:9090",
 	}
 }
 
@@ -89,6 +178,30 @@ func (c *Config) settings() []setting {
 		{"shutdown-timeout", "graceful shutdown limit", &c.ShutdownTimeout, false},
 		{"job-timeout", "how long a job may stay active before it fails", &c.JobTimeout, false},
 		{"watch-poll-interval", "how often WatchJob re-reads a job without an event", &c.WatchPollInterval, false},
+		{"poll-interval", "how often the reconciler runs", &c.PollInterval, false},
+		{"batch-size", "documents per batch (queue message)", &c.BatchSize, false},
+		{"max-retries", "retries of a transient failure per document step", &c.MaxRetries, false},
+		{"backoff-factor", "growth of the wait between retries", &c.BackoffFactor, false},
+		{"retry-base-delay", "wait before the first retry", &c.RetryBaseDelay, false},
+		{"max-concurrent-jobs", "batches one worker process works on at once", &c.MaxConcurrentJobs, false},
+		{"lease", "how long a silent worker keeps a batch", &c.Lease, false},
+		{"result-ttl", "lifetime of processing:result:{job_id} in Redis", &c.ResultTTL, false},
+		{"workers", "in-process worker pools for serve (0 or 1)", &c.Workers, false},
+		{"chunk-max-tokens", "most tokens per chunk", &c.ChunkMaxTokens, false},
+		{"chunk-overlap-tokens", "tokens shared by consecutive chunks", &c.ChunkOverlapTokens, false},
+		{"embedder", "hash or openai", &c.Embedder, false},
+		{"embed-dimension", "vector length", &c.EmbedDimension, false},
+		{"embed-batch-size", "chunks per embedder call", &c.EmbedBatchSize, false},
+		{"openai-base-url", "OpenAI-compatible embeddings server", &c.OpenAIBaseURL, false},
+		{"openai-model", "embedding model", &c.OpenAIModel, false},
+		{"openai-api-key", "embeddings server key", &c.OpenAIAPIKey, true},
+		{"vector-store", "embedded or milvus", &c.VectorStore, false},
+		{"data-dir", "directory of the embedded vector store", &c.DataDir, false},
+		{"milvus-addr", "Milvus host:port", &c.MilvusAddr, false},
+		{"milvus-collection", "Milvus collection", &c.MilvusCollection, false},
+		{"milvus-token", "Milvus API key or user:password", &c.MilvusToken, true},
+		{"server", "gRPC address a worker reports to", &c.Server, false},
+		{"worker-api-key", "API key a worker sends", &c.WorkerAPIKey, true},
 	}
 }
 
@@ -127,6 +240,10 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 			fs.DurationVar(p, s.flag, *p, usage)
 		case *[]string:
 			fs.StringSliceVar(p, s.flag, *p, usage)
+		case *int:
+			fs.IntVar(p, s.flag, *p, usage)
+		case *float64:
+			fs.Float64Var(p, s.flag, *p, usage)
 		}
 		if s.secret {
 			fs.Lookup(s.flag).DefValue = "" // help must not print a secret taken from the environment
@@ -152,6 +269,18 @@ func set(ptr any, v string) error {
 		*p = d
 	case *[]string:
 		*p = splitList(v)
+	case *int:
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return errors.New("want a whole number")
+		}
+		*p = n
+	case *float64:
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return errors.New("want a number")
+		}
+		*p = f
 	default:
 		return fmt.Errorf("unsupported setting type %T", ptr)
 	}
@@ -209,10 +338,67 @@ func (c *Config) Validate() error {
 		"shutdown-timeout":    c.ShutdownTimeout,
 		"job-timeout":         c.JobTimeout,
 		"watch-poll-interval": c.WatchPollInterval,
+		"poll-interval":       c.PollInterval,
+		"retry-base-delay":    c.RetryBaseDelay,
+		"result-ttl":          c.ResultTTL,
 	} {
 		if d <= 0 {
 			return bad(flag, "must be positive, got %s", d)
 		}
+	}
+	if c.Lease < time.Second {
+		return bad("lease", "must be at least 1s, got %s", c.Lease)
+	}
+	for _, r := range []struct {
+		flag     string
+		v        int
+		min, max int
+	}{
+		{"batch-size", c.BatchSize, 1, 10000},
+		{"max-retries", c.MaxRetries, 0, 100},
+		{"max-concurrent-jobs", c.MaxConcurrentJobs, 1, 1000},
+		{"workers", c.Workers, 0, 1},
+		{"chunk-max-tokens", c.ChunkMaxTokens, 16, 8192},
+		{"chunk-overlap-tokens", c.ChunkOverlapTokens, 0, c.ChunkMaxTokens / 2},
+		{"embed-dimension", c.EmbedDimension, 8, 8192},
+		{"embed-batch-size", c.EmbedBatchSize, 1, 2048},
+	} {
+		if r.v < r.min || r.v > r.max {
+			return bad(r.flag, "must be between %d and %d, got %d", r.min, r.max, r.v)
+		}
+	}
+	if c.BackoffFactor < 1 || c.BackoffFactor > 10 {
+		return bad("backoff-factor", "must be between 1 and 10, got %g", c.BackoffFactor)
+	}
+	switch c.Embedder {
+	case "hash":
+	case "openai":
+		if u, err := url.Parse(c.OpenAIBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("openai-base-url", "want an http(s) URL, got %q", c.OpenAIBaseURL)
+		}
+		if c.OpenAIModel == "" {
+			return bad("openai-model", "required with PIPELINE_EMBEDDER=openai")
+		}
+	default:
+		return bad("embedder", "want hash or openai, got %q", c.Embedder)
+	}
+	switch c.VectorStore {
+	case "embedded":
+		if c.DataDir == "" {
+			return bad("data-dir", "required with PIPELINE_VECTOR_STORE=embedded")
+		}
+	case "milvus":
+		if _, _, err := net.SplitHostPort(c.MilvusAddr); err != nil {
+			return bad("milvus-addr", "want host:port, got %q", c.MilvusAddr)
+		}
+		if c.MilvusCollection == "" {
+			return bad("milvus-collection", "required with PIPELINE_VECTOR_STORE=milvus")
+		}
+	default:
+		return bad("vector-store", "want embedded or milvus, got %q", c.VectorStore)
+	}
+	if _, _, err := net.SplitHostPort(c.Server); err != nil {
+		return bad("server", "want host:port, got %q", c.Server)
 	}
 	return nil
 }

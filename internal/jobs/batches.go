@@ -241,3 +241,26 @@ func (m *Manager) FinishStranded(ctx context.Context, max int) ([]*Job, error) {
 	}
 	return done, nil
 }
+
+// ResultsOf returns the job's results for the given documents (a batch's), by document id.
+func (m *Manager) ResultsOf(ctx context.Context, jobID uuid.UUID, documentIDs []uuid.UUID) (map[uuid.UUID]*DocumentResult, error) {
+	list, err := m.store.JobDocumentsList(ctx, &JobDocumentsListParams{JobID: jobID, DocumentIDs: documentIDs})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[uuid.UUID]*DocumentResult, len(list))
+	for _, r := range list {
+		out[r.DocumentID] = r
+	}
+	return out, nil
+}
+
+// ReleaseBatch hands workerID's running batch back (queued, no lease) when the worker stops
+// before finishing it, so another worker can take it at once instead of after the lease.
+func (m *Manager) ReleaseBatch(ctx context.Context, id uuid.UUID, workerID string) (*Batch, error) {
+	b, err := m.store.BatchRelease(ctx, &BatchFinishParams{ID: id, Worker: workerID})
+	if errors.Is(err, errs.ErrNotFound) {
+		return nil, fmt.Errorf("%w: batch %s, worker %q", ErrLeaseLost, id, workerID)
+	}
+	return b, err
+}

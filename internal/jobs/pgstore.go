@@ -180,10 +180,11 @@ func (s *PgStore) JobDocumentsList(ctx context.Context, p *JobDocumentsListParam
 		statuses[i] = string(st)
 	}
 	rows, err := s.db.Query(ctx, queries.jobDocumentsList, pgx.NamedArgs{
-		"job_id":   p.JobID,
-		"after":    p.After,
-		"statuses": statuses,
-		"max_rows": p.Limit,
+		"job_id":       p.JobID,
+		"after":        p.After,
+		"statuses":     statuses,
+		"document_ids": nonNil(p.DocumentIDs),
+		"max_rows":     p.Limit,
 	})
 	if err != nil {
 		return nil, translate(err, p.JobID)

@@ -77,6 +77,11 @@ func (s *PgStore) BatchFinish(ctx context.Context, p *BatchFinishParams) (*Batch
 	return s.batch(ctx, queries.batchFinish, pgx.NamedArgs{"id": p.ID, "worker": p.Worker})
 }
 
+// BatchRelease implements Store.
+func (s *PgStore) BatchRelease(ctx context.Context, p *BatchFinishParams) (*Batch, error) {
+	return s.batch(ctx, queries.batchRelease, pgx.NamedArgs{"id": p.ID, "worker": p.Worker})
+}
+
 // BatchOpenCount implements Store.
 func (s *PgStore) BatchOpenCount(ctx context.Context, p *BatchOpenCountParams) (int, error) {
 	var n int

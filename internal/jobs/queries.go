@@ -19,8 +19,9 @@ var queries = struct {
 	jobDocumentsInsert, jobDocumentsUpsert, jobDocumentsList                                    string
 	jobListTimedOut, jobListUnfinished                                                          string
 	batchInsert, batchGet, batchList, batchMarkEnqueued, batchClaim, batchRenew, batchFinish    string
-	batchOpenCount, batchReleaseExpired, batchListQueued                                        string
+	batchOpenCount, batchReleaseExpired, batchListQueued, batchRelease                          string
 }{
+	batchRelease:         mustQuery("batch_release"),
 	jobListTimedOut:      mustQuery("job_list_timed_out"),
 	jobListUnfinished:    mustQuery("job_list_unfinished"),
 	batchInsert:          mustQuery("batch_insert"),

@@ -59,6 +59,9 @@ type Store interface {
 	BatchRenew(ctx context.Context, p *BatchRenewParams) (*Batch, error)
 	// BatchFinish marks the worker's running batch done; errs.ErrNotFound when it does not hold it.
 	BatchFinish(ctx context.Context, p *BatchFinishParams) (*Batch, error)
+	// BatchRelease puts the worker's running batch back to queued; errs.ErrNotFound when it does
+	// not hold it.
+	BatchRelease(ctx context.Context, p *BatchFinishParams) (*Batch, error)
 	// BatchOpenCount counts a job's batches that are not done.
 	BatchOpenCount(ctx context.Context, p *BatchOpenCountParams) (int, error)
 	// BatchReleaseExpired puts running batches of active jobs with expired leases back to queued.
@@ -146,6 +149,8 @@ type JobDocumentsListParams struct {
 	After uuid.NullUUID
 	// Statuses, when not empty, keeps only results in one of them.
 	Statuses []DocStatus
+	// DocumentIDs, when not empty, keeps only these documents' results.
+	DocumentIDs []uuid.UUID
 	// Limit caps the rows returned; zero means no limit.
 	Limit int
 }

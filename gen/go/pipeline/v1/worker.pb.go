@@ -32,8 +32,12 @@ type ReportProgressRequest struct {
 	JobId string `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	// The batch of the job being worked on (a UUID), when the job is split into batches.
 	BatchId string `protobuf:"bytes,3,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
-	// Results of documents finished since the last report.
-	Results       []*DocumentResult `protobuf:"bytes,4,rep,name=results,proto3" json:"results,omitempty"`
+	// Results of documents finished since the last report. A report without results and without
+	// batch_done is a heartbeat: it only renews the lease.
+	Results []*DocumentResult `protobuf:"bytes,4,rep,name=results,proto3" json:"results,omitempty"`
+	// The worker finished the batch: every document of it has a result. The server marks the batch
+	// done and, when it was the job's last, finishes the job.
+	BatchDone     bool `protobuf:"varint,5,opt,name=batch_done,json=batchDone,proto3" json:"batch_done,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -96,13 +100,23 @@ func (x *ReportProgressRequest) GetResults() []*DocumentResult {
 	return nil
 }
 
+func (x *ReportProgressRequest) GetBatchDone() bool {
+	if x != nil {
+		return x.BatchDone
+	}
+	return false
+}
+
 // Response of ReportProgress: the acknowledgement of one report.
 type ReportProgressResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The job's status after the report was recorded.
 	JobStatus JobStatus `protobuf:"varint,1,opt,name=job_status,json=jobStatus,proto3,enum=pipeline.v1.JobStatus" json:"job_status,omitempty"`
-	// True when the worker should stop working on the job (cancelled, failed or timed out).
-	Stop          bool `protobuf:"varint,2,opt,name=stop,proto3" json:"stop,omitempty"`
+	// True when the worker should stop working on the batch: the job was cancelled, failed or timed
+	// out, or the worker's lease was lost to another worker.
+	Stop bool `protobuf:"varint,2,opt,name=stop,proto3" json:"stop,omitempty"`
+	// Why the worker should stop, for its log.
+	StopReason    string `protobuf:"bytes,3,opt,name=stop_reason,json=stopReason,proto3" json:"stop_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -151,20 +165,31 @@ func (x *ReportProgressResponse) GetStop() bool {
 	return false
 }
 
+func (x *ReportProgressResponse) GetStopReason() string {
+	if x != nil {
+		return x.StopReason
+	}
+	return ""
+}
+
 var File_pipeline_v1_worker_proto protoreflect.FileDescriptor
 
 const file_pipeline_v1_worker_proto_rawDesc = "" +
 	"\n" +
-	"\x18pipeline/v1/worker.proto\x12\vpipeline.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x16pipeline/v1/jobs.proto\"\xd1\x01\n" +
+	"\x18pipeline/v1/worker.proto\x12\vpipeline.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x16pipeline/v1/jobs.proto\"\xf0\x01\n" +
 	"\x15ReportProgressRequest\x12*\n" +
 	"\tworker_id\x18\x01 \x01(\tB\r\xe0A\x02\xbaH\ar\x05\x10\x01\x18\xc8\x01R\bworkerId\x12\"\n" +
 	"\x06job_id\x18\x02 \x01(\tB\v\xe0A\x02\xbaH\x05r\x03\xb0\x01\x01R\x05jobId\x12&\n" +
 	"\bbatch_id\x18\x03 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\abatchId\x12@\n" +
-	"\aresults\x18\x04 \x03(\v2\x1b.pipeline.v1.DocumentResultB\t\xbaH\x06\x92\x01\x03\x10\xe8\aR\aresults\"c\n" +
+	"\aresults\x18\x04 \x03(\v2\x1b.pipeline.v1.DocumentResultB\t\xbaH\x06\x92\x01\x03\x10\xe8\aR\aresults\x12\x1d\n" +
+	"\n" +
+	"batch_done\x18\x05 \x01(\bR\tbatchDone\"\x84\x01\n" +
 	"\x16ReportProgressResponse\x125\n" +
 	"\n" +
 	"job_status\x18\x01 \x01(\x0e2\x16.pipeline.v1.JobStatusR\tjobStatus\x12\x12\n" +
-	"\x04stop\x18\x02 \x01(\bR\x04stop2p\n" +
+	"\x04stop\x18\x02 \x01(\bR\x04stop\x12\x1f\n" +
+	"\vstop_reason\x18\x03 \x01(\tR\n" +
+	"stopReason2p\n" +
 	"\rWorkerService\x12_\n" +
 	"\x0eReportProgress\x12\".pipeline.v1.ReportProgressRequest\x1a#.pipeline.v1.ReportProgressResponse\"\x00(\x010\x01B@Z>github.com/pipeline-dev/pipeline/gen/go/pipeline/v1;pipelinev1b\x06proto3"
 

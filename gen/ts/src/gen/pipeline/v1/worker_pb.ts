@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file pipeline/v1/worker.proto.
  */
 export const file_pipeline_v1_worker: GenFile = /*@__PURE__*/
-  fileDesc("ChhwaXBlbGluZS92MS93b3JrZXIucHJvdG8SC3BpcGVsaW5lLnYxIq4BChVSZXBvcnRQcm9ncmVzc1JlcXVlc3QSIAoJd29ya2VyX2lkGAEgASgJQg3gQQK6SAdyBRABGMgBEhsKBmpvYl9pZBgCIAEoCUIL4EECukgFcgOwAQESHQoIYmF0Y2hfaWQYAyABKAlCC7pICNgBAXIDsAEBEjcKB3Jlc3VsdHMYBCADKAsyGy5waXBlbGluZS52MS5Eb2N1bWVudFJlc3VsdEIJukgGkgEDEOgHIlIKFlJlcG9ydFByb2dyZXNzUmVzcG9uc2USKgoKam9iX3N0YXR1cxgBIAEoDjIWLnBpcGVsaW5lLnYxLkpvYlN0YXR1cxIMCgRzdG9wGAIgASgIMnAKDVdvcmtlclNlcnZpY2USXwoOUmVwb3J0UHJvZ3Jlc3MSIi5waXBlbGluZS52MS5SZXBvcnRQcm9ncmVzc1JlcXVlc3QaIy5waXBlbGluZS52MS5SZXBvcnRQcm9ncmVzc1Jlc3BvbnNlIgAoATABQkBaPmdpdGh1Yi5jb20vcGlwZWxpbmUtZGV2L3BpcGVsaW5lL2dlbi9nby9waXBlbGluZS92MTtwaXBlbGluZXYxYgZwcm90bzM", [file_buf_validate_validate, file_google_api_field_behavior, file_pipeline_v1_jobs]);
+  fileDesc("ChhwaXBlbGluZS92MS93b3JrZXIucHJvdG8SC3BpcGVsaW5lLnYxIsIBChVSZXBvcnRQcm9ncmVzc1JlcXVlc3QSIAoJd29ya2VyX2lkGAEgASgJQg3gQQK6SAdyBRABGMgBEhsKBmpvYl9pZBgCIAEoCUIL4EECukgFcgOwAQESHQoIYmF0Y2hfaWQYAyABKAlCC7pICNgBAXIDsAEBEjcKB3Jlc3VsdHMYBCADKAsyGy5waXBlbGluZS52MS5Eb2N1bWVudFJlc3VsdEIJukgGkgEDEOgHEhIKCmJhdGNoX2RvbmUYBSABKAgiZwoWUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZRIqCgpqb2Jfc3RhdHVzGAEgASgOMhYucGlwZWxpbmUudjEuSm9iU3RhdHVzEgwKBHN0b3AYAiABKAgSEwoLc3RvcF9yZWFzb24YAyABKAkycAoNV29ya2VyU2VydmljZRJfCg5SZXBvcnRQcm9ncmVzcxIiLnBpcGVsaW5lLnYxLlJlcG9ydFByb2dyZXNzUmVxdWVzdBojLnBpcGVsaW5lLnYxLlJlcG9ydFByb2dyZXNzUmVzcG9uc2UiACgBMAFCQFo+Z2l0aHViLmNvbS9waXBlbGluZS1kZXYvcGlwZWxpbmUvZ2VuL2dvL3BpcGVsaW5lL3YxO3BpcGVsaW5ldjFiBnByb3RvMw", [file_buf_validate_validate, file_google_api_field_behavior, file_pipeline_v1_jobs]);
 
 /**
  * Request of ReportProgress: one report from a worker.
@@ -44,11 +44,20 @@ export type ReportProgressRequest = Message<"pipeline.v1.ReportProgressRequest">
   batchId: string;
 
   /**
-   * Results of documents finished since the last report.
+   * Results of documents finished since the last report. A report without results and without
+   * batch_done is a heartbeat: it only renews the lease.
    *
    * @generated from field: repeated pipeline.v1.DocumentResult results = 4;
    */
   results: DocumentResult[];
+
+  /**
+   * The worker finished the batch: every document of it has a result. The server marks the batch
+   * done and, when it was the job's last, finishes the job.
+   *
+   * @generated from field: bool batch_done = 5;
+   */
+  batchDone: boolean;
 };
 
 /**
@@ -72,11 +81,19 @@ export type ReportProgressResponse = Message<"pipeline.v1.ReportProgressResponse
   jobStatus: JobStatus;
 
   /**
-   * True when the worker should stop working on the job (cancelled, failed or timed out).
+   * True when the worker should stop working on the batch: the job was cancelled, failed or timed
+   * out, or the worker's lease was lost to another worker.
    *
    * @generated from field: bool stop = 2;
    */
   stop: boolean;
+
+  /**
+   * Why the worker should stop, for its log.
+   *
+   * @generated from field: string stop_reason = 3;
+   */
+  stopReason: string;
 };
 
 /**
