@@ -129,7 +129,7 @@ func (h *contentService) ListSources(ctx context.Context, req *pipelinev1.ListSo
 }
 
 // DeleteSource cancels the source's active jobs, so watchers see them end, then deletes the
-// source; its documents, jobs and results go with it.
+// source (its documents, jobs and results go with it) and its vectors.
 func (h *contentService) DeleteSource(ctx context.Context, req *pipelinev1.DeleteSourceRequest) (*pipelinev1.DeleteSourceResponse, error) {
 	id, err := parseID("source_id", req.GetSourceId())
 	if err != nil {
@@ -143,6 +143,14 @@ func (h *contentService) DeleteSource(ctx context.Context, req *pipelinev1.Delet
 	}
 	if _, err := h.s.deps.Content.DeleteSource(ctx, &content.DeleteSourceParams{ID: id.String()}); err != nil {
 		return nil, err
+	}
+	// The rows are gone first, so a worker finishing a document of this source now finds it
+	// deleted and removes what it just stored; then the source's vectors go. A purge that fails
+	// stays recorded in Postgres and the reconciler retries it.
+	if p := h.s.deps.Purger; p != nil {
+		if err := p.Purge(ctx, id.String()); err != nil {
+			h.s.log.WarnContext(ctx, "purge vectors of deleted source; the reconciler will retry", "source_id", id, "err", err)
+		}
 	}
 	return &pipelinev1.DeleteSourceResponse{}, nil
 }

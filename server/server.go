@@ -32,8 +32,11 @@ import (
 	"github.com/pipeline-dev/pipeline/gen/openapi"
 	"github.com/pipeline-dev/pipeline/internal/config"
 	"github.com/pipeline-dev/pipeline/internal/content"
+	"github.com/pipeline-dev/pipeline/internal/embed"
 	"github.com/pipeline-dev/pipeline/internal/events"
 	"github.com/pipeline-dev/pipeline/internal/jobs"
+	"github.com/pipeline-dev/pipeline/internal/processing"
+	"github.com/pipeline-dev/pipeline/internal/vector"
 )
 
 // Deps are the server's collaborators, built by the caller (cmd/pipeline or a test).
@@ -44,6 +47,11 @@ type Deps struct {
 	Jobs    *jobs.Manager
 	Content content.Store
 	Log     *slog.Logger
+	// Embedder and Vectors serve Search and DeleteSource; nil means no search.
+	Embedder embed.Embedder
+	Vectors  vector.Store
+	// Purger removes deleted sources' vectors; nil when there is no vector store.
+	Purger *processing.Purger
 }
 
 // Server is the gRPC server, the REST gateway and the health endpoints.
@@ -97,8 +105,8 @@ func New(cfg config.Config, deps Deps) (*Server, error) {
 	)
 	pipelinev1.RegisterJobServiceServer(s.grpc, &jobService{s: s})
 	pipelinev1.RegisterContentServiceServer(s.grpc, &contentService{s: s})
-	pipelinev1.RegisterSearchServiceServer(s.grpc, &searchService{})
-	pipelinev1.RegisterWorkerServiceServer(s.grpc, &workerService{})
+	pipelinev1.RegisterSearchServiceServer(s.grpc, &searchService{s: s})
+	pipelinev1.RegisterWorkerServiceServer(s.grpc, &workerService{s: s})
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)

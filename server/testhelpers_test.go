@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -72,7 +73,8 @@ func setup(t *testing.T, opts ...func(*config.Config)) *testBundle {
 func setupDeps(t *testing.T, mutate func(*server.Deps), opts ...func(*config.Config)) *testBundle {
 	t.Helper()
 	pool, dbURL := dbtest.NewWithURL(t)
-	_, prefix := redistest.New(t)
+	rdb, prefix := redistest.New(t)
+	t.Cleanup(func() { cleanQueueKeys(rdb, prefix) })
 
 	cfg := config.Default()
 	cfg.DatabaseURL = dbURL
@@ -83,6 +85,7 @@ func setupDeps(t *testing.T, mutate func(*server.Deps), opts ...func(*config.Con
 	cfg.Migrate = false // dbtest has migrated the schema
 	cfg.WatchPollInterval = 200 * time.Millisecond
 	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.DataDir = t.TempDir()
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -95,9 +98,10 @@ func setupDeps(t *testing.T, mutate func(*server.Deps), opts ...func(*config.Con
 	log := slog.New(slog.DiscardHandler)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	deps, release, err := app.Build(ctx, cfg, log)
+	a, err := app.Build(ctx, cfg, log, app.RoleServer)
 	require.NoError(t, err)
-	t.Cleanup(release) // runs after the server has stopped (cleanups are LIFO)
+	t.Cleanup(func() { require.NoError(t, a.Close()) }) // runs after the server has stopped (cleanups are LIFO)
+	deps := a.ServerDeps()
 
 	if mutate != nil {
 		mutate(&deps)
@@ -382,4 +386,14 @@ func (b *testBundle) newBus(t *testing.T) *events.Bus {
 	t.Helper()
 	rdb, _ := redistest.New(t) // its own client; the prefix it returns is not used
 	return events.New(rdb, b.cfg.RedisPrefix, slog.New(slog.DiscardHandler))
+}
+
+// cleanQueueKeys deletes taskq's keys of the test's queue, which are named taskq:{<queue>}:...,
+// outside the test's prefix.
+func cleanQueueKeys(rdb *redis.Client, prefix string) {
+	ctx := context.Background()
+	keys, _ := rdb.Keys(ctx, "taskq:{"+prefix+"*").Result()
+	if len(keys) > 0 {
+		rdb.Del(ctx, keys...)
+	}
 }

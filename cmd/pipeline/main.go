@@ -1,5 +1,6 @@
-// Command pipeline is the one binary of the service: `serve` runs the API server, `migrate`
-// manages the database schema. Later issues add the worker, `dev` and client commands.
+// Command pipeline is the one binary of the service: `dev` runs everything in one process,
+// `serve` the API server and reconciler, `worker` a worker process, `migrate` manages the
+// database schema, and the client commands (ingest, search) call a running server.
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pipeline-dev/pipeline/internal/app"
 	"github.com/pipeline-dev/pipeline/internal/config"
@@ -47,7 +49,7 @@ func newRoot() *cobra.Command {
 		},
 	}
 	cfg.RegisterFlags(root.PersistentFlags())
-	root.AddCommand(serveCmd(&cfg), migrateCmd(&cfg), &cobra.Command{
+	root.AddCommand(serveCmd(&cfg), devCmd(&cfg), workerCmd(&cfg), migrateCmd(&cfg), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), version) },
@@ -67,22 +69,78 @@ func newLogger(cfg *config.Config) *slog.Logger {
 func serveCmd(cfg *config.Config) *cobra.Command {
 	return &cobra.Command{
 		Use:   "serve",
-		Short: "Run the gRPC API and the REST gateway",
+		Short: "Run the gRPC API, the REST gateway and the reconciler (and in-process workers with --workers=1)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := newLogger(cfg)
-			deps, closeDeps, err := app.Build(cmd.Context(), *cfg, log)
-			if err != nil {
-				return err
-			}
-			defer closeDeps()
-			srv, err := server.New(*cfg, deps)
-			if err != nil {
-				return err
-			}
-			return srv.Run(cmd.Context())
+			return runServer(cmd.Context(), *cfg, cfg.Workers > 0)
 		},
 	}
+}
+
+func devCmd(cfg *config.Config) *cobra.Command {
+	return &cobra.Command{
+		Use:   "dev",
+		Short: "Run everything in one process: server, reconciler, workers and the embedded vector store",
+		Long: `dev runs the whole service in one process on the local Postgres and Redis: the gRPC API and
+REST gateway, the reconciler, a worker pool of --max-concurrent-jobs batches and the embedded
+vector store under --data-dir. It is the one command that runs the main job on a fresh machine.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServer(cmd.Context(), *cfg, true)
+		},
+	}
+}
+
+func workerCmd(cfg *config.Config) *cobra.Command {
+	return &cobra.Command{
+		Use:   "worker",
+		Short: "Run a worker process: take batches from the queue, process them, report to --server",
+		Long: `worker processes batches from the queue and reports progress to the server at --server
+(PIPELINE_SERVER) with --worker-api-key. It needs a vector store that several processes can share
+(PIPELINE_VECTOR_STORE=milvus); with the embedded store, run ` + "`pipeline dev`" + ` instead.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := newLogger(cfg)
+			a, err := app.Build(cmd.Context(), *cfg, log, app.RoleWorker)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			return a.RunWorkers(cmd.Context(), cfg.Server, cfg.WorkerAPIKey)
+		},
+	}
+}
+
+// runServer runs the server and the reconciler, and in-process workers when asked, until ctx
+// ends; any of them failing stops the rest.
+func runServer(ctx context.Context, cfg config.Config, workers bool) error {
+	log := newLogger(&cfg)
+	a, err := app.Build(ctx, cfg, log, app.RoleServer)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	srv, err := server.New(cfg, a.ServerDeps())
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Run(gctx) })
+	g.Go(func() error { a.Reconciler.Run(gctx); return nil })
+	if workers {
+		g.Go(func() error {
+			grpcAddr, _, err := srv.Addrs(gctx)
+			if err != nil {
+				return nil // the server stopped before listening; its error is the one to report
+			}
+			key := cfg.WorkerAPIKey
+			if key == "" && len(cfg.APIKeys) > 0 {
+				key = cfg.APIKeys[0] // in-process workers use the server's own key
+			}
+			return a.RunWorkers(gctx, grpcAddr, key)
+		})
+	}
+	return g.Wait()
 }
 
 func migrateCmd(cfg *config.Config) *cobra.Command {

@@ -1,77 +1,222 @@
-// Package app wires the server's collaborators from a Config: the Postgres pool (migrated when
-// asked), Redis, the event bus, the job manager and the content store. cmd/pipeline and the
+// Package app wires the service's parts from a Config: the Postgres pool (migrated when asked),
+// Redis, the event bus, the queue, the job manager with its hooks, the content store, chunker,
+// embedder and vector store, the reconciler and in-process workers. cmd/pipeline and the
 // end-to-end tests build the service the same way through it.
 package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
+	pipelinev1 "github.com/pipeline-dev/pipeline/gen/go/pipeline/v1"
+	"github.com/pipeline-dev/pipeline/internal/chunk"
 	"github.com/pipeline-dev/pipeline/internal/config"
 	"github.com/pipeline-dev/pipeline/internal/content"
 	"github.com/pipeline-dev/pipeline/internal/db"
+	"github.com/pipeline-dev/pipeline/internal/embed"
 	"github.com/pipeline-dev/pipeline/internal/events"
 	"github.com/pipeline-dev/pipeline/internal/jobs"
+	"github.com/pipeline-dev/pipeline/internal/processing"
+	"github.com/pipeline-dev/pipeline/internal/queue"
+	"github.com/pipeline-dev/pipeline/internal/retry"
+	"github.com/pipeline-dev/pipeline/internal/vector"
 	"github.com/pipeline-dev/pipeline/server"
+	"github.com/pipeline-dev/pipeline/worker"
 )
 
-// Build connects to Postgres and Redis and returns the server's dependencies and a function that
-// releases them. It fails, naming the setting, when a dependency cannot be reached.
-func Build(ctx context.Context, cfg config.Config, log *slog.Logger) (server.Deps, func(), error) {
-	pool, err := db.Open(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return server.Deps{}, nil, fmt.Errorf("PIPELINE_DATABASE_URL: %w", err)
-	}
-	if cfg.Migrate {
-		n, err := db.MigrateUp(ctx, pool)
+// App is the built service.
+type App struct {
+	Cfg        config.Config
+	Log        *slog.Logger
+	Pool       *pgxpool.Pool
+	Redis      *redis.Client
+	Bus        *events.Bus
+	Queue      *queue.Queue
+	Jobs       *jobs.Manager
+	Content    *content.PgStore
+	Chunker    *chunk.Chunker
+	Embedder   embed.Embedder
+	Vectors    vector.Store
+	Purger     *processing.Purger
+	Reconciler *processing.Reconciler
+
+	closers []func() error
+}
+
+// Role says which process is being built: the server opens the vector store for search and
+// purges; a separate worker process refuses the embedded store, which one process owns.
+type Role int
+
+const (
+	// RoleServer is `serve` and `dev`.
+	RoleServer Role = iota
+	// RoleWorker is `worker`.
+	RoleWorker
+)
+
+// Build connects everything the role needs. It fails, naming the setting, when a dependency
+// cannot be reached. Close releases what it opened.
+func Build(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) (a *App, err error) {
+	a = &App{Cfg: cfg, Log: log}
+	defer func() {
 		if err != nil {
-			pool.Close()
-			return server.Deps{}, nil, err
+			_ = a.Close()
+			a = nil
+		}
+	}()
+	if role == RoleWorker && cfg.VectorStore == "embedded" {
+		return nil, errors.New("PIPELINE_VECTOR_STORE=embedded: the embedded vector store lives inside one process, so a separate `pipeline worker` cannot share it; run `pipeline dev` (server and workers in one process), or use PIPELINE_VECTOR_STORE=milvus")
+	}
+
+	a.Pool, err = db.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("PIPELINE_DATABASE_URL: %w", err)
+	}
+	a.closers = append(a.closers, func() error { a.Pool.Close(); return nil })
+	if cfg.Migrate && role == RoleServer {
+		n, err := db.MigrateUp(ctx, a.Pool)
+		if err != nil {
+			return nil, err
 		}
 		if n > 0 {
 			log.Info("applied database migrations", "count", n)
 		}
 	}
+
 	opt, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
-		pool.Close()
-		return server.Deps{}, nil, fmt.Errorf("PIPELINE_REDIS_URL: %w", err)
+		return nil, fmt.Errorf("PIPELINE_REDIS_URL: %w", err)
 	}
-	rdb := redis.NewClient(opt)
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		pool.Close()
-		_ = rdb.Close()
-		return server.Deps{}, nil, fmt.Errorf("PIPELINE_REDIS_URL: connect to Redis at %s: %w", opt.Addr, err)
+	a.Redis = redis.NewClient(opt)
+	a.closers = append(a.closers, a.Redis.Close)
+	if err := a.Redis.Ping(ctx).Err(); err != nil {
+		return nil, fmt.Errorf("PIPELINE_REDIS_URL: connect to Redis at %s: %w", opt.Addr, err)
 	}
-	bus := events.New(rdb, cfg.RedisPrefix, log)
-	mgr, err := jobs.NewManager(jobs.NewPgStore(pool), jobs.Config{
-		Notifier:       notifier{bus},
+	a.Bus = events.New(a.Redis, cfg.RedisPrefix, log)
+	a.Queue, err = queue.Open(queue.Config{
+		RedisURL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Workers: cfg.MaxConcurrentJobs, Logger: log,
+	}, a.Redis)
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.Queue.Close)
+
+	a.Content = content.NewPgStore(a.Pool)
+	hooks := &processing.Hooks{
+		Bus: a.Bus, Redis: a.Redis, Prefix: cfg.RedisPrefix, Content: a.Content, ResultTTL: cfg.ResultTTL, Log: log,
+	}
+	a.Jobs, err = jobs.NewManager(jobs.NewPgStore(a.Pool), jobs.Config{
+		Enqueuer:       a.Queue,
+		Notifier:       hooks,
 		Logger:         log,
 		DefaultTimeout: cfg.JobTimeout,
+		BatchSize:      cfg.BatchSize,
 	})
 	if err != nil {
-		pool.Close()
-		_ = rdb.Close()
-		return server.Deps{}, nil, err
+		return nil, err
 	}
-	deps := server.Deps{
-		Pool:    pool,
-		Redis:   rdb,
-		Bus:     bus,
-		Jobs:    mgr,
-		Content: content.NewPgStore(pool),
-		Log:     log,
+	hooks.Jobs = a.Jobs
+
+	a.Chunker, err = chunk.New(chunk.Config{MaxTokens: cfg.ChunkMaxTokens, OverlapTokens: cfg.ChunkOverlapTokens})
+	if err != nil {
+		return nil, fmt.Errorf("PIPELINE_CHUNK_MAX_TOKENS / PIPELINE_CHUNK_OVERLAP_TOKENS: %w", err)
 	}
-	return deps, func() { _ = rdb.Close(); pool.Close() }, nil
+	a.Embedder, err = newEmbedder(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.Vectors, err = openVectors(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.Vectors.Close)
+	a.Purger = &processing.Purger{Content: a.Content, Vectors: a.Vectors, Log: log}
+	a.Reconciler = &processing.Reconciler{
+		Jobs: a.Jobs, Queue: a.Queue, Interval: cfg.PollInterval, Purger: a.Purger, Log: log,
+	}
+	return a, nil
 }
 
-// notifier announces every committed job change on the event bus.
-type notifier struct{ bus *events.Bus }
+// ServerDeps are the server's collaborators.
+func (a *App) ServerDeps() server.Deps {
+	return server.Deps{
+		Pool: a.Pool, Redis: a.Redis, Bus: a.Bus, Jobs: a.Jobs, Content: a.Content, Log: a.Log,
+		Embedder: a.Embedder, Vectors: a.Vectors, Purger: a.Purger,
+	}
+}
 
-func (n notifier) JobChanged(ctx context.Context, job *jobs.Job) error {
-	n.bus.Publish(ctx, job.ID, job.Version)
-	return nil
+// Close releases everything Build opened, in reverse order.
+func (a *App) Close() error {
+	var errList []error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		errList = append(errList, a.closers[i]())
+	}
+	a.closers = nil
+	return errors.Join(errList...)
+}
+
+func newEmbedder(cfg config.Config) (embed.Embedder, error) {
+	switch cfg.Embedder {
+	case "openai":
+		e, err := embed.NewOpenAI(embed.OpenAIConfig{
+			BaseURL: cfg.OpenAIBaseURL, Model: cfg.OpenAIModel, APIKey: cfg.OpenAIAPIKey,
+			Dimension: cfg.EmbedDimension, BatchSize: cfg.EmbedBatchSize, MaxConcurrency: cfg.MaxConcurrentJobs,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("PIPELINE_EMBEDDER=openai: %w", err)
+		}
+		return e, nil
+	default:
+		e, err := embed.NewHashing(embed.HashingConfig{Dimension: cfg.EmbedDimension})
+		if err != nil {
+			return nil, fmt.Errorf("PIPELINE_EMBED_DIMENSION: %w", err)
+		}
+		return e, nil
+	}
+}
+
+// RunWorkers consumes the queue with an in-process worker pool (MaxConcurrentJobs batches at
+// once) that reports to the server at serverAddr, until ctx ends.
+func (a *App) RunWorkers(ctx context.Context, serverAddr, apiKey string) error {
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if apiKey != "" {
+		opts = append(opts, grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, callOpts ...grpc.CallOption) (grpc.ClientStream, error) {
+			return streamer(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+apiKey), desc, cc, method, callOpts...)
+		}))
+	}
+	conn, err := grpc.NewClient(serverAddr, opts...)
+	if err != nil {
+		return fmt.Errorf("PIPELINE_SERVER: %w", err)
+	}
+	defer conn.Close()
+	w := worker.New(worker.Config{
+		Lease: a.Cfg.Lease,
+		Retry: retry.Policy{
+			MaxRetries: a.Cfg.MaxRetries, BaseDelay: a.Cfg.RetryBaseDelay, Factor: a.Cfg.BackoffFactor,
+		},
+		EmbedBatchSize: a.Cfg.EmbedBatchSize,
+		Logger:         a.Log,
+	}, worker.Deps{
+		Jobs: a.Jobs, Content: a.Content, Chunker: a.Chunker, Embedder: a.Embedder, Vectors: a.Vectors,
+		Reporter: pipelinev1.NewWorkerServiceClient(conn),
+	})
+	// A consumer of its own: a queue consumes once, and a process may run several pools (tests).
+	q, err := queue.Open(queue.Config{
+		RedisURL: a.Cfg.RedisURL, Prefix: a.Cfg.RedisPrefix, Workers: a.Cfg.MaxConcurrentJobs, Logger: a.Log,
+	}, a.Redis)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	a.Log.Info("worker started", "worker_id", w.ID(), "concurrency", a.Cfg.MaxConcurrentJobs, "server", serverAddr)
+	return q.Consume(ctx, w.HandleBatch, 30*time.Second)
 }

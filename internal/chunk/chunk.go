@@ -1,6 +1,50 @@
 // Package chunk splits Markdown (and plain text) into chunks sized in tokens, for embedding.
 // It knows nothing about documents' storage, embedders or vector stores.
+//
+// # How a document is cut
+//
+// A document is cut recursively, keeping each part whole when it fits in Config.MaxTokens:
+// first into sections at its headings (outermost level first; ATX "#" headings and setext
+// "===" / "---" underlines, never lines inside code fences), then into blocks (paragraphs,
+// lists, fenced code, tables, separated by blank lines), then sentences, lines, words, and as
+// a last resort a single huge word at token-piece and then rune boundaries. A fenced code block
+// or a table is cut only when it alone exceeds the limit, and then line by line first. The
+// resulting parts are packed greedily, in order, into chunks of at most MaxTokens; a heading is
+// never left alone at the end of a chunk when it can start the next.
+//
+// Each chunk is the document's own text, input[Start:End], without surrounding whitespace. Its
+// HeadingPath is the headings whose sections hold its start, outermost first ("Install >
+// Linux"); a chunk that starts with a heading has that heading last. Consecutive chunks repeat
+// about Config.OverlapTokens tokens: the next chunk starts that much earlier, at a sentence or
+// word start, except where it starts a new section, and never so early as to exceed the limit.
+// Chunks' starts strictly increase, every non-whitespace byte of the input is in some chunk,
+// and no cut falls inside a UTF-8 character (invalid bytes count as one-byte characters). The
+// output depends only on the input and the Config.
+//
+// # Tokens
+//
+// Tokens are counted with OpenAI's cl100k_base encoding, the one the text-embedding-3 and
+// text-embedding-ada-002 models use, so a limit set here is a limit those embedders see. The
+// vocabulary is compiled into the binary (github.com/tiktoken-go/tokenizer); nothing is
+// downloaded at run time. o200k_base (GPT-4o and later chat models) is not used: no embedding
+// model uses it, and its vocabulary doubles the binary's share. Counts equal the library's
+// Count exactly. The library differs from OpenAI's tiktoken in two rare cases: it drops U+007F
+// (DEL), and a run of spaces and line breaks splits after the first group of line breaks, which
+// can cost an extra token there. Local embedding models use other tokenizers; cl100k counts
+// are a fair proxy for them, but leave them some headroom.
+//
+// Speed comes from counting each token piece once: the document is split once into the pieces
+// the tokenizer's pattern would make, each piece's count comes from a cache, and the count of
+// any range is a difference of prefix sums, corrected only at its two cut ends.
 package chunk
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/pipeline-dev/pipeline/internal/errs"
+)
 
 // Chunk is one piece of a document.
 type Chunk struct {
@@ -10,9 +54,159 @@ type Chunk struct {
 	// (Start and End point at the trimmed text).
 	Text string
 	// HeadingPath is the Markdown headings above the chunk, outermost first, e.g. ["Install", "Linux"].
+	// Chunks of one section share the slice: do not modify it.
 	HeadingPath []string
 	// Start and End are byte offsets of Text in the input.
 	Start, End int
 	// Tokens is Text's length in tokens.
 	Tokens int
+}
+
+// algorithmVersion names the cutting rules in Fingerprint. Bump it whenever a change can move
+// a chunk boundary, so that stored chunks are known to be stale.
+const algorithmVersion = "md1"
+
+// NoOverlap, as Config.OverlapTokens, turns overlap off (zero means the default).
+const NoOverlap = -1
+
+// Config sets a Chunker's sizes; the zero value means the defaults.
+type Config struct {
+	// MaxTokens is the most cl100k_base tokens a chunk may hold. Defaults to 512; 16..8192.
+	MaxTokens int
+	// OverlapTokens is about how many tokens of the previous chunk's end a chunk repeats at its
+	// start. Defaults to 64, or MaxTokens/4 when that is smaller; NoOverlap for none;
+	// 0..MaxTokens/2.
+	OverlapTokens int
+}
+
+// Limits of Config.MaxTokens.
+const (
+	MinMaxTokens = 16
+	MaxMaxTokens = 8192
+)
+
+// WithDefaults returns the config with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.MaxTokens == 0 {
+		c.MaxTokens = 512
+	}
+	switch c.OverlapTokens {
+	case 0:
+		c.OverlapTokens = min(64, c.MaxTokens/4)
+	case NoOverlap:
+		c.OverlapTokens = 0
+	}
+	return c
+}
+
+// Validate reports a field outside its range, by name.
+func (c Config) Validate() error {
+	if c.MaxTokens < MinMaxTokens || c.MaxTokens > MaxMaxTokens {
+		return errs.InvalidArgument("max_tokens", "must be between %d and %d, got %d",
+			MinMaxTokens, MaxMaxTokens, c.MaxTokens)
+	}
+	if c.OverlapTokens < 0 || c.OverlapTokens > c.MaxTokens/2 {
+		return errs.InvalidArgument("overlap_tokens", "must be between 0 and max_tokens/2 (%d), got %d",
+			c.MaxTokens/2, c.OverlapTokens)
+	}
+	return nil
+}
+
+// maxSegment is the longest text Split indexes at once; offsets in the index are int32.
+const maxSegment = 1 << 30
+
+// Chunker splits documents. It is safe for concurrent use.
+type Chunker struct {
+	cfg        Config
+	maxSegment int
+	pool       sync.Pool // of *splitState
+}
+
+// New returns a Chunker for cfg (zero fields take their defaults).
+func New(cfg Config) (*Chunker, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("chunk: %w", err)
+	}
+	loadVocabulary() // now rather than in the first Split
+	c := &Chunker{cfg: cfg, maxSegment: maxSegment}
+	c.pool.New = func() any { return new(splitState) }
+	return c, nil
+}
+
+// Config returns the Chunker's settings, defaults applied.
+func (c *Chunker) Config() Config { return c.cfg }
+
+// Fingerprint identifies the cutting rules, the tokenizer and the settings, e.g.
+// "md1/cl100k/512/64": chunks made under another fingerprint may be cut differently.
+func (c *Chunker) Fingerprint() string {
+	return fmt.Sprintf("%s/%s/%d/%d", algorithmVersion, tokenizerName, c.cfg.MaxTokens, c.cfg.OverlapTokens)
+}
+
+// CountTokens returns the number of cl100k_base tokens in s.
+func (c *Chunker) CountTokens(s string) int {
+	st := c.pool.Get().(*splitState)
+	defer c.pool.Put(st)
+	return st.cache.countString(s)
+}
+
+// Split cuts text (Markdown or plain text) into chunks. Empty or whitespace-only text has none.
+func (c *Chunker) Split(text string) []Chunk {
+	if len(text) > c.maxSegment {
+		return c.splitLong(text)
+	}
+	st := c.pool.Get().(*splitState)
+	defer func() {
+		st.release()
+		c.pool.Put(st)
+	}()
+	st.blocks, st.heads = scanBlocks(text, st.blocks[:0], st.heads[:0])
+	if len(st.blocks) == 0 {
+		return nil
+	}
+	st.idx.build(text, &st.cache)
+	s := splitter{
+		text:    text,
+		max:     c.cfg.MaxTokens,
+		overlap: c.cfg.OverlapTokens,
+		idx:     &st.idx,
+		cache:   &st.cache,
+		blocks:  st.blocks,
+		heads:   st.heads,
+	}
+	// Typical prose runs near four bytes a token; guessing the count saves regrowing.
+	s.out = make([]Chunk, 0, len(text)/(4*max(1, c.cfg.MaxTokens-c.cfg.OverlapTokens))+1)
+	s.run()
+	if len(s.out) == 0 {
+		return nil
+	}
+	return s.out
+}
+
+// splitLong splits a text too long to index at once into segments cut at line breaks, and
+// splits each on its own: headings do not carry from one segment to the next, which at over
+// a gigabyte of text is a fair price.
+func (c *Chunker) splitLong(text string) []Chunk {
+	var out []Chunk
+	for base := 0; base < len(text); {
+		end := len(text)
+		if end-base > c.maxSegment {
+			end = base + c.maxSegment
+			if nl := strings.LastIndexByte(text[base:end], '\n'); nl > 0 {
+				end = base + nl + 1
+			} else {
+				for end > base+1 && end < len(text) && text[end]&0xC0 == 0x80 {
+					end-- // not inside a character
+				}
+			}
+		}
+		for _, ch := range c.Split(text[base:end]) {
+			ch.Index = len(out)
+			ch.Start += base
+			ch.End += base
+			out = append(out, ch)
+		}
+		base = end
+	}
+	return out
 }

@@ -40,17 +40,20 @@ func (s *PgStore) GetIndexState(ctx context.Context, documentID string) (st Inde
 	return st, true, nil
 }
 
-// PutIndexState records that the document's vectors were built from st. A document deleted
-// meanwhile is left alone.
-func (s *PgStore) PutIndexState(ctx context.Context, st IndexState) error {
+// PutIndexState records that the document's vectors were built from st. It reports false when
+// the document was deleted meanwhile: the caller then removes the vectors it just wrote.
+func (s *PgStore) PutIndexState(ctx context.Context, st IndexState) (bool, error) {
 	id, err := uuid.Parse(st.DocumentID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	rows, err := s.db.Query(ctx, qPutIndexState, id, st.ContentHash, st.Fingerprint, st.ChunkCount)
-	if err == nil {
-		rows.Close()
-		err = rows.Err()
+	if err != nil {
+		return false, translate(err, "document", st.DocumentID)
 	}
-	return translate(err, "document", st.DocumentID)
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return false, translate(err, "document", st.DocumentID)
+	}
+	return rows.CommandTag().RowsAffected() > 0, nil
 }

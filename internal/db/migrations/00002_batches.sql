@@ -35,6 +35,17 @@ CREATE TABLE document_index_state (
     indexed_at   timestamptz NOT NULL DEFAULT now()
 );
 
+-- Sources deleted from Postgres whose vectors may still be in the vector store. DeleteSource
+-- writes the row in the same statement that deletes the source, so a vector store that is down
+-- at that moment cannot leave vectors behind for good: the reconciler purges until it succeeds.
+CREATE TABLE vector_purges (
+    source_id    uuid PRIMARY KEY,
+    requested_at timestamptz NOT NULL DEFAULT now(),
+    attempts     integer     NOT NULL DEFAULT 0,
+    last_error   text        NOT NULL DEFAULT ''
+);
+
 -- +goose Down
+DROP TABLE vector_purges;
 DROP TABLE document_index_state;
 DROP TABLE job_batches;

@@ -1,0 +1,304 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pipelinev1 "github.com/pipeline-dev/pipeline/gen/go/pipeline/v1"
+)
+
+const (
+	pending    = pipelinev1.JobStatus_JOB_STATUS_PENDING
+	inProgress = pipelinev1.JobStatus_JOB_STATUS_IN_PROGRESS
+	completed  = pipelinev1.JobStatus_JOB_STATUS_COMPLETED
+	failed     = pipelinev1.JobStatus_JOB_STATUS_FAILED
+	cancelled  = pipelinev1.JobStatus_JOB_STATUS_CANCELLED
+)
+
+// snap is a job snapshot for the display tests.
+func snap(id string, version int64, st pipelinev1.JobStatus, total, processed, errs int64) *pipelinev1.Job {
+	return &pipelinev1.Job{
+		JobId: id, Version: version, Status: st,
+		Processing: &pipelinev1.ProcessingDetails{DocumentCount: total, ProcessedCount: processed, ErrorCount: errs, ChunkCount: processed * 3},
+	}
+}
+
+// fakeClock is a clock the test moves by hand.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time          { return c.t }
+func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
+func newFakeClock() *fakeClock               { return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+func takeLines(b *bytes.Buffer) []string {
+	s := strings.TrimSpace(b.String())
+	b.Reset()
+	return splitNonEmpty(s)
+}
+func splitNonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+func TestLineProgressPrintsChangesAtMostOncePerSecond(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	clock := newFakeClock()
+	p := newLineProgress(&out, clock.now, []string{"j1"}, time.Second)
+
+	p.Update(snap("j1", 1, pending, 10, 0, 0))
+	require.Equal(t, []string{"job j1 PENDING: 0/10 processed, 0 errors"}, takeLines(&out))
+
+	p.Update(snap("j1", 1, pending, 10, 0, 0)) // a reconnected watch repeats the snapshot
+	p.Update(snap("j1", 2, pending, 10, 0, 0)) // a new version that changes nothing shown
+	p.Tick()
+	require.Empty(t, takeLines(&out), "nothing changed that a line shows")
+
+	clock.advance(200 * time.Millisecond)
+	p.Update(snap("j1", 3, inProgress, 10, 0, 0))
+	require.Empty(t, takeLines(&out), "held back: less than a second since the last line")
+	clock.advance(300 * time.Millisecond)
+	p.Update(snap("j1", 4, inProgress, 10, 1, 0))
+	p.Tick()
+	require.Empty(t, takeLines(&out))
+
+	clock.advance(600 * time.Millisecond) // 1.1s after the first line
+	p.Tick()
+	require.Equal(t, []string{"job j1 IN_PROGRESS: 1/10 processed, 0 errors"}, takeLines(&out), "the latest state, once")
+	p.Tick()
+	require.Empty(t, takeLines(&out))
+
+	// Rate and ETA once work has gone on for a while: 4 documents in the 2s since the first
+	// IN_PROGRESS snapshot was seen (with 0 done).
+	clock.advance(1100 * time.Millisecond)
+	p.Update(snap("j1", 5, inProgress, 10, 3, 1))
+	require.Equal(t, []string{"job j1 IN_PROGRESS: 3/10 processed, 1 error, 2.0 docs/s, ETA 3s"}, takeLines(&out))
+
+	// The final line comes at once, however soon, and nothing after it.
+	clock.advance(10 * time.Millisecond)
+	final := snap("j1", 6, completed, 10, 9, 1)
+	final.StartTime = timestamppb.New(clock.t.Add(-5 * time.Second))
+	final.FinishTime = timestamppb.New(clock.t)
+	p.Update(final)
+	require.Equal(t, []string{"job j1 COMPLETED: 9/10 processed, 1 error, 27 chunks, in 5s"}, takeLines(&out))
+	p.Update(snap("j1", 7, completed, 10, 9, 1))
+	p.Tick()
+	p.Finish()
+	require.Empty(t, takeLines(&out))
+}
+
+func TestLineProgressKeepsJobsApart(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	clock := newFakeClock()
+	p := newLineProgress(&out, clock.now, []string{"a", "b"}, time.Second)
+	p.Update(snap("a", 1, pending, 2, 0, 0))
+	p.Update(snap("b", 1, pending, 3, 0, 0))
+	require.Len(t, takeLines(&out), 2, "throttling is per job")
+
+	f := snap("b", 2, failed, 3, 0, 0)
+	f.Error = "timed out"
+	p.Update(f)
+	p.Update(snap("a", 2, inProgress, 2, 1, 0))
+	require.Equal(t, []string{"job b FAILED: 0/3 processed, 0 errors, 0 chunks: timed out"}, takeLines(&out))
+
+	// Interrupted: Finish shows what was held back.
+	p.Finish()
+	require.Equal(t, []string{"job a IN_PROGRESS: 1/2 processed, 0 errors"}, takeLines(&out))
+}
+
+func TestTTYProgressRedrawsInPlace(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	clock := newFakeClock()
+	p := newTTYProgress(&out, clock.now, []string{"aaaaaaaa-1111", "bbbbbbbb-2222"}, 0)
+	p.Update(snap("aaaaaaaa-1111", 1, inProgress, 10, 0, 0))
+	first := out.String()
+	require.Equal(t, 2, strings.Count(first, "\n"), "a line per job")
+	require.NotContains(t, first, "\x1b[2A", "nothing to move back over yet")
+	require.Contains(t, first, "aaaaaaaa [....................] 0/10  0 errs  IN_PROGRESS")
+	require.Contains(t, first, "bbbbbbbb waiting")
+
+	out.Reset()
+	clock.advance(2 * time.Second)
+	p.Update(snap("aaaaaaaa-1111", 2, inProgress, 10, 4, 1))
+	redraw := out.String()
+	require.True(t, strings.HasPrefix(redraw, "\x1b[2A"), "moves back over both lines: %q", redraw)
+	require.Contains(t, redraw, "[##########..........] 4/10  1 err  2.5 docs/s, ETA 2s")
+
+	out.Reset()
+	clock.advance(10 * time.Millisecond)
+	p.Update(snap("aaaaaaaa-1111", 3, inProgress, 10, 5, 1))
+	require.Empty(t, out.String(), "redraws are throttled")
+	p.Update(snap("bbbbbbbb-2222", 1, completed, 1, 1, 0))
+	require.Contains(t, out.String(), "5/10", "a terminal snapshot redraws at once, with the held-back change")
+	require.Contains(t, out.String(), "bbbbbbbb [####################] 1/1  0 errs  COMPLETED")
+
+	out.Reset()
+	p.Finish()
+	p.Tick()
+	require.Equal(t, 1, strings.Count(out.String(), "\x1b[2A"), "nothing is drawn after Finish")
+}
+
+func TestTTYProgressSumsManyJobs(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	var ids []string
+	for i := range ttyMaxRows + 1 {
+		ids = append(ids, string(rune('a'+i)))
+	}
+	p := newTTYProgress(&out, newFakeClock().now, ids, 0)
+	for _, id := range ids {
+		p.Update(snap(id, 1, completed, 2, 2, 0))
+	}
+	last := out.String()[strings.LastIndex(out.String(), "\x1b[2K")+4:]
+	require.Equal(t, "all      [####################] 22/22  0 errs  11/11 jobs ended\n", last)
+}
+
+func TestTTYProgressCutsRowsToTheWidth(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	p := newTTYProgress(&out, newFakeClock().now, []string{"a"}, 30)
+	p.Update(snap("a", 1, completed, 2, 2, 0))
+	require.Equal(t, "\r\x1b[2Ka        ["+strings.Repeat("#", 19)+"\n", out.String(), "29 columns: one short of the width")
+}
+
+func TestJSONProgressWritesOneEventPerLine(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	p := &jsonProgress{w: &out}
+	p.Update(snap("j1", 1, pending, 2, 0, 0))
+	p.Update(snap("j1", 2, completed, 2, 2, 0))
+	p.Tick()
+	p.Finish()
+	lines := takeLines(&out)
+	require.Len(t, lines, 2)
+	for _, l := range lines {
+		var v map[string]map[string]any
+		require.NoError(t, json.Unmarshal([]byte(l), &v), l)
+		require.Equal(t, "j1", v["job"]["job_id"])
+	}
+}
+
+func TestJobsExitCode(t *testing.T) {
+	t.Parallel()
+	ok := snap("a", 9, completed, 5, 5, 0)
+	docErrs := snap("b", 9, completed, 5, 3, 2)
+	for name, tc := range map[string]struct {
+		jobs []*pipelinev1.Job
+		want int
+	}{
+		"all completed":            {[]*pipelinev1.Job{ok, ok}, exitOK},
+		"document errors":          {[]*pipelinev1.Job{ok, docErrs}, exitDocErrors},
+		"failed":                   {[]*pipelinev1.Job{ok, snap("c", 9, failed, 5, 0, 0)}, exitJobsNotDone},
+		"cancelled":                {[]*pipelinev1.Job{snap("c", 9, cancelled, 5, 0, 0)}, exitJobsNotDone},
+		"failed beats doc errors":  {[]*pipelinev1.Job{docErrs, snap("c", 9, failed, 5, 0, 0)}, exitJobsNotDone},
+		"still running":            {[]*pipelinev1.Job{ok, snap("c", 9, inProgress, 5, 1, 0)}, exitError},
+		"running beats doc errors": {[]*pipelinev1.Job{docErrs, snap("c", 9, pending, 5, 0, 0)}, exitError},
+		"failed beats running":     {[]*pipelinev1.Job{snap("c", 9, pending, 5, 0, 0), snap("d", 9, failed, 5, 0, 0)}, exitJobsNotDone},
+	} {
+		require.Equal(t, tc.want, jobsExitCode(tc.jobs), name)
+	}
+}
+
+// flakyJobs is a JobServiceClient whose WatchJob streams play scripts: each call takes the next
+// script, a list of snapshots followed by the error that ends the stream (nil: a clean end).
+type flakyJobs struct {
+	pipelinev1.JobServiceClient
+	mu      sync.Mutex
+	scripts []watchScript
+	calls   int
+}
+
+type watchScript struct {
+	dialErr error // returned by WatchJob itself
+	jobs    []*pipelinev1.Job
+	end     error
+}
+
+func (f *flakyJobs) WatchJob(ctx context.Context, _ *pipelinev1.WatchJobRequest, _ ...grpc.CallOption) (grpc.ServerStreamingClient[pipelinev1.WatchJobResponse], error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.scripts[f.calls]
+	f.calls++
+	if s.dialErr != nil {
+		return nil, s.dialErr
+	}
+	return &scriptedStream{ctx: ctx, script: s}, nil
+}
+
+type scriptedStream struct {
+	grpc.ClientStream
+	ctx    context.Context
+	script watchScript
+	i      int
+}
+
+func (s *scriptedStream) Recv() (*pipelinev1.WatchJobResponse, error) {
+	if s.i < len(s.script.jobs) {
+		s.i++
+		return &pipelinev1.WatchJobResponse{Job: s.script.jobs[s.i-1]}, nil
+	}
+	if s.script.end != nil {
+		return nil, s.script.end
+	}
+	return nil, io.EOF
+}
+
+var fastRetry = watchRetry{first: time.Millisecond, max: 2 * time.Millisecond, giveUp: time.Minute}
+
+func TestWatchJobResumesAfterUnavailable(t *testing.T) {
+	t.Parallel()
+	shutdown := status.Error(codes.Unavailable, "server is shutting down")
+	fake := &flakyJobs{scripts: []watchScript{
+		{jobs: []*pipelinev1.Job{snap("j", 1, pending, 4, 0, 0), snap("j", 2, inProgress, 4, 1, 0)}, end: shutdown},
+		{dialErr: status.Error(codes.Unavailable, "connection refused")},
+		{jobs: []*pipelinev1.Job{snap("j", 3, inProgress, 4, 2, 0)}}, // ends cleanly but early
+		{jobs: []*pipelinev1.Job{snap("j", 3, inProgress, 4, 2, 0), snap("j", 5, completed, 4, 4, 0)}},
+	}}
+	c := &client{settings: &clientSettings{Server: "fake", Timeout: time.Second}, jobs: fake}
+	var versions []int64
+	last, err := c.watchJob(t.Context(), "j", fastRetry, func(j *pipelinev1.Job) { versions = append(versions, j.GetVersion()) })
+	require.NoError(t, err)
+	require.Equal(t, completed, last.GetStatus())
+	require.Equal(t, []int64{1, 2, 3, 3, 5}, versions)
+	require.Equal(t, 4, fake.calls)
+}
+
+func TestWatchJobStopsOnOtherErrorsAndGivesUp(t *testing.T) {
+	t.Parallel()
+	c := &client{settings: &clientSettings{Server: "fake", Timeout: time.Second}}
+
+	c.jobs = &flakyJobs{scripts: []watchScript{{end: status.Error(codes.NotFound, "job j was deleted with its source")}}}
+	_, err := c.watchJob(t.Context(), "j", fastRetry, func(*pipelinev1.Job) {})
+	require.ErrorContains(t, err, "watch job j: the server answered NOT_FOUND: job j was deleted with its source")
+
+	down := make([]watchScript, 1000)
+	for i := range down {
+		down[i] = watchScript{dialErr: status.Error(codes.Unavailable, "connection refused")}
+	}
+	c.jobs = &flakyJobs{scripts: down}
+	_, err = c.watchJob(t.Context(), "j", watchRetry{first: time.Millisecond, max: time.Millisecond, giveUp: 20 * time.Millisecond}, func(*pipelinev1.Job) {})
+	require.ErrorContains(t, err, "cannot reach the server at fake")
+	require.ErrorContains(t, err, "gave up after 20ms")
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	c.jobs = &flakyJobs{scripts: down}
+	_, err = c.watchJob(ctx, "j", fastRetry, func(*pipelinev1.Job) {})
+	require.True(t, errors.Is(err, context.Canceled), "%v", err)
+}

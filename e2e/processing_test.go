@@ -1,0 +1,367 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	pipelinev1 "github.com/pipeline-dev/pipeline/gen/go/pipeline/v1"
+	"github.com/pipeline-dev/pipeline/internal/config"
+	"github.com/pipeline-dev/pipeline/internal/jobs"
+	"github.com/pipeline-dev/pipeline/internal/vector"
+)
+
+// doc makes a small Markdown document with a unique marker word, so a search for the marker
+// finds exactly this document, and the embedder can count the calls about it.
+func doc(i int, extra string) *pipelinev1.DocumentInput {
+	return &pipelinev1.DocumentInput{
+		Uri: fmt.Sprintf("docs/page-%03d.md", i),
+		Content: fmt.Sprintf("# Page %d\n\nThis page is about marker%03d and nothing else. %s\n\n## Details\n\n"+
+			"Some more words so the page has a second section about marker%03d.\n", i, i, extra, i),
+	}
+}
+
+func tctx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func (b *bundle) newSource(t *testing.T) string {
+	t.Helper()
+	resp, err := b.content.CreateSource(tctx(t), &pipelinev1.CreateSourceRequest{Name: "e2e"})
+	require.NoError(t, err)
+	return resp.GetSource().GetSourceId()
+}
+
+func (b *bundle) ingest(t *testing.T, source string, docs ...*pipelinev1.DocumentInput) *pipelinev1.IngestDocumentsResponse {
+	t.Helper()
+	resp, err := b.content.IngestDocuments(tctx(t), &pipelinev1.IngestDocumentsRequest{SourceId: source, Documents: docs})
+	require.NoError(t, err)
+	return resp
+}
+
+func (b *bundle) vectorCount(t *testing.T, f vector.Filter) int {
+	t.Helper()
+	n, err := b.app.Vectors.Count(tctx(t), f)
+	require.NoError(t, err)
+	return n
+}
+
+// requireSearchable checks that searching for each document's marker finds that document first.
+func (b *bundle) requireSearchable(t *testing.T, resp *pipelinev1.IngestDocumentsResponse, markers ...int) {
+	t.Helper()
+	for i, m := range markers {
+		got, err := b.search.Search(tctx(t), &pipelinev1.SearchRequest{Query: fmt.Sprintf("marker%03d", m), TopK: 3})
+		require.NoError(t, err)
+		require.NotEmpty(t, got.GetResults(), "marker%03d", m)
+		top := got.GetResults()[0]
+		require.Equal(t, resp.GetDocuments()[i].GetDocumentId(), top.GetDocumentId(), "marker%03d", m)
+		require.Contains(t, top.GetText(), fmt.Sprintf("marker%03d", m))
+		require.NotEmpty(t, top.GetHeadingPath())
+		require.Equal(t, resp.GetDocuments()[i].GetUri(), top.GetUri())
+	}
+}
+
+func TestIngestProcessSearch(t *testing.T) {
+	t.Parallel()
+	b := start(t, options{workers: 2})
+	src := b.newSource(t)
+	var docs []*pipelinev1.DocumentInput
+	var markers []int
+	for i := range 10 {
+		docs = append(docs, doc(i, ""))
+		markers = append(markers, i)
+	}
+	resp := b.ingest(t, src, docs...)
+
+	seen := b.watchUntilDone(t, resp.GetJob().GetJobId())
+	require.NotEmpty(t, seen)
+	last := seen[len(seen)-1]
+	require.Equal(t, pipelinev1.JobStatus_JOB_STATUS_COMPLETED, last.GetStatus())
+	require.EqualValues(t, 10, last.GetProcessing().GetProcessedCount())
+	require.Zero(t, last.GetProcessing().GetErrorCount())
+	for i := 1; i < len(seen); i++ {
+		require.Greater(t, seen[i].GetVersion(), seen[i-1].GetVersion(), "versions grow")
+		require.GreaterOrEqual(t, seen[i].GetProcessing().GetProcessedCount(), seen[i-1].GetProcessing().GetProcessedCount(), "progress never goes back")
+	}
+	got, err := b.jobs.GetJob(tctx(t), &pipelinev1.GetJobRequest{JobId: last.GetJobId()})
+	require.NoError(t, err)
+	require.Equal(t, last.GetVersion(), got.GetJob().GetVersion(), "the final event is what GetJob returns")
+	require.Equal(t, last.GetProcessing().GetChunkCount(), got.GetJob().GetProcessing().GetChunkCount())
+
+	require.EqualValues(t, last.GetProcessing().GetChunkCount(), b.vectorCount(t, vector.Filter{SourceIDs: []string{src}}),
+		"exactly the reported chunks are stored")
+	b.requireSearchable(t, resp, markers...)
+
+	b.requireSourceStatus(t, src, pipelinev1.SourceStatus_SOURCE_STATUS_READY)
+
+	// The spec's Redis keys: the status cache and the result summary.
+	for _, key := range []string{"processing:status:", "processing:result:"} {
+		val, err := b.app.Redis.Get(tctx(t), b.cfg.RedisPrefix+key+last.GetJobId()).Result()
+		require.NoError(t, err, key)
+		require.Contains(t, val, `"status":"completed"`)
+	}
+
+	// Re-ingesting the same documents: a new job, every document skipped, no new vectors.
+	embedded003 := b.embedder.callsOf("marker003")
+	require.Positive(t, embedded003)
+	again := b.ingest(t, src, docs...)
+	require.Zero(t, again.GetChangedCount())
+	seen = b.watchUntilDone(t, again.GetJob().GetJobId())
+	final := seen[len(seen)-1]
+	require.Equal(t, pipelinev1.JobStatus_JOB_STATUS_COMPLETED, final.GetStatus())
+	results, err := b.jobs.ListJobDocuments(tctx(t), &pipelinev1.ListJobDocumentsRequest{JobId: final.GetJobId()})
+	require.NoError(t, err)
+	for _, r := range results.GetResults() {
+		require.Equal(t, pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_SKIPPED, r.GetStatus())
+	}
+	require.Equal(t, embedded003, b.embedder.callsOf("marker003"), "unchanged documents are not embedded again")
+	require.EqualValues(t, last.GetProcessing().GetChunkCount(), b.vectorCount(t, vector.Filter{SourceIDs: []string{src}}))
+
+	// A changed document is processed again and its chunk set replaced, not added to.
+	changed := doc(3, "Now with an extra sentence about marker777.")
+	third := b.ingest(t, src, changed)
+	seen = b.watchUntilDone(t, third.GetJob().GetJobId())
+	require.EqualValues(t, 1, seen[len(seen)-1].GetProcessing().GetProcessedCount())
+	n := b.vectorCount(t, vector.Filter{DocumentIDs: []string{third.GetDocuments()[0].GetDocumentId()}})
+	require.EqualValues(t, seen[len(seen)-1].GetProcessing().GetChunkCount(), n)
+}
+
+func TestFailedDocumentsAreRecordedAndRetried(t *testing.T) {
+	t.Parallel()
+	b := start(t, options{workers: 1})
+	src := b.newSource(t)
+	b.embedder.mu.Lock()
+	b.embedder.transient["marker001"] = 2 // recovers within max_retries
+	b.embedder.mu.Unlock()
+	resp := b.ingest(t, src, doc(0, ""), doc(1, ""), doc(2, "PERMANENT-FAIL"), doc(3, ""))
+
+	seen := b.watchUntilDone(t, resp.GetJob().GetJobId())
+	last := seen[len(seen)-1]
+	require.Equal(t, pipelinev1.JobStatus_JOB_STATUS_COMPLETED, last.GetStatus(), "one bad document does not fail the job")
+	require.EqualValues(t, 3, last.GetProcessing().GetProcessedCount())
+	require.EqualValues(t, 1, last.GetProcessing().GetErrorCount())
+
+	results, err := b.jobs.ListJobDocuments(tctx(t), &pipelinev1.ListJobDocumentsRequest{JobId: last.GetJobId()})
+	require.NoError(t, err)
+	byDoc := map[string]*pipelinev1.DocumentResult{}
+	for _, r := range results.GetResults() {
+		byDoc[r.GetDocumentId()] = r
+	}
+	bad := byDoc[resp.GetDocuments()[2].GetDocumentId()]
+	require.Equal(t, pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_FAILED, bad.GetStatus())
+	require.Equal(t, pipelinev1.ErrorKind_ERROR_KIND_PERMANENT, bad.GetErrorKind())
+	require.Contains(t, bad.GetLastError(), "invalid content")
+	require.EqualValues(t, 1, bad.GetAttempts(), "permanent errors are not retried")
+	flaky := byDoc[resp.GetDocuments()[1].GetDocumentId()]
+	require.Equal(t, pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_SUCCEEDED, flaky.GetStatus())
+	require.EqualValues(t, 3, flaky.GetAttempts(), "two transient failures, then success")
+	b.requireSearchable(t, resp, 0)
+
+	src2 := b.requireSourceStatus(t, src, pipelinev1.SourceStatus_SOURCE_STATUS_READY)
+	require.Contains(t, src2.GetError(), "1 of 4 documents failed")
+
+	// RetryJob redoes only the failed document (which still fails: it is permanently bad).
+	retry, err := b.jobs.RetryJob(tctx(t), &pipelinev1.RetryJobRequest{JobId: last.GetJobId()})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, retry.GetJob().GetProcessing().GetDocumentCount())
+	before := b.embedder.callsOf("marker000")
+	seen = b.watchUntilDone(t, retry.GetJob().GetJobId())
+	require.Equal(t, pipelinev1.JobStatus_JOB_STATUS_FAILED, seen[len(seen)-1].GetStatus(), "nothing could be processed")
+	require.Equal(t, before, b.embedder.callsOf("marker000"), "documents that succeeded are not redone")
+}
+
+func TestTransientFailureExhaustsRetries(t *testing.T) {
+	t.Parallel()
+	b := start(t, options{workers: 1, cfg: func(c *config.Config) { c.MaxRetries = 2 }})
+	src := b.newSource(t)
+	b.embedder.mu.Lock()
+	b.embedder.transient["marker005"] = 100
+	b.embedder.mu.Unlock()
+	resp := b.ingest(t, src, doc(5, ""), doc(6, ""))
+	seen := b.watchUntilDone(t, resp.GetJob().GetJobId())
+	last := seen[len(seen)-1]
+	require.Equal(t, pipelinev1.JobStatus_JOB_STATUS_COMPLETED, last.GetStatus())
+	results, err := b.jobs.ListJobDocuments(tctx(t), &pipelinev1.ListJobDocumentsRequest{JobId: last.GetJobId()})
+	require.NoError(t, err)
+	for _, r := range results.GetResults() {
+		if r.GetDocumentId() == resp.GetDocuments()[0].GetDocumentId() {
+			require.Equal(t, pipelinev1.ErrorKind_ERROR_KIND_TRANSIENT, r.GetErrorKind())
+			require.EqualValues(t, 3, r.GetAttempts(), "max_retries=2: three tries")
+		}
+	}
+}
+
+func TestCancelMidJob(t *testing.T) {
+	t.Parallel()
+	b := start(t, options{workers: 1, cfg: func(c *config.Config) { c.BatchSize = 100 }})
+	block := make(chan struct{})
+	b.embedder.mu.Lock()
+	b.embedder.block = block
+	b.embedder.mu.Unlock()
+	src := b.newSource(t)
+	var docs []*pipelinev1.DocumentInput
+	for i := range 8 {
+		extra := ""
+		if i == 2 {
+			extra = "BLOCK"
+		}
+		docs = append(docs, doc(i, extra))
+	}
+	resp := b.ingest(t, src, docs...)
+	jobID := resp.GetJob().GetJobId()
+	require.Eventually(t, func() bool { return b.embedder.callsOf("marker002") > 0 }, waitTimeout, 10*time.Millisecond)
+
+	_, err := b.jobs.CancelJob(tctx(t), &pipelinev1.CancelJobRequest{JobId: jobID})
+	require.NoError(t, err)
+	close(block)
+	seen := b.watchUntilDone(t, jobID)
+	require.Equal(t, pipelinev1.JobStatus_JOB_STATUS_CANCELLED, seen[len(seen)-1].GetStatus())
+	// The worker stops between documents: the ones after the blocked one are never embedded.
+	require.Eventually(t, func() bool {
+		batches, err := b.app.Jobs.Batches(tctx(t), uuid.MustParse(jobID))
+		require.NoError(t, err)
+		return batches[0].State != jobs.BatchRunning || batches[0].LeaseUntil == nil || time.Until(*batches[0].LeaseUntil) < 0 || b.embedder.callsOf("marker007") == 0
+	}, waitTimeout, 20*time.Millisecond)
+	require.Zero(t, b.embedder.callsOf("marker007"), "documents after the cancel are not processed")
+}
+
+func TestDuplicateDeliveryDoesNoDuplicateWork(t *testing.T) {
+	t.Parallel()
+	b := start(t, options{workers: 2, cfg: func(c *config.Config) { c.BatchSize = 100 }})
+	block := make(chan struct{})
+	b.embedder.mu.Lock()
+	b.embedder.block = block
+	b.embedder.mu.Unlock()
+	src := b.newSource(t)
+	resp := b.ingest(t, src, doc(0, "BLOCK"), doc(1, ""), doc(2, ""))
+	jobID := uuid.MustParse(resp.GetJob().GetJobId())
+	require.Eventually(t, func() bool { return b.embedder.callsOf("marker000") > 0 }, waitTimeout, 10*time.Millisecond)
+
+	// Deliver the running batch again, twice, as taskq may.
+	batches, err := b.app.Jobs.Batches(tctx(t), jobID)
+	require.NoError(t, err)
+	for range 2 {
+		_, err := b.app.Queue.EnqueueBatch(tctx(t), batches[0], batches[0].Enqueues+10)
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool {
+		n, err := b.app.Queue.Len()
+		require.NoError(t, err)
+		return n <= 1 // the duplicates were taken and acknowledged
+	}, waitTimeout, 10*time.Millisecond)
+	close(block)
+
+	seen := b.watchUntilDone(t, jobID.String())
+	last := seen[len(seen)-1]
+	require.Equal(t, pipelinev1.JobStatus_JOB_STATUS_COMPLETED, last.GetStatus())
+	results, err := b.jobs.ListJobDocuments(tctx(t), &pipelinev1.ListJobDocumentsRequest{JobId: jobID.String()})
+	require.NoError(t, err)
+	for _, r := range results.GetResults() {
+		if r.GetDocumentId() == resp.GetDocuments()[1].GetDocumentId() {
+			require.EqualValues(t, r.GetChunkCount(), b.embedder.callsOf("marker001"), "each chunk embedded once, not once per delivery")
+		}
+	}
+	require.EqualValues(t, last.GetProcessing().GetChunkCount(), b.vectorCount(t, vector.Filter{SourceIDs: []string{src}}))
+	batches, err = b.app.Jobs.Batches(tctx(t), jobID)
+	require.NoError(t, err)
+	require.Equal(t, 1, batches[0].Claims)
+}
+
+// TestDeadWorkersBatchIsTakenOver: a worker claimed a batch, did part of it and vanished
+// without acknowledging (killed). Its lease runs out, the reconciler queues the batch again,
+// another worker finishes it: the job completes, nothing is missing or duplicated.
+func TestDeadWorkersBatchIsTakenOver(t *testing.T) {
+	t.Parallel()
+	b := start(t, options{workers: 0, cfg: func(c *config.Config) { c.BatchSize = 100 }})
+	src := b.newSource(t)
+	var docs []*pipelinev1.DocumentInput
+	for i := range 6 {
+		docs = append(docs, doc(i, ""))
+	}
+	// No worker yet: the dead worker takes the message and claims the batch with a short lease.
+	resp := b.ingest(t, src, docs...)
+	jobID := uuid.MustParse(resp.GetJob().GetJobId())
+	batches, err := b.app.Jobs.Batches(tctx(t), jobID)
+	require.NoError(t, err)
+	_, _, err = b.app.Jobs.ClaimBatch(tctx(t), batches[0].ID, "killed-worker", 300*time.Millisecond)
+	require.NoError(t, err)
+	// It had recorded its first document before dying.
+	_, err = b.app.Jobs.RecordResults(tctx(t), jobs.RecordParams{JobID: jobID, Results: []jobs.DocumentResultUpdate{
+		{DocumentID: uuid.MustParse(resp.GetDocuments()[0].GetDocumentId()), Status: jobs.DocFailed, Attempts: 1,
+			LastError: "simulated", ErrorKind: jobs.KindPermanent},
+	}})
+	require.NoError(t, err)
+
+	b.startWorker(t)
+	seen := b.watchUntilDone(t, jobID.String())
+	last := seen[len(seen)-1]
+	require.Equal(t, pipelinev1.JobStatus_JOB_STATUS_COMPLETED, last.GetStatus())
+	require.EqualValues(t, 5, last.GetProcessing().GetProcessedCount())
+	require.EqualValues(t, 1, last.GetProcessing().GetErrorCount())
+	require.Zero(t, b.embedder.callsOf("marker000"), "work recorded before the crash is not redone")
+	require.EqualValues(t, last.GetProcessing().GetChunkCount(), b.vectorCount(t, vector.Filter{SourceIDs: []string{src}}))
+	batches, err = b.app.Jobs.Batches(tctx(t), jobID)
+	require.NoError(t, err)
+	require.Equal(t, 2, batches[0].Claims, "claimed by the dead worker, then by the rescuer")
+}
+
+// TestLostMessagesAreEnqueuedAgain: Redis loses the queue (FLUSHALL, restart without
+// persistence); the reconciler notices the markers are gone and enqueues the batches again.
+func TestLostMessagesAreEnqueuedAgain(t *testing.T) {
+	t.Parallel()
+	b := start(t, options{workers: 0})
+	src := b.newSource(t)
+	resp := b.ingest(t, src, doc(0, ""), doc(1, ""), doc(2, ""), doc(3, ""), doc(4, ""))
+	// Lose everything this test has in Redis: the stream and the markers.
+	cleanQueueKeys(b.app.Redis, b.cfg.RedisPrefix)
+	keys, err := b.app.Redis.Keys(tctx(t), b.cfg.RedisPrefix+"*").Result()
+	require.NoError(t, err)
+	if len(keys) > 0 {
+		require.NoError(t, b.app.Redis.Del(tctx(t), keys...).Err())
+	}
+	b.startWorker(t)
+	seen := b.watchUntilDone(t, resp.GetJob().GetJobId())
+	require.Equal(t, pipelinev1.JobStatus_JOB_STATUS_COMPLETED, seen[len(seen)-1].GetStatus())
+	require.EqualValues(t, 5, seen[len(seen)-1].GetProcessing().GetProcessedCount())
+}
+
+func TestDeleteSourceRemovesVectors(t *testing.T) {
+	t.Parallel()
+	b := start(t, options{workers: 1})
+	keep := b.newSource(t)
+	gone := b.newSource(t)
+	k := b.ingest(t, keep, doc(1, ""))
+	g := b.ingest(t, gone, doc(2, ""), doc(3, ""))
+	b.watchUntilDone(t, k.GetJob().GetJobId())
+	b.watchUntilDone(t, g.GetJob().GetJobId())
+	require.Positive(t, b.vectorCount(t, vector.Filter{SourceIDs: []string{gone}}))
+
+	_, err := b.content.DeleteSource(tctx(t), &pipelinev1.DeleteSourceRequest{SourceId: gone})
+	require.NoError(t, err)
+	require.Zero(t, b.vectorCount(t, vector.Filter{SourceIDs: []string{gone}}))
+	require.Positive(t, b.vectorCount(t, vector.Filter{SourceIDs: []string{keep}}))
+	got, err := b.search.Search(tctx(t), &pipelinev1.SearchRequest{Query: "marker002"})
+	require.NoError(t, err)
+	for _, r := range got.GetResults() {
+		require.NotEqual(t, gone, r.GetSourceId())
+	}
+}
+
+// requireSourceStatus waits for the source to reach want (its status follows its jobs' ends).
+func (b *bundle) requireSourceStatus(t *testing.T, id string, want pipelinev1.SourceStatus) *pipelinev1.Source {
+	t.Helper()
+	var src *pipelinev1.Source
+	require.Eventually(t, func() bool {
+		resp, err := b.content.GetSource(tctx(t), &pipelinev1.GetSourceRequest{SourceId: id})
+		require.NoError(t, err)
+		src = resp.GetSource()
+		return src.GetStatus() == want
+	}, waitTimeout, 10*time.Millisecond, "source status")
+	return src
+}

@@ -1,0 +1,575 @@
+package chunk
+
+import (
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/tiktoken-go/tokenizer"
+)
+
+// Token counting.
+//
+// Running the library's tokenizer over every candidate chunk would cost a regular-expression
+// pass (on a []rune copy) and a BPE merge per piece, again and again for the same text. Instead
+// the pre-tokenizer below, a hand-written equivalent of the library's cl100k_base split pattern,
+// cuts text into the same pieces the library would, and each piece's count comes from a cache
+// that falls back to the library (BPE never merges across pieces, so a text's count is the sum
+// of its pieces' counts). The whole document is cut once; a range's count is then a difference
+// of prefix sums, corrected at its two ends (see tokenIndex.count).
+//
+// The equivalence is with github.com/tiktoken-go/tokenizer v0.10.0 as it runs, including two
+// quirks of its generated matcher that differ from OpenAI's tiktoken: U+007F (DEL) matches no
+// branch and is dropped (zero tokens), and a whitespace run holding a line break ends after the
+// first group of line breaks rather than the last. TestCountTokensMatchesLibrary and
+// FuzzCountTokens hold the two implementations to the same counts.
+
+// tokenizerName is the encoding's short name in Fingerprint.
+const tokenizerName = "cl100k"
+
+var (
+	vocabOnce sync.Once
+	codec     tokenizer.Codec
+	ranks     map[string]uint32 // token bytes to rank (= id), as the library merges by
+)
+
+// loadVocabulary builds the cl100k_base codec and a rank table once: tens of milliseconds, and
+// both are read-only after. The library keeps its own table unexported, so ours is read back
+// through Decode, one token at a time.
+func loadVocabulary() {
+	vocabOnce.Do(func() {
+		c, err := tokenizer.Get(tokenizer.Cl100kBase)
+		if err != nil {
+			// The encoding is compiled into the library; this cannot fail at run time.
+			panic("chunk: cl100k_base codec: " + err.Error())
+		}
+		const vocabSize = 100256 // ids 0..100255 are ordinary tokens; specials come after
+		r := make(map[string]uint32, vocabSize)
+		for id := range uint(vocabSize) {
+			if tok, err := c.Decode([]uint{id}); err == nil && tok != "" {
+				r[tok] = uint32(id)
+			}
+		}
+		codec, ranks = c, r
+	})
+}
+
+// maxScanBPE is the longest piece merged here; longer ones (rare) go to the library, whose
+// heap-based merge is faster on them.
+const maxScanBPE = 64
+
+// bpeCount returns the number of tokens byte-pair encoding makes of one piece, exactly as the
+// library's Count does: invalid bytes read as U+FFFD each (its matcher runs on []rune(s)),
+// a piece in the vocabulary is one token, and otherwise the lowest-ranked adjacent pair
+// merges first, leftmost among equals.
+func bpeCount(piece string) int {
+	loadVocabulary()
+	if !utf8.ValidString(piece) {
+		piece = string([]rune(piece))
+	}
+	if len(piece) > maxScanBPE {
+		n, err := codec.Count(piece)
+		if err != nil {
+			// Only the strict error mode fails, and it is not used; bytes bound the count.
+			return len(piece)
+		}
+		return n
+	}
+	if _, ok := ranks[piece]; ok {
+		return 1
+	}
+	type part struct {
+		off  int
+		rank uint32
+	}
+	const none = ^uint32(0)
+	var buf [maxScanBPE + 1]part
+	parts := buf[:len(piece)+1]
+	rank := func(i, skip int) uint32 {
+		if i+skip+2 < len(parts) {
+			if r, ok := ranks[piece[parts[i].off:parts[i+skip+2].off]]; ok {
+				return r
+			}
+		}
+		return none
+	}
+	for i := range parts {
+		parts[i] = part{i, none}
+	}
+	for i := 0; i < len(parts)-2; i++ {
+		parts[i].rank = rank(i, 0)
+	}
+	for len(parts) > 1 {
+		best, at := none, 0
+		for i, p := range parts[:len(parts)-1] {
+			if p.rank < best {
+				best, at = p.rank, i
+			}
+		}
+		if best == none {
+			break
+		}
+		parts[at].rank = rank(at, 1)
+		if at > 0 {
+			parts[at-1].rank = rank(at-1, 1)
+		}
+		parts = append(parts[:at+1], parts[at+2:]...)
+	}
+	return len(parts) - 1
+}
+
+// Character classes of the split pattern, for ASCII bytes. Non-ASCII runes go through the
+// unicode package, as the library's matcher does.
+const (
+	clLetter  uint8 = 1 << iota // \p{L}
+	clNumber                    // \p{N}
+	clSpace                     // \s
+	clPunct                     // [^\s\p{L}\p{N}] as the library sees it: DEL is not in it
+	clPrefix                    // [^\r\n\p{L}\p{N}], again without DEL
+	clNewline                   // \r or \n
+)
+
+var asciiClass = func() (t [128]uint8) {
+	for c := range 128 {
+		r := rune(c)
+		switch {
+		case unicode.IsLetter(r):
+			t[c] = clLetter
+		case unicode.IsNumber(r):
+			t[c] = clNumber
+		case unicode.IsSpace(r):
+			t[c] = clSpace
+			if r != '\r' && r != '\n' {
+				t[c] |= clPrefix
+			} else {
+				t[c] |= clNewline
+			}
+		case r == 0x7f:
+			// Left out of both sets by the library's generated matcher.
+		default:
+			t[c] = clPunct | clPrefix
+		}
+	}
+	return t
+}()
+
+// runeAt decodes the rune at s[i]; an invalid byte is a one-byte U+FFFD, as in []rune(s).
+func runeAt(s string, i int) (rune, int) {
+	if c := s[i]; c < utf8.RuneSelf {
+		return rune(c), 1
+	}
+	return utf8.DecodeRuneInString(s[i:])
+}
+
+func isLetterAt(s string, i int) (bool, int) {
+	if c := s[i]; c < utf8.RuneSelf {
+		return asciiClass[c]&clLetter != 0, 1
+	}
+	r, n := utf8.DecodeRuneInString(s[i:])
+	return unicode.IsLetter(r), n
+}
+
+func scanLetters(s string, i int) int {
+	for i < len(s) {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if asciiClass[c]&clLetter == 0 {
+				return i
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if !unicode.IsLetter(r) {
+			return i
+		}
+		i += n
+	}
+	return i
+}
+
+// scanNumbers takes up to max more numbers (\p{N}{1,3} after the first).
+func scanNumbers(s string, i, max int) int {
+	for ; max > 0 && i < len(s); max-- {
+		r, n := runeAt(s, i)
+		if r < utf8.RuneSelf {
+			if asciiClass[r]&clNumber == 0 {
+				return i
+			}
+		} else if !unicode.IsNumber(r) {
+			return i
+		}
+		i += n
+	}
+	return i
+}
+
+func isPunctRune(r rune) bool {
+	if r < utf8.RuneSelf {
+		return asciiClass[r]&clPunct != 0
+	}
+	return !unicode.IsSpace(r) && !unicode.IsLetter(r) && !unicode.IsNumber(r)
+}
+
+func scanPunct(s string, i int) int {
+	for i < len(s) {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if asciiClass[c]&clPunct == 0 {
+				return i
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if !isPunctRune(r) {
+			return i
+		}
+		i += n
+	}
+	return i
+}
+
+func scanNewlines(s string, i int) int {
+	for i < len(s) && (s[i] == '\n' || s[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+func isSpaceRune(r rune) bool {
+	if r < utf8.RuneSelf {
+		return asciiClass[r]&clSpace != 0
+	}
+	return unicode.IsSpace(r)
+}
+
+// spacePiece is the piece for a whitespace run starting at s[i] (the last three branches).
+func spacePiece(s string, i int) int {
+	j, last, firstNL := i, i, -1
+	for j < len(s) {
+		r, n := runeAt(s, j)
+		if !isSpaceRune(r) {
+			break
+		}
+		if firstNL < 0 && (r == '\n' || r == '\r') {
+			firstNL = j
+		}
+		last = j
+		j += n
+	}
+	switch {
+	case firstNL >= 0:
+		// \s*[\r\n]+ — the library backtracks to the first line break, not the last.
+		return scanNewlines(s, firstNL)
+	case j == len(s) || last == i:
+		// \s+(?!\S) at the end of text, or \s+ for a lone space before a non-space.
+		return j
+	default:
+		// \s+(?!\S) gives back the last space, which then leads the next piece.
+		return last
+	}
+}
+
+// nextPiece returns the end of the pre-token piece that starts at s[i], and whether the piece
+// is one the library skips (DEL), which counts zero tokens.
+func nextPiece(s string, i int) (int, bool) {
+	c := s[i]
+	if c < utf8.RuneSelf {
+		if c == '\'' && i+1 < len(s) {
+			// (?i:'s|'t|'re|'ve|'m|'ll|'d); case folding lets 'ſ' (U+017F) stand for s.
+			switch s[i+1] {
+			case 's', 'S', 't', 'T', 'm', 'M', 'd', 'D':
+				return i + 2, false
+			case 'r', 'R', 'v', 'V':
+				if i+2 < len(s) && s[i+2]|0x20 == 'e' {
+					return i + 3, false
+				}
+			case 'l', 'L':
+				if i+2 < len(s) && s[i+2]|0x20 == 'l' {
+					return i + 3, false
+				}
+			case 0xC5:
+				if i+2 < len(s) && s[i+2] == 0xBF {
+					return i + 3, false
+				}
+			}
+		}
+		cl := asciiClass[c]
+		switch {
+		case cl&clLetter != 0:
+			return scanLetters(s, i+1), false
+		case cl&clNumber != 0:
+			return scanNumbers(s, i+1, 2), false
+		}
+		if cl&clPrefix != 0 && i+1 < len(s) {
+			if ok, n := isLetterAt(s, i+1); ok {
+				return scanLetters(s, i+1+n), false
+			}
+		}
+		j := i
+		if c == ' ' {
+			j++
+		}
+		if k := scanPunct(s, j); k > j {
+			return scanNewlines(s, k), false
+		}
+		if cl&clSpace != 0 {
+			return spacePiece(s, i), false
+		}
+		return i + 1, true // DEL
+	}
+	r, n := utf8.DecodeRuneInString(s[i:])
+	switch {
+	case unicode.IsLetter(r):
+		return scanLetters(s, i+n), false
+	case unicode.IsNumber(r):
+		return scanNumbers(s, i+n, 2), false
+	}
+	// Every other non-ASCII rune, spaces included, may lead a run of letters.
+	if i+n < len(s) {
+		if ok, m := isLetterAt(s, i+n); ok {
+			return scanLetters(s, i+n+m), false
+		}
+	}
+	if !unicode.IsSpace(r) {
+		return scanNewlines(s, scanPunct(s, i+n)), false
+	}
+	return spacePiece(s, i), false
+}
+
+// Pieces up to maxCachedPiece bytes are cached; longer ones are rare (long words, runs of
+// symbols or spaces) and counted each time. Pieces of up to 16 bytes, nearly all of them, live
+// in a flat open-addressing table keyed by their bytes packed into two words: a Go map with
+// string keys costs a string hash and compare per lookup, which was most of Split's time. The
+// cache is emptied when full, so a long-lived process that moves between languages keeps the
+// pieces it sees now.
+const (
+	maxCachedPiece = 32
+	tableBits      = 17
+	tableSize      = 1 << tableBits
+	maxTableUsed   = tableSize / 2
+	maxLongEntries = 1 << 14
+)
+
+type tableEntry struct {
+	k0, k1 uint64
+	n      uint8 // piece length, 0 for an empty slot
+	tokens uint8
+}
+
+// pieceCache maps pieces to their token counts. It belongs to one goroutine at a time (it
+// lives in a pooled splitState).
+type pieceCache struct {
+	table []tableEntry
+	used  int
+	long  map[string]int32 // 17..maxCachedPiece bytes
+}
+
+// load8 reads s[i:i+8] little-endian; the compiler turns it into one load.
+func load8(s string, i int) uint64 {
+	_ = s[i+7]
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+}
+
+// loadShort reads up to 8 bytes of s[i:e], zero-padded.
+func loadShort(s string, i, e int) uint64 {
+	var k uint64
+	for j := e - 1; j >= i; j-- {
+		k = k<<8 | uint64(s[j])
+	}
+	return k
+}
+
+// key packs text[i:e] (at most 16 bytes) into two words, reading past e when text allows
+// and masking the excess.
+func key(text string, i, e int) (uint64, uint64) {
+	n := e - i
+	if i+16 <= len(text) {
+		k0, k1 := load8(text, i), load8(text, i+8)
+		switch {
+		case n < 8:
+			return k0 & (1<<(8*n) - 1), 0
+		case n < 16:
+			return k0, k1 & (1<<(8*(n-8)) - 1)
+		}
+		return k0, k1
+	}
+	if n <= 8 {
+		return loadShort(text, i, e), 0
+	}
+	return loadShort(text, i, i+8), loadShort(text, i+8, e)
+}
+
+// countAt returns the token count of the piece text[i:e].
+func (c *pieceCache) countAt(text string, i, e int) int {
+	n := e - i
+	if n > 16 {
+		return c.countLong(text[i:e])
+	}
+	k0, k1 := key(text, i, e)
+	// The high bits of a product depend on all of its input's bits; the low ones do not.
+	h := (k0^uint64(n))*0x9E3779B97F4A7C15 + k1
+	h = ((h ^ h>>31) * 0xC2B2AE3D27D4EB4F) >> (64 - tableBits)
+	if c.table == nil {
+		c.table = make([]tableEntry, tableSize)
+	}
+	for slot := h; ; slot = (slot + 1) & (tableSize - 1) {
+		en := &c.table[slot]
+		if en.n == 0 {
+			break
+		}
+		if en.k0 == k0 && en.k1 == k1 && int(en.n) == n {
+			return int(en.tokens)
+		}
+	}
+	tokens := bpeCount(text[i:e])
+	if c.used >= maxTableUsed {
+		clear(c.table)
+		c.used = 0
+	}
+	slot := h
+	for c.table[slot].n != 0 {
+		slot = (slot + 1) & (tableSize - 1)
+	}
+	// At most 16 bytes, three tokens each (invalid bytes read as U+FFFD): fits a byte.
+	c.table[slot] = tableEntry{k0: k0, k1: k1, n: uint8(n), tokens: uint8(tokens)}
+	c.used++
+	return tokens
+}
+
+func (c *pieceCache) countLong(piece string) int {
+	if len(piece) > maxCachedPiece {
+		return bpeCount(piece)
+	}
+	if n, ok := c.long[piece]; ok {
+		return int(n)
+	}
+	n := bpeCount(piece)
+	if c.long == nil {
+		c.long = make(map[string]int32, 1024)
+	} else if len(c.long) >= maxLongEntries {
+		clear(c.long)
+	}
+	// Clone: a substring key would keep the whole document alive.
+	c.long[strings.Clone(piece)] = int32(n)
+	return n
+}
+
+// countString is the token count of s: the sum of its pieces' counts.
+func (c *pieceCache) countString(s string) int {
+	total := 0
+	for i := 0; i < len(s); {
+		e, skip := nextPiece(s, i)
+		if !skip {
+			total += c.countAt(s, i, e)
+		}
+		i = e
+	}
+	return total
+}
+
+// tokenIndex holds a document's pieces: starts[k] is piece k's offset and cum[k] the tokens in
+// pieces before it; both end with a sentinel for the document's end.
+type tokenIndex struct {
+	text   string
+	starts []int32
+	cum    []int32
+	cache  *pieceCache
+}
+
+func (x *tokenIndex) build(text string, cache *pieceCache) {
+	x.text, x.cache = text, cache
+	if want := len(text)/4 + 2; cap(x.starts) < want {
+		x.starts = make([]int32, 0, want)
+		x.cum = make([]int32, 0, want)
+	}
+	starts, cum := x.starts[:0], x.cum[:0]
+	total := 0
+	for i := 0; i < len(text); {
+		e, skip := nextPiece(text, i)
+		starts = append(starts, int32(i))
+		cum = append(cum, int32(total))
+		if !skip {
+			total += cache.countAt(text, i, e)
+		}
+		i = e
+	}
+	x.starts = append(starts, int32(len(text)))
+	x.cum = append(cum, int32(total))
+}
+
+// pieceAtOrAfter returns the index of the first piece that starts at or after pos.
+func (x *tokenIndex) pieceAtOrAfter(pos int) int {
+	lo, hi := 0, len(x.starts)-1
+	p := int32(pos)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if x.starts[mid] < p {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo
+}
+
+// pieceContaining returns the index of the piece that holds the byte at pos.
+func (x *tokenIndex) pieceContaining(pos int) int {
+	k := x.pieceAtOrAfter(pos)
+	if int(x.starts[k]) > pos {
+		k--
+	}
+	return k
+}
+
+// count returns the token count of text[a:b], exactly when text[a:b] ends in a non-space rune
+// (as every trimmed chunk does). Pieces are found by matching forward with no look-behind, so
+// once a piece of text[a:b] ends where a document piece ends, the two agree from there on; and
+// a document piece that ends at or before b does not depend on what follows b unless it is
+// whitespace reaching b. So only the cut pieces at the two ends are matched again.
+func (x *tokenIndex) count(a, b int) int {
+	if a >= b {
+		return 0
+	}
+	s := x.text[:b]
+	n := 0
+	k := x.pieceAtOrAfter(a)
+	pos := a
+	for pos < b && int(x.starts[k]) != pos {
+		e, skip := nextPiece(s, pos)
+		if !skip {
+			n += x.cache.countAt(x.text, pos, e)
+		}
+		pos = e
+		for int(x.starts[k]) < pos {
+			k++
+		}
+	}
+	if pos >= b {
+		return n
+	}
+	m := x.pieceAtOrAfter(b)
+	if int(x.starts[m]) == b {
+		return n + int(x.cum[m]-x.cum[k])
+	}
+	// Piece m-1 runs past b: match its start to b again.
+	last := m - 1
+	n += int(x.cum[last] - x.cum[k])
+	for pos = int(x.starts[last]); pos < b; {
+		e, skip := nextPiece(s, pos)
+		if !skip {
+			n += x.cache.countAt(x.text, pos, e)
+		}
+		pos = e
+	}
+	return n
+}
+
+// approx returns the tokens of the whole pieces between a and b, cheaply; for overlap sizing,
+// where "about" is enough.
+func (x *tokenIndex) approx(a, b int) int {
+	return int(x.cum[x.pieceAtOrAfter(b)] - x.cum[x.pieceAtOrAfter(a)])
+}

@@ -1,0 +1,473 @@
+// Package worker is the processing side: it takes batch ids from the queue, claims each batch in
+// Postgres under a lease, and for each document loads, chunks, embeds and stores vectors, then
+// streams the results to the server (WorkerService.ReportProgress), which records them.
+// Documents that fail are recorded and the batch goes on; transient failures are retried with
+// backoff. It knows the domain packages and the generated API client, not the server's code.
+package worker
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pipelinev1 "github.com/pipeline-dev/pipeline/gen/go/pipeline/v1"
+	"github.com/pipeline-dev/pipeline/internal/chunk"
+	"github.com/pipeline-dev/pipeline/internal/content"
+	"github.com/pipeline-dev/pipeline/internal/embed"
+	"github.com/pipeline-dev/pipeline/internal/errs"
+	"github.com/pipeline-dev/pipeline/internal/htmlmd"
+	"github.com/pipeline-dev/pipeline/internal/jobs"
+	"github.com/pipeline-dev/pipeline/internal/retry"
+	"github.com/pipeline-dev/pipeline/internal/vector"
+)
+
+// Config tunes a Worker. Zero fields take the documented defaults.
+type Config struct {
+	// ID names the worker in leases and logs. Defaults to host-pid-random.
+	ID string
+	// Lease is how long the worker holds a batch between reports; it reports at least every
+	// Lease/3. Defaults to 2m.
+	Lease time.Duration
+	// Retry is the policy for transient failures of one document's steps.
+	Retry retry.Policy
+	// EmbedBatchSize is how many chunks go to the embedder per call. Defaults to 64.
+	EmbedBatchSize int
+	// ReportInterval is the longest a finished document's result waits before it is reported;
+	// results are sent together to spare the server one write per document. Defaults to 200ms.
+	ReportInterval time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Deps are the worker's collaborators.
+type Deps struct {
+	Jobs     *jobs.Manager
+	Content  *content.PgStore
+	Chunker  *chunk.Chunker
+	Embedder embed.Embedder
+	Vectors  vector.Store
+	// Reporter is the server's WorkerService.
+	Reporter pipelinev1.WorkerServiceClient
+}
+
+// Worker processes batches. One Worker serves many batches at once (HandleBatch is safe for
+// concurrent use).
+type Worker struct {
+	cfg         Config
+	deps        Deps
+	log         *slog.Logger
+	fingerprint string
+}
+
+// DefaultID is host-pid-random, unique per process.
+func DefaultID() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d-%s", cmp.Or(host, "worker"), os.Getpid(), uuid.NewString()[:8])
+}
+
+// New returns a worker.
+func New(cfg Config, deps Deps) *Worker {
+	cfg.ID = cmp.Or(cfg.ID, DefaultID())
+	cfg.Lease = cmp.Or(cfg.Lease, 2*time.Minute)
+	cfg.EmbedBatchSize = cmp.Or(cfg.EmbedBatchSize, 64)
+	cfg.ReportInterval = cmp.Or(cfg.ReportInterval, 200*time.Millisecond)
+	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
+	return &Worker{
+		cfg:         cfg,
+		deps:        deps,
+		log:         cfg.Logger.With("worker_id", cfg.ID),
+		fingerprint: Fingerprint(deps.Chunker, deps.Embedder),
+	}
+}
+
+// ID is the worker's id.
+func (w *Worker) ID() string { return w.cfg.ID }
+
+// Fingerprint identifies the chunking and embedding settings: a document indexed under another
+// fingerprint is processed again even if its content did not change.
+func Fingerprint(c *chunk.Chunker, e embed.Embedder) string {
+	return c.Fingerprint() + "|" + e.Fingerprint()
+}
+
+// HandleBatch is the queue handler. It returns nil when the batch is handled or needs no
+// handling (done, claimed by a live worker, job finished or deleted), and an error only when it
+// could not even claim (Postgres away): the queue then delivers the message again later.
+func (w *Worker) HandleBatch(ctx context.Context, batchID uuid.UUID) error {
+	b, job, err := w.deps.Jobs.ClaimBatch(ctx, batchID, w.cfg.ID, w.cfg.Lease)
+	switch {
+	case errors.Is(err, jobs.ErrNotClaimable), errors.Is(err, errs.ErrNotFound):
+		w.log.DebugContext(ctx, "batch needs no work", "batch_id", batchID, "reason", err)
+		return nil
+	case err != nil:
+		return fmt.Errorf("claim batch %s: %w", batchID, err)
+	}
+	log := w.log.With("job_id", b.JobID, "batch_id", b.ID, "source_id", job.SourceID)
+	log.InfoContext(ctx, "batch claimed", "documents", len(b.DocumentIDs), "claims", b.Claims)
+	run := &batchRun{w: w, b: b, job: job, log: log}
+	return run.do(ctx)
+}
+
+// batchRun is one claimed batch being worked on.
+type batchRun struct {
+	w   *Worker
+	b   *jobs.Batch
+	job *jobs.Job
+	log *slog.Logger
+
+	rep *reporter
+}
+
+func (r *batchRun) do(ctx context.Context) error {
+	w := r.w
+	// Work stops when the server says so (cancelled, lease lost) or the worker shuts down.
+	workCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	r.rep = newReporter(w, r.b, stop)
+	defer r.rep.close()
+
+	hbDone := make(chan struct{})
+	go func() { defer close(hbDone); r.rep.heartbeat(workCtx, w.cfg.Lease/3) }()
+	defer func() { stop(nil); <-hbDone }()
+
+	done, err := w.deps.Jobs.ResultsOf(workCtx, r.b.JobID, r.b.DocumentIDs)
+	if err != nil {
+		return r.giveBack(ctx, fmt.Errorf("read results: %w", err))
+	}
+	for _, docID := range r.b.DocumentIDs {
+		if res := done[docID]; res != nil && res.Status != jobs.DocPending {
+			continue // done by an earlier claim of this batch (its worker died)
+		}
+		// CancelJob is honoured between documents: one primary-key read per document.
+		if j, err := w.deps.Jobs.Get(workCtx, r.b.JobID); err == nil && j.Status.Terminal() {
+			stop(fmt.Errorf("job is %s", j.Status))
+		}
+		if workCtx.Err() != nil {
+			break
+		}
+		res := w.processDocument(workCtx, r.job, docID, r.log)
+		if workCtx.Err() != nil && res.GetStatus() != pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_SUCCEEDED {
+			break // interrupted mid-document: leave it to whoever takes the batch next
+		}
+		r.rep.add(res)
+		r.rep.flushIfDue(workCtx)
+	}
+	if cause := context.Cause(workCtx); cause != nil {
+		if ctx.Err() != nil {
+			// The worker is shutting down: report what is done and hand the batch back.
+			return r.giveBack(ctx, cause)
+		}
+		r.log.InfoContext(ctx, "batch stopped", "reason", cause)
+		r.rep.flush(context.WithoutCancel(ctx), false)
+		return nil
+	}
+	if err := r.rep.flush(ctx, true); err != nil {
+		r.log.WarnContext(ctx, "could not report the finished batch; its lease will expire and another worker will finish it", "err", err)
+	}
+	return nil
+}
+
+// giveBack reports finished results, releases the batch and enqueues it again, so another
+// worker continues at once rather than after the lease runs out.
+func (r *batchRun) giveBack(ctx context.Context, why error) error {
+	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_ = r.rep.flush(bg, false)
+	r.log.InfoContext(bg, "handing batch back", "reason", why)
+	b, err := r.w.deps.Jobs.ReleaseBatch(bg, r.b.ID, r.w.cfg.ID)
+	if err != nil {
+		return nil // lost the lease already: someone else has it
+	}
+	if _, err := r.w.deps.Jobs.EnqueueBatch(bg, b); err != nil {
+		r.log.WarnContext(bg, "re-enqueue failed; the reconciler will", "err", err)
+	}
+	return nil
+}
+
+// processDocument runs one document through load, chunk, embed and store, and returns its result.
+func (w *Worker) processDocument(ctx context.Context, job *jobs.Job, docID uuid.UUID, log *slog.Logger) *pipelinev1.DocumentResult {
+	res := &pipelinev1.DocumentResult{DocumentId: docID.String()}
+	chunks, attempts, err := w.index(ctx, job, docID)
+	res.Attempts = int32(attempts)
+	if err == nil {
+		res.Status = pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_SUCCEEDED
+		res.ChunkCount = int64(chunks)
+		return res
+	}
+	var skip skipped
+	if errors.As(err, &skip) {
+		res.Status = pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_SKIPPED
+		res.ChunkCount = skip.chunks
+		return res
+	}
+	res.Status = pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_FAILED
+	res.LastError = truncate(err.Error(), 2000)
+	res.ErrorKind = pipelinev1.ErrorKind_ERROR_KIND_PERMANENT
+	if transient, _ := errs.IsTransient(err); transient {
+		res.ErrorKind = pipelinev1.ErrorKind_ERROR_KIND_TRANSIENT
+	}
+	log.WarnContext(ctx, "document failed", "document_id", docID, "attempts", attempts, "kind", res.ErrorKind, "err", err)
+	return res
+}
+
+// skipped says a document needs no work: its vectors were built from the same content with the
+// same settings.
+type skipped struct{ chunks int64 }
+
+func (skipped) Error() string { return "unchanged" }
+
+// index does the work for one document and returns how many chunks it stored and how many
+// tries the slowest step took.
+func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID) (int, int, error) {
+	attempts := 1
+	var docs []*content.Document
+	n, err := w.cfg.Retry.Do(ctx, func(ctx context.Context) error {
+		var err error
+		docs, err = w.deps.Content.GetDocumentsByIDs(ctx, &content.GetDocumentsByIDsParams{IDs: []string{docID.String()}})
+		return transientIfUnavailable(err)
+	})
+	attempts = max(attempts, n)
+	if err != nil {
+		return 0, attempts, fmt.Errorf("load document: %w", err)
+	}
+	if len(docs) == 0 {
+		return 0, attempts, errors.New("document not found: it was deleted")
+	}
+	doc := docs[0]
+
+	state, ok, err := w.deps.Content.GetIndexState(ctx, doc.ID)
+	if err != nil {
+		return 0, attempts, errs.Transient(fmt.Errorf("read index state: %w", err), 0)
+	}
+	if ok && state.ContentHash == doc.ContentHash && state.Fingerprint == w.fingerprint {
+		return 0, attempts, skipped{chunks: state.ChunkCount}
+	}
+
+	text, title := doc.Content, doc.Title
+	if doc.ContentType == content.ContentTypeHTML {
+		md, err := htmlmd.Convert(doc.Content, htmlmd.Options{})
+		if err != nil {
+			return 0, attempts, fmt.Errorf("convert HTML: %w", err)
+		}
+		text, title = md.Markdown, cmp.Or(title, md.Title)
+	}
+	title = cmp.Or(title, doc.URI)
+	chunks := w.deps.Chunker.Split(text)
+
+	records := make([]vector.Record, len(chunks))
+	for i, c := range chunks {
+		records[i] = vector.Record{
+			ID:          vector.ChunkID(doc.ID, i),
+			SourceID:    doc.SourceID,
+			DocumentID:  doc.ID,
+			ChunkIndex:  i,
+			Text:        c.Text,
+			Title:       title,
+			URI:         doc.URI,
+			HeadingPath: strings.Join(c.HeadingPath, " > "),
+			StartOffset: int64(c.Start),
+			EndOffset:   int64(c.End),
+		}
+	}
+	for start := 0; start < len(chunks); start += w.cfg.EmbedBatchSize {
+		end := min(start+w.cfg.EmbedBatchSize, len(chunks))
+		texts := make([]string, 0, end-start)
+		for _, c := range chunks[start:end] {
+			texts = append(texts, c.Text)
+		}
+		var vecs [][]float32
+		n, err := w.cfg.Retry.Do(ctx, func(ctx context.Context) error {
+			var err error
+			vecs, err = w.deps.Embedder.Embed(ctx, texts)
+			return err
+		})
+		attempts = max(attempts, n)
+		if err != nil {
+			return 0, attempts, fmt.Errorf("embed: %w", err)
+		}
+		if len(vecs) != len(texts) {
+			return 0, attempts, fmt.Errorf("embed: %d vectors for %d texts", len(vecs), len(texts))
+		}
+		for i, v := range vecs {
+			records[start+i].Vector = v
+		}
+	}
+	// Deterministic ids: upserting overwrites an earlier run's chunks; then the chunks beyond the
+	// new count go.
+	n, err = w.cfg.Retry.Do(ctx, func(ctx context.Context) error {
+		if len(records) > 0 {
+			if err := w.deps.Vectors.Upsert(ctx, records); err != nil {
+				return err
+			}
+		}
+		return w.deps.Vectors.DeleteDocument(ctx, doc.ID, len(records))
+	})
+	attempts = max(attempts, n)
+	if err != nil {
+		return 0, attempts, fmt.Errorf("store vectors: %w", err)
+	}
+	written, err := w.deps.Content.PutIndexState(ctx, content.IndexState{
+		DocumentID: doc.ID, ContentHash: doc.ContentHash, Fingerprint: w.fingerprint, ChunkCount: int64(len(records)),
+	})
+	if err != nil {
+		return 0, attempts, errs.Transient(fmt.Errorf("record index state: %w", err), 0)
+	}
+	if !written {
+		// The document (and its source) was deleted while we worked: take our vectors back out.
+		if err := w.deps.Vectors.DeleteDocument(context.WithoutCancel(ctx), doc.ID, 0); err != nil {
+			w.log.WarnContext(ctx, "remove vectors of a deleted document", "document_id", doc.ID, "err", err)
+		}
+		return 0, attempts, errors.New("document not found: it was deleted while processing")
+	}
+	return len(records), attempts, nil
+}
+
+// transientIfUnavailable marks database unavailability as transient.
+func transientIfUnavailable(err error) error {
+	if err != nil && errors.Is(err, errs.ErrUnavailable) {
+		return errs.Transient(err, 0)
+	}
+	return err
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// reporter sends a batch's results to the server over one ReportProgress stream, reopening it
+// when it breaks (server restart). Sends are serialised: a gRPC stream is not safe for
+// concurrent Send.
+type reporter struct {
+	w    *Worker
+	b    *jobs.Batch
+	stop context.CancelCauseFunc
+
+	mu        sync.Mutex
+	stream    pipelinev1.WorkerService_ReportProgressClient
+	cancel    context.CancelFunc
+	pending   []*pipelinev1.DocumentResult
+	lastFlush time.Time
+}
+
+func newReporter(w *Worker, b *jobs.Batch, stop context.CancelCauseFunc) *reporter {
+	return &reporter{w: w, b: b, stop: stop, lastFlush: time.Now()}
+}
+
+func (r *reporter) add(res *pipelinev1.DocumentResult) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pending = append(r.pending, res)
+}
+
+func (r *reporter) flushIfDue(ctx context.Context) {
+	r.mu.Lock()
+	due := len(r.pending) > 0 && (time.Since(r.lastFlush) >= r.w.cfg.ReportInterval || len(r.pending) >= 100)
+	r.mu.Unlock()
+	if due {
+		if err := r.flush(ctx, false); err != nil {
+			r.stop(fmt.Errorf("report progress: %w", err))
+		}
+	}
+}
+
+// heartbeat renews the lease every interval until ctx ends.
+func (r *reporter) heartbeat(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := r.flush(ctx, false); err != nil && ctx.Err() == nil {
+				r.w.log.WarnContext(ctx, "heartbeat failed", "batch_id", r.b.ID, "err", err)
+			}
+		}
+	}
+}
+
+// flush sends the pending results (possibly none: a heartbeat), marking the batch done when
+// asked, and applies the server's answer: stop means stop.
+func (r *reporter) flush(ctx context.Context, batchDone bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	req := &pipelinev1.ReportProgressRequest{
+		WorkerId:  r.w.cfg.ID,
+		JobId:     r.b.JobID.String(),
+		BatchId:   r.b.ID.String(),
+		Results:   r.pending,
+		BatchDone: batchDone,
+	}
+	var resp *pipelinev1.ReportProgressResponse
+	_, err := r.w.cfg.Retry.Do(ctx, func(ctx context.Context) error {
+		var err error
+		resp, err = r.roundTrip(ctx, req)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	r.pending = nil
+	r.lastFlush = time.Now()
+	if resp.GetStop() {
+		r.stop(errors.New(cmp.Or(resp.GetStopReason(), "the server said stop")))
+	}
+	return nil
+}
+
+// roundTrip sends one report and reads its acknowledgement, opening a stream when needed.
+// Errors that a new stream may cure are transient.
+func (r *reporter) roundTrip(ctx context.Context, req *pipelinev1.ReportProgressRequest) (*pipelinev1.ReportProgressResponse, error) {
+	if r.stream == nil {
+		// The stream outlives any one call's ctx; close() ends it.
+		sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		s, err := r.w.deps.Reporter.ReportProgress(sctx)
+		if err != nil {
+			cancel()
+			return nil, errs.Transient(err, 0)
+		}
+		r.stream, r.cancel = s, cancel
+	}
+	err := r.stream.Send(req)
+	var resp *pipelinev1.ReportProgressResponse
+	if err == nil {
+		resp, err = r.stream.Recv()
+	}
+	if err != nil {
+		r.cancel()
+		r.stream, r.cancel = nil, nil
+		switch status.Code(err) {
+		case codes.InvalidArgument, codes.PermissionDenied, codes.Unauthenticated, codes.FailedPrecondition, codes.NotFound:
+			return nil, err
+		}
+		return nil, errs.Transient(err, 0)
+	}
+	return resp, nil
+}
+
+func (r *reporter) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stream != nil {
+		_ = r.stream.CloseSend()
+		r.cancel()
+		r.stream, r.cancel = nil, nil
+	}
+}
