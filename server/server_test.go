@@ -81,8 +81,15 @@ func TestGRPCErrors(t *testing.T) {
 		}
 	})
 	t.Run("Search", func(t *testing.T) {
-		_, err := b.search.Search(tctx(t), &pipelinev1.SearchRequest{Query: "hello"})
-		requireCode(t, err, codes.Unimplemented, "")
+		resp, err := b.search.Search(tctx(t), &pipelinev1.SearchRequest{Query: "hello"})
+		require.NoError(t, err)
+		require.Empty(t, resp.GetResults(), "nothing is indexed yet")
+		_, err = b.search.Search(tctx(t), &pipelinev1.SearchRequest{})
+		requireCode(t, err, codes.InvalidArgument, "query")
+		_, err = b.search.Search(tctx(t), &pipelinev1.SearchRequest{Query: "x", TopK: 1000})
+		requireCode(t, err, codes.InvalidArgument, "top_k")
+		_, err = b.search.Search(tctx(t), &pipelinev1.SearchRequest{Query: "x", SourceIds: []string{"nope"}})
+		requireCode(t, err, codes.InvalidArgument, "source_ids[0]")
 	})
 	t.Run("IngestDocuments no documents", func(t *testing.T) {
 		src := b.createSource(t)

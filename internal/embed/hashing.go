@@ -44,7 +44,8 @@ func (c HashingConfig) Validate() error {
 // The output depends only on the text and the dimension: the hash is FNV-1a written here, with
 // no per-process seed, and the arithmetic is exact or correctly rounded (counts are multiples
 // of 1/2, then sqrt, sum, divide), so vectors are bit-identical across runs, machines and
-// architectures.
+// architectures. (A Go release moving to a newer Unicode version may change which runes are
+// letters or how they lower-case, which touches only texts with newly assigned characters.)
 //
 // A text with no word characters (empty, spaces, only punctuation or emoji) has no features; it
 // gets the constant unit vector (every component 1/sqrt(dim)) rather than zeros, so that cosine
