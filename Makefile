@@ -6,7 +6,7 @@ BIN := $(CURDIR)/.bin
 export PATH := $(BIN):$(PATH)
 GO_TEST_FLAGS ?= -race -count=1
 
-.PHONY: all tools generate protodeps lint test test-short fuzz build run ts-check check-generated clean
+.PHONY: all tools generate protodeps lint test test-short fuzz build run demo ts-check check-generated clean
 
 all: generate lint test build
 
@@ -57,14 +57,21 @@ FUZZTIME ?= 20s
 fuzz:
 	go test ./internal/pagetoken -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
 	go test ./internal/content -run '^$$' -fuzz FuzzValidateDocument -fuzztime $(FUZZTIME)
+	go test ./internal/chunk -run '^$$' -fuzz FuzzSplit -fuzztime $(FUZZTIME)
+	go test ./internal/htmlmd -run '^$$' -fuzz FuzzConvert -fuzztime $(FUZZTIME)
 
 ## build: the one binary, into ./pipeline.
 build:
 	go build -o pipeline ./cmd/pipeline
 
-## run: the server on the local Postgres and Redis.
+## run: the whole service in one process (server, workers, embedded store) on the local
+## Postgres and Redis.
 run: build
-	./pipeline serve
+	./pipeline dev
+
+## demo: the main job end to end: `pipeline dev`, ingest the shipped corpus, search it.
+demo:
+	./scripts/demo.sh
 
 clean:
 	rm -rf .bin .build pipeline tools/node_modules gen/ts/node_modules gen/ts/dist

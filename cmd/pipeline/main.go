@@ -41,19 +41,31 @@ func newRoot() *cobra.Command {
 		Short:         "Turns web sources and documents into searchable vectors, with a watchable record of every job.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPreRunE: func(*cobra.Command, []string) error {
+	}
+	// The service's settings belong to the commands that run the service; the client commands
+	// (ingest, search) have their own few.
+	withServiceSettings := func(cmd *cobra.Command) *cobra.Command {
+		cfg.RegisterFlags(cmd.PersistentFlags())
+		cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
 			if envErr != nil {
 				return envErr
 			}
 			return cfg.Validate()
-		},
+		}
+		return cmd
 	}
-	cfg.RegisterFlags(root.PersistentFlags())
-	root.AddCommand(serveCmd(&cfg), devCmd(&cfg), workerCmd(&cfg), migrateCmd(&cfg), &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), version) },
-	})
+	root.AddCommand(
+		withServiceSettings(serveCmd(&cfg)),
+		withServiceSettings(devCmd(&cfg)),
+		withServiceSettings(workerCmd(&cfg)),
+		withServiceSettings(migrateCmd(&cfg)),
+		ingestCmd(),
+		searchCmd(),
+		&cobra.Command{
+			Use:   "version",
+			Short: "Print the version",
+			Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), version) },
+		})
 	return root
 }
 

@@ -65,27 +65,30 @@ const (
 
 // Build connects everything the role needs. It fails, naming the setting, when a dependency
 // cannot be reached. Close releases what it opened.
-func Build(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) (a *App, err error) {
-	a = &App{Cfg: cfg, Log: log}
-	defer func() {
-		if err != nil {
-			_ = a.Close()
-			a = nil
-		}
-	}()
+func Build(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) (*App, error) {
+	a := &App{Cfg: cfg, Log: log}
+	if err := a.build(ctx, role); err != nil {
+		_ = a.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) build(ctx context.Context, role Role) (err error) {
+	cfg, log := a.Cfg, a.Log
 	if role == RoleWorker && cfg.VectorStore == "embedded" {
-		return nil, errors.New("PIPELINE_VECTOR_STORE=embedded: the embedded vector store lives inside one process, so a separate `pipeline worker` cannot share it; run `pipeline dev` (server and workers in one process), or use PIPELINE_VECTOR_STORE=milvus")
+		return errors.New("PIPELINE_VECTOR_STORE=embedded: the embedded vector store lives inside one process, so a separate `pipeline worker` cannot share it; run `pipeline dev` (server and workers in one process), or use PIPELINE_VECTOR_STORE=milvus")
 	}
 
 	a.Pool, err = db.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("PIPELINE_DATABASE_URL: %w", err)
+		return fmt.Errorf("PIPELINE_DATABASE_URL: %w", err)
 	}
 	a.closers = append(a.closers, func() error { a.Pool.Close(); return nil })
 	if cfg.Migrate && role == RoleServer {
 		n, err := db.MigrateUp(ctx, a.Pool)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if n > 0 {
 			log.Info("applied database migrations", "count", n)
@@ -94,19 +97,19 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) 
 
 	opt, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
-		return nil, fmt.Errorf("PIPELINE_REDIS_URL: %w", err)
+		return fmt.Errorf("PIPELINE_REDIS_URL: %w", err)
 	}
 	a.Redis = redis.NewClient(opt)
 	a.closers = append(a.closers, a.Redis.Close)
 	if err := a.Redis.Ping(ctx).Err(); err != nil {
-		return nil, fmt.Errorf("PIPELINE_REDIS_URL: connect to Redis at %s: %w", opt.Addr, err)
+		return fmt.Errorf("PIPELINE_REDIS_URL: connect to Redis at %s: %w", opt.Addr, err)
 	}
 	a.Bus = events.New(a.Redis, cfg.RedisPrefix, log)
 	a.Queue, err = queue.Open(queue.Config{
 		RedisURL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Workers: cfg.MaxConcurrentJobs, Logger: log,
 	}, a.Redis)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	a.closers = append(a.closers, a.Queue.Close)
 
@@ -122,28 +125,28 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) 
 		BatchSize:      cfg.BatchSize,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	hooks.Jobs = a.Jobs
 
 	a.Chunker, err = chunk.New(chunk.Config{MaxTokens: cfg.ChunkMaxTokens, OverlapTokens: cfg.ChunkOverlapTokens})
 	if err != nil {
-		return nil, fmt.Errorf("PIPELINE_CHUNK_MAX_TOKENS / PIPELINE_CHUNK_OVERLAP_TOKENS: %w", err)
+		return fmt.Errorf("PIPELINE_CHUNK_MAX_TOKENS / PIPELINE_CHUNK_OVERLAP_TOKENS: %w", err)
 	}
 	a.Embedder, err = newEmbedder(cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	a.Vectors, err = openVectors(ctx, cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	a.closers = append(a.closers, a.Vectors.Close)
 	a.Purger = &processing.Purger{Content: a.Content, Vectors: a.Vectors, Log: log}
 	a.Reconciler = &processing.Reconciler{
 		Jobs: a.Jobs, Queue: a.Queue, Interval: cfg.PollInterval, Purger: a.Purger, Log: log,
 	}
-	return a, nil
+	return nil
 }
 
 // ServerDeps are the server's collaborators.

@@ -245,8 +245,12 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 		case *float64:
 			fs.Float64Var(p, s.flag, *p, usage)
 		}
-		if s.secret {
-			fs.Lookup(s.flag).DefValue = "" // help must not print a secret taken from the environment
+		if s.secret { // help must not print a secret taken from the environment
+			f := fs.Lookup(s.flag)
+			f.DefValue = ""
+			if _, ok := s.ptr.(*[]string); ok {
+				f.DefValue = "[]" // pflag's zero value for lists, so help prints no default
+			}
 		}
 	}
 }
