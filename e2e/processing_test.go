@@ -365,3 +365,22 @@ func (b *bundle) requireSourceStatus(t *testing.T, id string, want pipelinev1.So
 	}, waitTimeout, 10*time.Millisecond, "source status")
 	return src
 }
+
+// TestEmptiedStoreIsRefilled: the vector store lost a document's chunks behind Postgres's back
+// (a new data directory, a dropped collection); re-ingesting the unchanged document must not be
+// skipped as unchanged.
+func TestEmptiedStoreIsRefilled(t *testing.T) {
+	t.Parallel()
+	b := start(t, options{workers: 1})
+	src := b.newSource(t)
+	resp := b.ingest(t, src, doc(1, ""), doc(2, ""))
+	b.watchUntilDone(t, resp.GetJob().GetJobId())
+	lost := resp.GetDocuments()[0].GetDocumentId()
+	require.NoError(t, b.app.Vectors.DeleteDocument(tctx(t), lost, 0))
+
+	again := b.ingest(t, src, doc(1, ""), doc(2, ""))
+	seen := b.watchUntilDone(t, again.GetJob().GetJobId())
+	require.Equal(t, pipelinev1.JobStatus_JOB_STATUS_COMPLETED, seen[len(seen)-1].GetStatus())
+	require.Positive(t, b.vectorCount(t, vector.Filter{DocumentIDs: []string{lost}}))
+	b.requireSearchable(t, resp, 1, 2)
+}

@@ -249,7 +249,12 @@ func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID) (int
 		return 0, attempts, errs.Transient(fmt.Errorf("read index state: %w", err), 0)
 	}
 	if ok && state.ContentHash == doc.ContentHash && state.Fingerprint == w.fingerprint {
-		return 0, attempts, skipped{chunks: state.ChunkCount}
+		// Unchanged, provided the store still holds its chunks (a vector store can be emptied or
+		// replaced behind Postgres's back).
+		n, err := w.deps.Vectors.Count(ctx, vector.Filter{DocumentIDs: []string{doc.ID}})
+		if err == nil && int64(n) == state.ChunkCount {
+			return 0, attempts, skipped{chunks: state.ChunkCount}
+		}
 	}
 
 	text, title := doc.Content, doc.Title
