@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
 	"github.com/pipeline-dev/pipeline/internal/config"
 	"github.com/pipeline-dev/pipeline/internal/vector"
@@ -23,7 +24,8 @@ func openVectors(ctx context.Context, cfg config.Config) (vector.Store, error) {
 		}
 		return s, nil
 	default:
-		s, err := embedded.Open(cfg.DataDir, cfg.EmbedDimension)
+		// A folder of its own: the data directory may hold other things later.
+		s, err := embedded.Open(filepath.Join(cfg.DataDir, "vectors"), cfg.EmbedDimension)
 		if err != nil {
 			return nil, fmt.Errorf("PIPELINE_DATA_DIR: %w", err)
 		}
