@@ -253,7 +253,9 @@ func TestConvertHostile(t *testing.T) {
 			t.Parallel()
 			start := time.Now()
 			res := convert(t, tc.src, htmlmd.Options{})
-			require.Less(t, time.Since(start), 5*time.Second)
+			// A hang guard, not a timing assertion: quadratic work on these inputs takes minutes,
+			// while a loaded CI machine under -race may take a few seconds.
+			require.Less(t, time.Since(start), 60*time.Second)
 			require.Contains(t, res.Markdown, tc.want)
 			// Nesting must not multiply the output: indentation is capped.
 			require.Less(t, len(res.Markdown), 4*len(tc.src)+1000)
