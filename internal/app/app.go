@@ -129,7 +129,11 @@ func (a *App) build(ctx context.Context, role Role) (err error) {
 	}
 	hooks.Jobs = a.Jobs
 
-	a.Chunker, err = chunk.New(chunk.Config{MaxTokens: cfg.ChunkMaxTokens, OverlapTokens: cfg.ChunkOverlapTokens})
+	overlap := cfg.ChunkOverlapTokens
+	if overlap == 0 {
+		overlap = chunk.NoOverlap // the setting's 0 means none; the chunker's 0 means its default
+	}
+	a.Chunker, err = chunk.New(chunk.Config{MaxTokens: cfg.ChunkMaxTokens, OverlapTokens: overlap})
 	if err != nil {
 		return fmt.Errorf("PIPELINE_CHUNK_MAX_TOKENS / PIPELINE_CHUNK_OVERLAP_TOKENS: %w", err)
 	}

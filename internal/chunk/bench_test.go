@@ -29,3 +29,20 @@ func BenchmarkSplit(b *testing.B) {
 	}
 	b.ReportMetric(float64(n), "chunks")
 }
+
+// BenchmarkSplitCold is BenchmarkSplit with a new Chunker, so an empty piece cache, for each
+// document: the worst case, a process's first document.
+func BenchmarkSplitCold(b *testing.B) {
+	doc := markdown(1, 4<<20)
+	b.SetBytes(int64(len(doc)))
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	for b.Loop() {
+		c, err := chunk.New(chunk.Config{})
+		require.NoError(b, err)
+		c.Split(doc)
+	}
+	if cpu := cpuTime() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(len(doc))*float64(b.N)/cpu/1e6, "MB/cpu-s")
+	}
+}

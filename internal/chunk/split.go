@@ -19,7 +19,7 @@ func (st *splitState) release() {
 	st.idx.text = ""
 	const keep = 1 << 22 // pieces (16 MiB per slice) kept for the next document
 	if cap(st.idx.starts) > keep {
-		st.idx.starts, st.idx.cum = nil, nil
+		st.idx.starts, st.idx.cum, st.idx.buckets = nil, nil, nil
 	}
 	clear(st.heads) // their paths are the caller's now
 	st.heads = st.heads[:0]
@@ -46,10 +46,12 @@ type splitter struct {
 	curStart int // the open chunk's trimmed start, or -1
 	curEnd   int
 	curToks  int
-	// The open chunk's last unit, and where the chunk ended before it (-1 if it is the first).
+	// The open chunk's last unit, and where the chunk ended before it (-1 if it is the first)
+	// with its count then.
 	lastStart       int
 	lastHeadingOnly bool
 	beforeLast      int
+	beforeToks      int
 	prevStart       int // Start of the last chunk emitted, or -1
 }
 
@@ -278,39 +280,36 @@ func (s *splitter) sentenceEnd(p, b int) int {
 // parts end inside a piece.
 func (s *splitter) splitRunes(a, b int, flags uint8) {
 	t := s.text
+	fitsTo := func(a, e int) bool {
+		ta, tb := s.trim(a, e)
+		return s.cache.countString(t[ta:tb]) <= s.max
+	}
 	for {
-		a, b = s.trim(a, b)
-		if a >= b {
-			return
-		}
-		if s.cache.countString(t[a:b]) <= s.max {
-			s.unit(a, b, flags)
+		if a, b = s.trim(a, b); a >= b {
 			return
 		}
 		_, n := runeAt(t, a)
-		lo, hi := a+n, b // [a, lo) fits (one rune is at most four tokens); [a, hi) does not
-		fitsTo := func(e int) bool {
-			ta, tb := s.trim(a, e)
-			return s.cache.countString(t[ta:tb]) <= s.max
-		}
-		// Gallop from a guess of one token per byte before bisecting, so that a long piece
-		// is not recounted whole at every step.
-		for g := a + s.max; g < hi; g = a + 2*(g-a) {
-			if g = s.runeStart(g, hi); g >= hi {
-				break
-			}
-			if !fitsTo(g) {
+		lo, hi := a+n, b // [a, lo) fits (one rune is at most four tokens)
+		// Gallop from a guess of one token per byte, then bisect: the remainder is tried
+		// whole only once the prefixes reach it, so a long piece is not recounted whole at
+		// every cut.
+		for g := a + s.max; ; g = a + 2*(g-a) {
+			if g = s.runeStart(min(g, b), b); !fitsTo(a, g) {
 				hi = g
 				break
 			}
 			lo = g
+			if g == b {
+				s.unit(a, b, flags)
+				return
+			}
 		}
 		for {
 			mid := s.runeStart(lo+(hi-lo)/2, hi)
 			if mid <= lo || mid >= hi {
 				break
 			}
-			if fitsTo(mid) {
+			if fitsTo(a, mid) {
 				lo = mid
 			} else {
 				hi = mid
@@ -322,13 +321,29 @@ func (s *splitter) splitRunes(a, b int, flags uint8) {
 	}
 }
 
-// runeStart moves i forward to the next rune boundary (at most hi). A byte that is not a UTF-8
-// continuation byte always starts a rune, valid or not.
+// runeStart moves i forward to the next rune boundary (at most hi).
 func (s *splitter) runeStart(i, hi int) int {
-	for i < hi && !utf8.RuneStart(s.text[i]) {
+	for i < hi && !isRuneStart(s.text, i) {
 		i++
 	}
 	return i
+}
+
+// isRuneStart reports whether decoding t from its start, as Go does (an invalid byte is a
+// one-byte rune), puts a rune boundary at p. A byte that is not a continuation byte always
+// starts a rune; a continuation byte does unless it completes a valid sequence whose lead byte,
+// at most three bytes back, is itself a boundary.
+func isRuneStart(t string, p int) bool {
+	if p <= 0 || p >= len(t) || utf8.RuneStart(t[p]) {
+		return true
+	}
+	for q := p - 1; q >= 0 && q >= p-3; q-- {
+		if utf8.RuneStart(t[q]) {
+			_, n := utf8.DecodeRuneInString(t[q:])
+			return q+n <= p
+		}
+	}
+	return true
 }
 
 // unit adds [a, b) to the open chunk if the result fits, else closes the chunk and opens the
@@ -341,17 +356,17 @@ func (s *splitter) unit(a, b int, flags uint8) {
 	headingOnly := flags&unitHeadingOnly != 0
 	if s.curStart >= 0 {
 		if n := s.idx.count(s.curStart, b); n <= s.max {
-			s.beforeLast, s.curEnd, s.curToks = s.curEnd, b, n
+			s.beforeLast, s.beforeToks, s.curEnd, s.curToks = s.curEnd, s.curToks, b, n
 			s.lastStart, s.lastHeadingOnly = a, headingOnly
 			return
 		}
 		// A heading left last in a full chunk belongs with what follows it.
 		if s.lastHeadingOnly && s.beforeLast >= 0 {
 			if n := s.idx.count(s.lastStart, b); n <= s.max {
-				headEnd := s.curEnd
-				s.flush(s.curStart, s.beforeLast, s.idx.count(s.curStart, s.beforeLast))
+				headEnd, headToks := s.curEnd, s.idx.count(s.lastStart, s.curEnd)
+				s.flush(s.curStart, s.beforeLast, s.beforeToks)
 				s.curStart, s.curEnd, s.curToks = s.lastStart, b, n
-				s.beforeLast, s.lastStart, s.lastHeadingOnly = headEnd, a, headingOnly
+				s.beforeLast, s.beforeToks, s.lastStart, s.lastHeadingOnly = headEnd, headToks, a, headingOnly
 				return
 			}
 		}
@@ -384,7 +399,8 @@ func (s *splitter) overlapStart(a int) int {
 	// Repeat prose only: the tail of a code block or table, cut off from its start, reads as
 	// noise at the head of a paragraph. Inside one block, any text will do.
 	bk := s.blockAt(a)
-	if s.blocks[bk].kind == blockPara {
+	kind := s.blocks[bk].kind
+	if kind == blockPara {
 		for bk > 0 && s.blocks[bk-1].kind == blockPara && s.blocks[bk-1].start >= lb {
 			bk--
 		}
@@ -400,6 +416,19 @@ func (s *splitter) overlapStart(a int) int {
 		j--
 	}
 	p := int(x.starts[j])
+	if p >= a {
+		return a
+	}
+	if kind == blockCode || kind == blockTable {
+		// Code and tables repeat whole lines.
+		if p > lb && s.text[p-1] != '\n' {
+			p = s.boundary(levelLine, p, a)
+		}
+		if p = s.skipSpace(p, a); p >= a {
+			return a
+		}
+		return p
+	}
 	// Move p to a word start: a non-space rune after a space.
 	if p > lb {
 		if r, _ := utf8.DecodeLastRuneInString(s.text[lb:p]); !isSpaceRune(r) {
@@ -410,7 +439,8 @@ func (s *splitter) overlapStart(a int) int {
 	if p >= a {
 		return a
 	}
-	if e := s.sentenceEnd(p, a); e < a && x.approx(e, a) >= s.overlap/2 {
+	// A sentence end can sit before a list item's indentation: skip it.
+	if e := s.skipSpace(s.sentenceEnd(p, a), a); e < a && x.approx(e, a) >= s.overlap/2 {
 		return e
 	}
 	return p

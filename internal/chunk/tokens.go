@@ -14,10 +14,11 @@ import (
 // Running the library's tokenizer over every candidate chunk would cost a regular-expression
 // pass (on a []rune copy) and a BPE merge per piece, again and again for the same text. Instead
 // the pre-tokenizer below, a hand-written equivalent of the library's cl100k_base split pattern,
-// cuts text into the same pieces the library would, and each piece's count comes from a cache
-// that falls back to the library (BPE never merges across pieces, so a text's count is the sum
-// of its pieces' counts). The whole document is cut once; a range's count is then a difference
-// of prefix sums, corrected at its two ends (see tokenIndex.count).
+// cuts text into the same pieces the library would, and each piece's count comes from a cache,
+// or on a miss from a byte-pair merge over the library's vocabulary (BPE never merges across
+// pieces, so a text's count is the sum of its pieces' counts). The whole document is cut once;
+// a range's count is then a difference of prefix sums, corrected at its two ends (see
+// tokenIndex.count).
 //
 // The equivalence is with github.com/tiktoken-go/tokenizer v0.10.0 as it runs, including two
 // quirks of its generated matcher that differ from OpenAI's tiktoken: U+007F (DEL) matches no
@@ -30,13 +31,44 @@ const tokenizerName = "cl100k"
 
 var (
 	vocabOnce sync.Once
-	codec     tokenizer.Codec
-	ranks     map[string]uint32 // token bytes to rank (= id), as the library merges by
+	// The ranks (= ids) BPE merges by: tokens of up to 15 bytes in vocab, a flat table keyed
+	// by packed bytes like the piece cache (a Go map's string hashing made misses slow),
+	// longer ones in longRanks.
+	vocab     []vocabEntry
+	longRanks map[string]uint32
 )
 
-// loadVocabulary builds the cl100k_base codec and a rank table once: tens of milliseconds, and
-// both are read-only after. The library keeps its own table unexported, so ours is read back
-// through Decode, one token at a time.
+const (
+	vocabBits = 18 // 256Ki slots for 100Ki tokens
+	noRank    = ^uint32(0)
+)
+
+type vocabEntry struct {
+	k0, k1 uint64 // as tableEntry's, with the length in k1's top byte; k1 == 0 is empty
+	rank   uint32
+}
+
+func vocabSlot(k0, k1 uint64) uint64 {
+	// The high bits of a product depend on all of its input's bits; the low ones do not.
+	h := k0*0x9E3779B97F4A7C15 + k1
+	return ((h ^ h>>31) * 0xC2B2AE3D27D4EB4F) >> (64 - vocabBits)
+}
+
+func vocabRank(k0, k1 uint64) uint32 {
+	for slot := vocabSlot(k0, k1); ; slot = (slot + 1) & (1<<vocabBits - 1) {
+		en := &vocab[slot]
+		if en.k1 == 0 {
+			return noRank
+		}
+		if en.k0 == k0 && en.k1 == k1 {
+			return en.rank
+		}
+	}
+}
+
+// loadVocabulary builds the cl100k_base codec and the rank tables once: tens of
+// milliseconds, and all are read-only after. The library keeps its ranks unexported, so they
+// are read back through Decode, one token at a time.
 func loadVocabulary() {
 	vocabOnce.Do(func() {
 		c, err := tokenizer.Get(tokenizer.Cl100kBase)
@@ -45,69 +77,124 @@ func loadVocabulary() {
 			panic("chunk: cl100k_base codec: " + err.Error())
 		}
 		const vocabSize = 100256 // ids 0..100255 are ordinary tokens; specials come after
-		r := make(map[string]uint32, vocabSize)
+		vocab = make([]vocabEntry, 1<<vocabBits)
+		longRanks = make(map[string]uint32)
 		for id := range uint(vocabSize) {
-			if tok, err := c.Decode([]uint{id}); err == nil && tok != "" {
-				r[tok] = uint32(id)
+			tok, err := c.Decode([]uint{id})
+			if err != nil || tok == "" {
+				continue
 			}
+			if len(tok) > 15 {
+				longRanks[tok] = uint32(id)
+				continue
+			}
+			k0, k1 := key(tok, 0, len(tok))
+			k1 |= uint64(len(tok)) << 56
+			slot := vocabSlot(k0, k1)
+			for vocab[slot].k1 != 0 {
+				slot = (slot + 1) & (1<<vocabBits - 1)
+			}
+			vocab[slot] = vocabEntry{k0: k0, k1: k1, rank: uint32(id)}
 		}
-		codec, ranks = c, r
+		for p := range pairRank {
+			pairRank[p] = vocabRank(uint64(p), 2<<56) // two bytes, the length in k1's top byte
+		}
+		for p := range pairTokens {
+			pairTokens[p] = uint8(bpe(string([]byte{byte(p), byte(p >> 8)})))
+		}
 	})
 }
 
-// maxScanBPE is the longest piece merged here; longer ones (rare) go to the library, whose
-// heap-based merge is faster on them.
-const maxScanBPE = 64
+// pairTokens[b0 | b1<<8] is the count of the two-byte piece b0 b1: a seventh of all pieces,
+// looked up without hashing or a cache miss. (A one-byte piece is always one token: every byte
+// is in the vocabulary, and an invalid byte becomes U+FFFD, which is too.)
+var pairTokens [1 << 16]uint8
 
-// bpeCount returns the number of tokens byte-pair encoding makes of one piece, exactly as the
+// pairRank[b0 | b1<<8] is the rank of the two-byte token b0 b1, or noRank: the first round
+// of every merge reads it instead of the large table.
+var pairRank [1 << 16]uint32
+
+// maxScanBPE is the longest piece merged by rescanning for the lowest rank after each merge;
+// longer ones use a heap, as the library does from 96 bytes (both give the same merges).
+const maxScanBPE = 32
+
+// sub128 returns the n bytes (n <= 15) at offset a of the 16 bytes packed in lo, hi, packed
+// the same way. Go defines shifts by 64 or more as giving zero, which the edges rely on.
+func sub128(lo, hi uint64, a, n int) (uint64, uint64) {
+	s := uint(8 * a)
+	var k0, k1 uint64
+	if a < 8 {
+		k0, k1 = lo>>s|hi<<(64-s), hi>>s
+	} else {
+		k0 = hi >> (s - 64)
+	}
+	if n < 8 {
+		return k0 & (1<<(8*n) - 1), 0
+	}
+	return k0, k1 & (1<<(8*(n-8)) - 1)
+}
+
+// bpe returns the number of tokens byte-pair encoding makes of one piece, exactly as the
 // library's Count does: invalid bytes read as U+FFFD each (its matcher runs on []rune(s)),
 // a piece in the vocabulary is one token, and otherwise the lowest-ranked adjacent pair
-// merges first, leftmost among equals.
-func bpeCount(piece string) int {
-	loadVocabulary()
+// merges first, leftmost among equals. The vocabulary must be loaded.
+func bpe(piece string) int {
 	if !utf8.ValidString(piece) {
 		piece = string([]rune(piece))
 	}
-	if len(piece) > maxScanBPE {
-		n, err := codec.Count(piece)
-		if err != nil {
-			// Only the strict error mode fails, and it is not used; bytes bound the count.
-			return len(piece)
-		}
-		return n
+	var lo, hi uint64
+	short := len(piece) <= 16
+	if short {
+		lo, hi = key(piece, 0, len(piece))
 	}
-	if _, ok := ranks[piece]; ok {
+	rankOf := func(a, b int) uint32 {
+		n := b - a
+		if n > 15 {
+			if r, ok := longRanks[piece[a:b]]; ok {
+				return r
+			}
+			return noRank
+		}
+		var k0, k1 uint64
+		if short {
+			k0, k1 = sub128(lo, hi, a, n)
+		} else {
+			k0, k1 = key(piece, a, b)
+		}
+		return vocabRank(k0, k1|uint64(n)<<56)
+	}
+	if rankOf(0, len(piece)) != noRank {
 		return 1
+	}
+	if len(piece) > maxScanBPE {
+		return bpeHeap(piece, rankOf)
 	}
 	type part struct {
 		off  int
 		rank uint32
 	}
-	const none = ^uint32(0)
 	var buf [maxScanBPE + 1]part
 	parts := buf[:len(piece)+1]
 	rank := func(i, skip int) uint32 {
 		if i+skip+2 < len(parts) {
-			if r, ok := ranks[piece[parts[i].off:parts[i+skip+2].off]]; ok {
-				return r
-			}
+			return rankOf(parts[i].off, parts[i+skip+2].off)
 		}
-		return none
+		return noRank
 	}
 	for i := range parts {
-		parts[i] = part{i, none}
+		parts[i] = part{i, noRank}
 	}
 	for i := 0; i < len(parts)-2; i++ {
-		parts[i].rank = rank(i, 0)
+		parts[i].rank = pairRank[uint16(piece[i])|uint16(piece[i+1])<<8]
 	}
 	for len(parts) > 1 {
-		best, at := none, 0
+		best, at := noRank, 0
 		for i, p := range parts[:len(parts)-1] {
 			if p.rank < best {
 				best, at = p.rank, i
 			}
 		}
-		if best == none {
+		if best == noRank {
 			break
 		}
 		parts[at].rank = rank(at, 1)
@@ -117,6 +204,98 @@ func bpeCount(piece string) int {
 		parts = append(parts[:at+1], parts[at+2:]...)
 	}
 	return len(parts) - 1
+}
+
+// bpeHeap merges a long piece in O(n log n): parts form a linked list, and merge candidates
+// wait in a heap ordered by rank, then offset, so the leftmost of equal ranks merges first.
+// A candidate whose part has changed since it was pushed no longer matches and is skipped.
+func bpeHeap(piece string, rankOf func(a, b int) uint32) int {
+	type node struct {
+		prev, next int32
+		rank       uint32 // of merging this part with the next
+	}
+	type cand struct {
+		rank uint32
+		off  int32
+	}
+	n := int32(len(piece))
+	nodes := make([]node, n+1)
+	for i := range nodes {
+		nodes[i] = node{prev: int32(i) - 1, next: int32(i) + 1, rank: noRank}
+	}
+	nodes[n].next = -1
+	rankAt := func(i int32) uint32 {
+		j := nodes[i].next
+		if j < 0 || nodes[j].next < 0 {
+			return noRank
+		}
+		return rankOf(int(i), int(nodes[j].next))
+	}
+	less := func(a, b cand) bool { return a.rank < b.rank || a.rank == b.rank && a.off < b.off }
+	heap := make([]cand, 0, n)
+	push := func(c cand) {
+		heap = append(heap, c)
+		for i := len(heap) - 1; i > 0; {
+			p := (i - 1) / 2
+			if !less(heap[i], heap[p]) {
+				break
+			}
+			heap[i], heap[p] = heap[p], heap[i]
+			i = p
+		}
+	}
+	pop := func() cand {
+		top := heap[0]
+		last := len(heap) - 1
+		heap[0] = heap[last]
+		heap = heap[:last]
+		for i := 0; ; {
+			c := 2*i + 1
+			if c >= len(heap) {
+				break
+			}
+			if c+1 < len(heap) && less(heap[c+1], heap[c]) {
+				c++
+			}
+			if !less(heap[c], heap[i]) {
+				break
+			}
+			heap[i], heap[c] = heap[c], heap[i]
+			i = c
+		}
+		return top
+	}
+	for i := int32(0); i+2 <= n; i++ {
+		if r := pairRank[uint16(piece[i])|uint16(piece[i+1])<<8]; r != noRank {
+			nodes[i].rank = r
+			push(cand{r, i})
+		}
+	}
+	parts := int(n)
+	for len(heap) > 0 {
+		top := pop()
+		i := top.off
+		if nodes[i].rank != top.rank {
+			continue
+		}
+		j := nodes[i].next
+		k := nodes[j].next
+		nodes[j].rank = noRank
+		nodes[i].next = k
+		if k >= 0 {
+			nodes[k].prev = i
+		}
+		parts--
+		for _, b := range [2]int32{i, nodes[i].prev} {
+			if b < 0 {
+				continue
+			}
+			if nodes[b].rank = rankAt(b); nodes[b].rank != noRank {
+				push(cand{nodes[b].rank, b})
+			}
+		}
+	}
+	return parts
 }
 
 // Character classes of the split pattern, for ASCII bytes. Non-ASCII runes go through the
@@ -339,24 +518,22 @@ func nextPiece(s string, i int) (int, bool) {
 	return spacePiece(s, i), false
 }
 
-// Pieces up to maxCachedPiece bytes are cached; longer ones are rare (long words, runs of
-// symbols or spaces) and counted each time. Pieces of up to 16 bytes, nearly all of them, live
-// in a flat open-addressing table keyed by their bytes packed into two words: a Go map with
-// string keys costs a string hash and compare per lookup, which was most of Split's time. The
-// cache is emptied when full, so a long-lived process that moves between languages keeps the
-// pieces it sees now.
+// Every piece's count is cached. Pieces of 3 to 15 bytes, nearly all of them, live in a flat
+// open-addressing table keyed by their bytes packed into two words: a Go map with string keys
+// costs a string hash and compare per lookup, which was most of Split's time. Longer pieces
+// are few but can be costly to merge (runs of hundreds of spaces in indented text), so they
+// are cached too, in a map under a byte budget. Both are emptied when full, so a long-lived
+// process that moves between languages keeps the pieces it sees now.
 const (
-	maxCachedPiece = 32
-	tableBits      = 17
-	tableSize      = 1 << tableBits
-	maxTableUsed   = tableSize / 2
-	maxLongEntries = 1 << 14
+	tableBits     = 17
+	tableSize     = 1 << tableBits
+	maxTableUsed  = tableSize / 2
+	maxLongPiece  = 4096    // longer pieces are counted each time
+	maxLongBudget = 4 << 20 // bytes of long pieces kept
 )
 
 type tableEntry struct {
 	k0, k1 uint64
-	n      uint8 // piece length, 0 for an empty slot
-	tokens uint8
 }
 
 // pieceCache maps pieces to their token counts. It belongs to one goroutine at a time (it
@@ -364,7 +541,8 @@ type tableEntry struct {
 type pieceCache struct {
 	table []tableEntry
 	used  int
-	long  map[string]int32 // 17..maxCachedPiece bytes
+	long  map[string]int32 // 16..maxLongPiece bytes, and short pieces of over 15 tokens
+	bytes int              // in long's keys
 }
 
 // load8 reads s[i:i+8] little-endian; the compiler turns it into one load.
@@ -406,55 +584,66 @@ func key(text string, i, e int) (uint64, uint64) {
 // countAt returns the token count of the piece text[i:e].
 func (c *pieceCache) countAt(text string, i, e int) int {
 	n := e - i
-	if n > 16 {
+	switch {
+	case n == 1:
+		return 1
+	case n == 2:
+		return int(pairTokens[uint16(text[i])|uint16(text[i+1])<<8])
+	case n > 15:
 		return c.countLong(text[i:e])
 	}
 	k0, k1 := key(text, i, e)
+	k1 |= uint64(n) << 56
 	// The high bits of a product depend on all of its input's bits; the low ones do not.
-	h := (k0^uint64(n))*0x9E3779B97F4A7C15 + k1
+	h := k0*0x9E3779B97F4A7C15 + k1
 	h = ((h ^ h>>31) * 0xC2B2AE3D27D4EB4F) >> (64 - tableBits)
 	if c.table == nil {
 		c.table = make([]tableEntry, tableSize)
 	}
+	const tokenBits = 0xF << 60
 	for slot := h; ; slot = (slot + 1) & (tableSize - 1) {
-		en := &c.table[slot]
-		if en.n == 0 {
+		en := c.table[slot]
+		if en.k1 == 0 {
 			break
 		}
-		if en.k0 == k0 && en.k1 == k1 && int(en.n) == n {
-			return int(en.tokens)
+		if en.k0 == k0 && en.k1&^tokenBits == k1 {
+			return int(en.k1 >> 60)
 		}
 	}
-	tokens := bpeCount(text[i:e])
+	tokens := bpe(text[i:e])
+	if tokens > 15 {
+		return c.countLong(text[i:e])
+	}
 	if c.used >= maxTableUsed {
 		clear(c.table)
 		c.used = 0
 	}
 	slot := h
-	for c.table[slot].n != 0 {
+	for c.table[slot].k1 != 0 {
 		slot = (slot + 1) & (tableSize - 1)
 	}
-	// At most 16 bytes, three tokens each (invalid bytes read as U+FFFD): fits a byte.
-	c.table[slot] = tableEntry{k0: k0, k1: k1, n: uint8(n), tokens: uint8(tokens)}
+	c.table[slot] = tableEntry{k0: k0, k1: k1 | uint64(tokens)<<60}
 	c.used++
 	return tokens
 }
 
 func (c *pieceCache) countLong(piece string) int {
-	if len(piece) > maxCachedPiece {
-		return bpeCount(piece)
+	if len(piece) > maxLongPiece {
+		return bpe(piece)
 	}
 	if n, ok := c.long[piece]; ok {
 		return int(n)
 	}
-	n := bpeCount(piece)
+	n := bpe(piece)
 	if c.long == nil {
 		c.long = make(map[string]int32, 1024)
-	} else if len(c.long) >= maxLongEntries {
+	} else if c.bytes+len(piece) > maxLongBudget {
 		clear(c.long)
+		c.bytes = 0
 	}
 	// Clone: a substring key would keep the whole document alive.
 	c.long[strings.Clone(piece)] = int32(n)
+	c.bytes += len(piece)
 	return n
 }
 
@@ -477,8 +666,13 @@ type tokenIndex struct {
 	text   string
 	starts []int32
 	cum    []int32
-	cache  *pieceCache
+	// buckets[p>>bucketShift] is the first piece that starts at or after that bucket's first
+	// byte, so a position's piece is searched for among a few pieces, not the whole document.
+	buckets []int32
+	cache   *pieceCache
 }
+
+const bucketShift = 6
 
 func (x *tokenIndex) build(text string, cache *pieceCache) {
 	x.text, x.cache = text, cache
@@ -486,10 +680,27 @@ func (x *tokenIndex) build(text string, cache *pieceCache) {
 		x.starts = make([]int32, 0, want)
 		x.cum = make([]int32, 0, want)
 	}
+	nb := len(text)>>bucketShift + 2
+	if cap(x.buckets) < nb {
+		x.buckets = make([]int32, nb)
+	}
+	buckets := x.buckets[:nb]
 	starts, cum := x.starts[:0], x.cum[:0]
-	total := 0
+	total, next := 0, 0 // next: the first bucket not yet given a piece
 	for i := 0; i < len(text); {
-		e, skip := nextPiece(text, i)
+		var e int
+		var skip bool
+		// Most pieces are a word, alone or after a space: take those without the full match.
+		if c := text[i]; c < utf8.RuneSelf && asciiClass[c]&clLetter != 0 {
+			e = scanLetters(text, i+1)
+		} else if c == ' ' && i+1 < len(text) && text[i+1] < utf8.RuneSelf && asciiClass[text[i+1]]&clLetter != 0 {
+			e = scanLetters(text, i+2)
+		} else {
+			e, skip = nextPiece(text, i)
+		}
+		for ; next<<bucketShift <= i; next++ {
+			buckets[next] = int32(len(starts))
+		}
 		starts = append(starts, int32(i))
 		cum = append(cum, int32(total))
 		if !skip {
@@ -497,13 +708,18 @@ func (x *tokenIndex) build(text string, cache *pieceCache) {
 		}
 		i = e
 	}
+	for ; next < nb; next++ {
+		buckets[next] = int32(len(starts)) // the end sentinel
+	}
 	x.starts = append(starts, int32(len(text)))
 	x.cum = append(cum, int32(total))
+	x.buckets = buckets
 }
 
 // pieceAtOrAfter returns the index of the first piece that starts at or after pos.
 func (x *tokenIndex) pieceAtOrAfter(pos int) int {
-	lo, hi := 0, len(x.starts)-1
+	b := pos >> bucketShift
+	lo, hi := int(x.buckets[b]), int(x.buckets[b+1])
 	p := int32(pos)
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
@@ -514,15 +730,6 @@ func (x *tokenIndex) pieceAtOrAfter(pos int) int {
 		}
 	}
 	return lo
-}
-
-// pieceContaining returns the index of the piece that holds the byte at pos.
-func (x *tokenIndex) pieceContaining(pos int) int {
-	k := x.pieceAtOrAfter(pos)
-	if int(x.starts[k]) > pos {
-		k--
-	}
-	return k
 }
 
 // count returns the token count of text[a:b], exactly when text[a:b] ends in a non-space rune
