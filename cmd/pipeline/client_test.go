@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -40,6 +41,12 @@ type clientBundle struct {
 // setupServer starts a server for one test; opts adjust its Config. It stops when the test ends.
 func setupServer(t *testing.T, opts ...func(*config.Config)) *clientBundle {
 	t.Helper()
+	return setupServerDeps(t, nil, opts...)
+}
+
+// setupServerDeps is setupServer with a hook that may change the server's dependencies.
+func setupServerDeps(t *testing.T, mutate func(*server.Deps), opts ...func(*config.Config)) *clientBundle {
+	t.Helper()
 	_, dbURL := dbtest.NewWithURL(t)
 	rdb, prefix := redistest.New(t)
 	t.Cleanup(func() { cleanQueueKeysOf(rdb, prefix) })
@@ -66,6 +73,9 @@ func setupServer(t *testing.T, opts ...func(*config.Config)) *clientBundle {
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, a.Close()) }) // after the server has stopped (cleanups run last-in first-out)
 	deps := a.ServerDeps()
+	if mutate != nil {
+		mutate(&deps)
+	}
 	srv, err := server.New(cfg, deps)
 	require.NoError(t, err)
 
@@ -128,15 +138,18 @@ func (b *clientBundle) runClient(t *testing.T, cmd *cobra.Command, args ...strin
 	return cmdResult{stdout: out.String(), stderr: errOut.String(), err: err}
 }
 
-func (b *clientBundle) execute(t *testing.T, cmd *cobra.Command, out, errOut interface {
-	Write([]byte) (int, error)
-}, args ...string) error {
+func (b *clientBundle) execute(t *testing.T, cmd *cobra.Command, out, errOut io.Writer, args ...string) error {
 	t.Helper()
+	return b.executeCtx(callCtx(t), cmd, out, errOut, args...)
+}
+
+// executeCtx is execute under ctx, for a test that interrupts the command.
+func (b *clientBundle) executeCtx(ctx context.Context, cmd *cobra.Command, out, errOut io.Writer, args ...string) error {
 	cmd.SilenceUsage, cmd.SilenceErrors = true, true
 	cmd.SetOut(out)
 	cmd.SetErr(errOut)
 	cmd.SetArgs(append([]string{"--server", b.addr}, args...))
-	return cmd.ExecuteContext(callCtx(t))
+	return cmd.ExecuteContext(ctx)
 }
 
 // lineSink collects what a command writes, line by line, for a test that reacts to output

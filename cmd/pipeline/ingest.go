@@ -353,7 +353,13 @@ func (c *client) watchJobs(ctx context.Context, jobs []*pipelinev1.Job, p progre
 	p.Finish()
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("interrupted while waiting; the jobs go on on the server: %s", strings.Join(jobIDs(jobs), ", "))
+			var open []string
+			for i, j := range jobs {
+				if !jobTerminal(finals[i]) {
+					open = append(open, j.GetJobId())
+				}
+			}
+			return nil, fmt.Errorf("interrupted while waiting; these jobs go on on the server: %s", strings.Join(open, ", "))
 		}
 		return nil, err
 	}

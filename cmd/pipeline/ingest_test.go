@@ -288,6 +288,31 @@ func TestIngestTextWaitPrintsLines(t *testing.T) {
 	require.Contains(t, out, fmt.Sprintf("done: %d/%d documents processed", n, n))
 }
 
+func TestIngestInterruptedWaitEnds(t *testing.T) {
+	t.Parallel()
+	b := setupServer(t)
+	sink := newLineSink()
+	ctx, interrupt := context.WithCancel(callCtx(t))
+	done := make(chan error, 1)
+	go func() { done <- b.executeCtx(ctx, ingestCmd(), sink, sink, demoCorpus, "--source", "interrupted") }()
+
+	var id string
+	for id == "" {
+		if line := sink.next(t); strings.HasPrefix(line, "job ") {
+			id = strings.Fields(line)[1]
+		}
+	}
+	interrupt() // as Ctrl-C does through the root command's context
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(clientWait):
+		require.FailNow(t, "ingest did not return when interrupted")
+	}
+	require.ErrorContains(t, err, "interrupted while waiting; these jobs go on on the server: "+id)
+	require.Equal(t, exitError, exitCode(err))
+}
+
 func TestIngestUsageErrors(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

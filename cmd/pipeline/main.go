@@ -30,7 +30,7 @@ func main() {
 	defer stop()
 	if err := newRoot().ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "pipeline:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 

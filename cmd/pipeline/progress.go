@@ -7,6 +7,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -131,6 +132,17 @@ func rateAndETA(rate float64, ok bool, remaining int64) string {
 	return fmt.Sprintf("%.1f docs/s, ETA %s", rate, eta)
 }
 
+// roundDuration shows a duration to a precision that suits its size: 42ms, 1.3s, 2m5s.
+func roundDuration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
 func plural(n int64, one, many string) string {
 	if n == 1 {
 		return fmt.Sprintf("%d %s", n, one)
@@ -253,7 +265,7 @@ func finalLine(j *pipelinev1.Job) string {
 		d.GetProcessedCount(), d.GetDocumentCount(), plural(d.GetErrorCount(), "error", "errors"),
 		plural(d.GetChunkCount(), "chunk", "chunks"))
 	if j.GetStartTime() != nil && j.GetFinishTime() != nil {
-		s += fmt.Sprintf(", in %s", j.GetFinishTime().AsTime().Sub(j.GetStartTime().AsTime()).Round(100*time.Millisecond))
+		s += ", in " + roundDuration(j.GetFinishTime().AsTime().Sub(j.GetStartTime().AsTime()))
 	}
 	if e := j.GetError(); e != "" {
 		s += ": " + e
@@ -275,6 +287,7 @@ type ttyProgress struct {
 	tracks   map[string]*jobTrack
 	drawn    int // lines drawn last time, to move back over
 	drawnAt  time.Time
+	shown    []string // the rows on screen
 	finished bool
 }
 
@@ -326,6 +339,9 @@ func (p *ttyProgress) redraw(now time.Time) {
 		return
 	}
 	rows := p.rows(now)
+	if slices.Equal(rows, p.shown) {
+		return // an idle Tick: nothing would change on screen
+	}
 	var b strings.Builder
 	if p.drawn > 0 {
 		fmt.Fprintf(&b, "\x1b[%dA", p.drawn) // back to the first line drawn
@@ -339,7 +355,7 @@ func (p *ttyProgress) redraw(now time.Time) {
 		b.WriteByte('\n')
 	}
 	_, _ = io.WriteString(p.w, b.String())
-	p.drawn, p.drawnAt = len(rows), now
+	p.drawn, p.drawnAt, p.shown = len(rows), now, rows
 }
 
 func (p *ttyProgress) rows(now time.Time) []string {
@@ -350,7 +366,7 @@ func (p *ttyProgress) rows(now time.Time) []string {
 	for _, id := range p.order {
 		t := p.tracks[id]
 		if t.job == nil {
-			rows = append(rows, fmt.Sprintf("%-8.8s waiting for the first update", id))
+			rows = append(rows, fmt.Sprintf("%-8s waiting for the first update", shortID(id)))
 			continue
 		}
 		d := t.job.GetProcessing()
@@ -407,9 +423,12 @@ func rateOrStatus(j *pipelinev1.Job, rate float64, ok bool) string {
 	return statusName(j.GetStatus())
 }
 
+// shortID labels a job on a terminal row. Job ids are UUIDv7, whose first characters are a
+// timestamp shared by jobs created together, so the label is the random end of the id; the full
+// ids are printed above the rows.
 func shortID(id string) string {
 	if len(id) > 8 {
-		return id[:8]
+		return id[len(id)-8:]
 	}
 	return id
 }

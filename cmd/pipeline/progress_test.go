@@ -125,8 +125,8 @@ func TestTTYProgressRedrawsInPlace(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
 	clock := newFakeClock()
-	p := newTTYProgress(&out, clock.now, []string{"aaaaaaaa-1111", "bbbbbbbb-2222"}, 0)
-	p.Update(snap("aaaaaaaa-1111", 1, inProgress, 10, 0, 0))
+	p := newTTYProgress(&out, clock.now, []string{"j-aaaaaaaa", "j-bbbbbbbb"}, 0)
+	p.Update(snap("j-aaaaaaaa", 1, inProgress, 10, 0, 0))
 	first := out.String()
 	require.Equal(t, 2, strings.Count(first, "\n"), "a line per job")
 	require.NotContains(t, first, "\x1b[2A", "nothing to move back over yet")
@@ -135,23 +135,26 @@ func TestTTYProgressRedrawsInPlace(t *testing.T) {
 
 	out.Reset()
 	clock.advance(2 * time.Second)
-	p.Update(snap("aaaaaaaa-1111", 2, inProgress, 10, 4, 1))
+	p.Update(snap("j-aaaaaaaa", 2, inProgress, 10, 4, 1))
 	redraw := out.String()
 	require.True(t, strings.HasPrefix(redraw, "\x1b[2A"), "moves back over both lines: %q", redraw)
 	require.Contains(t, redraw, "[##########..........] 4/10  1 err  2.5 docs/s, ETA 2s")
 
 	out.Reset()
 	clock.advance(10 * time.Millisecond)
-	p.Update(snap("aaaaaaaa-1111", 3, inProgress, 10, 5, 1))
+	p.Update(snap("j-aaaaaaaa", 3, inProgress, 10, 5, 1))
 	require.Empty(t, out.String(), "redraws are throttled")
-	p.Update(snap("bbbbbbbb-2222", 1, completed, 1, 1, 0))
+	p.Update(snap("j-bbbbbbbb", 1, completed, 1, 1, 0))
 	require.Contains(t, out.String(), "5/10", "a terminal snapshot redraws at once, with the held-back change")
 	require.Contains(t, out.String(), "bbbbbbbb [####################] 1/1  0 errs  COMPLETED")
 
 	out.Reset()
-	p.Finish()
 	p.Tick()
-	require.Equal(t, 1, strings.Count(out.String(), "\x1b[2A"), "nothing is drawn after Finish")
+	require.Empty(t, out.String(), "an idle tick draws nothing")
+	p.Finish()
+	p.Update(snap("j-aaaaaaaa", 4, completed, 10, 9, 1))
+	p.Tick()
+	require.Empty(t, out.String(), "nothing is drawn after Finish")
 }
 
 func TestTTYProgressSumsManyJobs(t *testing.T) {

@@ -8,28 +8,40 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	pipelinev1 "github.com/pipeline-dev/pipeline/gen/go/pipeline/v1"
+	"github.com/pipeline-dev/pipeline/server"
 )
 
-func TestSearchReportsTheServersError(t *testing.T) {
+func TestSearchReportsUnimplemented(t *testing.T) {
 	t.Parallel()
-	b := setupServer(t)
+	// A server without an embedder and vector store answers Search with UNIMPLEMENTED.
+	b := setupServerDeps(t, func(d *server.Deps) { d.Embedder, d.Vectors = nil, nil })
 	_, err := b.content.CreateSource(callCtx(t), &pipelinev1.CreateSourceRequest{Name: "handbook"})
 	require.NoError(t, err)
 
-	res := b.runClient(t, searchCmd(), "how", "do I restore files", "--source", "handbook", "--top-k", "3")
-	if res.err != nil && strings.Contains(res.err.Error(), "UNIMPLEMENTED") {
-		// Search is not built on the server yet: the message says so, in the server's words.
-		require.Equal(t, exitError, exitCode(res.err))
+	for _, output := range []string{"text", "json"} {
+		res := b.runClient(t, searchCmd(), "how", "do I restore files", "--source", "handbook", "--top-k", "3", "--output", output)
 		require.ErrorContains(t, res.err, "search: the server answered UNIMPLEMENTED: ")
-		require.ErrorContains(t, res.err, "search needs")
-		require.Empty(t, res.stdout)
-		return
+		require.ErrorContains(t, res.err, "no embedder and vector store configured", "the server's own words")
+		require.Equal(t, exitError, exitCode(res.err))
+		require.Empty(t, res.stdout, "nothing on stdout for an error")
 	}
-	// Once the server answers, a search of an empty source finds nothing.
+}
+
+func TestSearchEmptyServerFindsNothing(t *testing.T) {
+	t.Parallel()
+	b := setupServer(t)
+	res := b.runClient(t, searchCmd(), "restore", "a", "folder")
 	require.NoError(t, res.err)
-	require.Contains(t, res.stdout, "no results")
+	require.Equal(t, "no results\n", res.stdout)
+
+	res = b.runClient(t, searchCmd(), "restore", "--output", "json")
+	require.NoError(t, res.err)
+	var resp pipelinev1.SearchResponse
+	require.NoError(t, protojson.Unmarshal([]byte(res.stdout), &resp))
+	require.Empty(t, resp.GetResults())
 }
 
 func TestSearchUnknownSourceName(t *testing.T) {
@@ -91,16 +103,4 @@ func TestPrintResults(t *testing.T) {
 	out.Reset()
 	printResults(&out, nil)
 	require.Equal(t, "no results\n", out.String())
-}
-
-func TestSearchJSONOutput(t *testing.T) {
-	t.Parallel()
-	b := setupServer(t)
-	res := b.runClient(t, searchCmd(), "restore", "--output", "json")
-	if res.err != nil {
-		require.ErrorContains(t, res.err, "UNIMPLEMENTED") // until the server implements Search
-		require.Empty(t, res.stdout, "no JSON on stdout for an error")
-		return
-	}
-	require.True(t, strings.HasPrefix(strings.TrimSpace(res.stdout), "{"))
 }

@@ -21,7 +21,9 @@ type MessageChecker interface {
 //   - jobs active past their timeout fail;
 //   - running batches whose lease ran out (the worker died) are queued and enqueued again;
 //   - queued batches whose message is gone (enqueue failed, Redis lost its data) are enqueued
-//     again, under a new message id so taskq cannot drop them as duplicates;
+//     again, under a new message id so taskq cannot drop them as duplicates; so are batches
+//     waiting far longer than expected (StaleAfter, doubling per enqueue), whose message may be
+//     lost though its marker is not;
 //   - jobs whose batches are all done but which were never finished get finished;
 //   - deleted sources whose vectors could not be purged at the time are purged.
 //
@@ -35,6 +37,11 @@ type Reconciler struct {
 	// Grace is how long after its last enqueue a queued batch without a message counts as lost
 	// (a message just delivered has lost its marker a moment before its claim). Defaults to 5s.
 	Grace time.Duration
+	// StaleAfter is how long a queued batch may wait with its marker present before it is
+	// enqueued again anyway: a marker can outlive its message (a consumer that stopped with the
+	// message read but unhandled). The wait doubles with each enqueue of the batch, so a long
+	// backlog costs a few duplicate messages, not one per pass. Defaults to 10m.
+	StaleAfter time.Duration
 	// Purger, when set, retries purges of deleted sources' vectors.
 	Purger *Purger
 	Log    *slog.Logger
@@ -66,6 +73,13 @@ func (r *Reconciler) Run(ctx context.Context) {
 	}
 }
 
+// overdue says a queued batch has waited so long since its last enqueue that its message may
+// be lost even though its marker is there.
+func (r *Reconciler) overdue(b *jobs.Batch) bool {
+	wait := cmp.Or(r.StaleAfter, 10*time.Minute) << min(max(b.Enqueues-1, 0), 6)
+	return time.Since(*b.EnqueuedAt) > wait
+}
+
 // Once runs one pass. It goes on past a failed step and returns the errors together.
 func (r *Reconciler) Once(ctx context.Context) (Report, error) {
 	var rep Report
@@ -89,7 +103,7 @@ func (r *Reconciler) Once(ctx context.Context) (Report, error) {
 	queued, err := r.Jobs.QueuedBatches(ctx, time.Now().Add(-cmp.Or(r.Grace, 5*time.Second)), 10000)
 	errList = append(errList, err)
 	for _, b := range queued {
-		if b.EnqueuedAt != nil {
+		if b.EnqueuedAt != nil && !r.overdue(b) {
 			has, err := r.Queue.HasMessage(ctx, b.ID)
 			if err != nil {
 				errList = append(errList, err)

@@ -1,0 +1,69 @@
+package processing
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pipeline-dev/pipeline/internal/db/dbtest"
+	"github.com/pipeline-dev/pipeline/internal/jobs"
+)
+
+// markers pretends every batch still has its message in Redis.
+type markers struct{}
+
+func (markers) HasMessage(context.Context, uuid.UUID) (bool, error) { return true, nil }
+
+type countingEnqueuer struct{ n int }
+
+func (e *countingEnqueuer) EnqueueBatch(_ context.Context, b *jobs.Batch, n int) (string, error) {
+	e.n++
+	return b.ID.String() + "/x", nil
+}
+
+// TestOverdueBatchIsEnqueuedDespiteItsMarker: a marker can outlive its message; a batch that
+// waited far too long is enqueued again anyway, and the wait doubles with each enqueue.
+func TestOverdueBatchIsEnqueuedDespiteItsMarker(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	enq := &countingEnqueuer{}
+	mgr, err := jobs.NewManager(jobs.NewPgStore(pool), jobs.Config{Enqueuer: enq, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	src := uuid.New()
+	_, err = pool.Exec(ctx, `INSERT INTO sources (id, name, status) VALUES ($1, 's', 'processing')`, src)
+	require.NoError(t, err)
+	job, err := mgr.Create(ctx, jobs.CreateParams{Type: jobs.TypeProcess, SourceID: src, DocumentIDs: []uuid.UUID{uuid.New()}})
+	require.NoError(t, err)
+	require.Equal(t, 1, enq.n)
+
+	r := &Reconciler{Jobs: mgr, Queue: markers{}, Grace: time.Millisecond, StaleAfter: time.Hour, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	age := func(d time.Duration) {
+		_, err := pool.Exec(ctx, `UPDATE job_batches SET enqueued_at = now() - $2::interval WHERE job_id = $1`, job.ID, d.String())
+		require.NoError(t, err)
+	}
+	age(30 * time.Minute)
+	rep, err := r.Once(ctx)
+	require.NoError(t, err)
+	require.Zero(t, rep.Requeued, "the marker is trusted while the wait is plausible")
+
+	age(61 * time.Minute)
+	rep, err = r.Once(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, rep.Requeued)
+	require.Equal(t, 2, enq.n)
+
+	age(90 * time.Minute)
+	rep, err = r.Once(ctx)
+	require.NoError(t, err)
+	require.Zero(t, rep.Requeued, "after a second enqueue the batch may wait twice as long")
+	age(121 * time.Minute)
+	rep, err = r.Once(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, rep.Requeued)
+}
