@@ -111,6 +111,15 @@ func jobToProto(j *jobs.Job) *pipelinev1.Job {
 	if j.RetryOf.Valid {
 		out.RetryOfJobId = j.RetryOf.UUID.String()
 	}
+	if j.Type == jobs.TypeCrawl {
+		out.Processing = nil
+		out.Crawl = &pipelinev1.CrawlDetails{
+			PagesDiscovered: j.Crawl.Discovered,
+			PagesFetched:    j.Crawl.Fetched,
+			PagesFailed:     j.Crawl.Failed,
+			ExternalId:      j.ExternalID,
+		}
+	}
 	return out
 }
 

@@ -110,6 +110,15 @@ type Job struct {
 	UpdatedAt  time.Time
 	StartedAt  *time.Time // set when the job enters in_progress
 	FinishedAt *time.Time // set when the job reaches a terminal status
+	// Crawl is the progress of a crawl job.
+	Crawl CrawlProgress
+	// ExternalID is the crawl's id at an external crawler (Firecrawl), once started.
+	ExternalID string
+}
+
+// CrawlProgress counts a crawl job's pages.
+type CrawlProgress struct {
+	Discovered, Fetched, Failed int64
 }
 
 // DocumentResult is the outcome so far of one document of a job.

@@ -74,6 +74,9 @@ func TestList(t *testing.T) {
 		if i%2 == 1 {
 			source = sourceB
 		}
+		if typ == jobs.TypeCrawl {
+			source = insertSource(t, b.pool) // one active crawl per source
+		}
 		job, err := b.mgr.Create(ctx, jobs.CreateParams{Type: typ, SourceID: source})
 		require.NoError(t, err)
 		if i%4 == 0 {

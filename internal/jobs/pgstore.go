@@ -212,7 +212,8 @@ func scanJob(row pgx.Row) (*Job, error) {
 	)
 	err := row.Scan(&j.ID, &typ, &status, &j.SourceID, &j.DocumentIDs, &j.ChunkCount,
 		&j.ProcessedCount, &j.ErrorCount, &j.QueueMessageID, &j.Error, &j.RetryOf, &j.Version,
-		&timeoutSeconds, &j.CreatedAt, &j.UpdatedAt, &started, &finished)
+		&timeoutSeconds, &j.CreatedAt, &j.UpdatedAt, &started, &finished,
+		&j.Crawl.Discovered, &j.Crawl.Fetched, &j.Crawl.Failed, &j.ExternalID)
 	if err != nil {
 		return nil, err
 	}

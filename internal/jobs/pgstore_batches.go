@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -13,6 +14,23 @@ import (
 // JobListTimedOut implements Store.
 func (s *PgStore) JobListTimedOut(ctx context.Context, max int) ([]*Job, error) {
 	return s.jobs(ctx, queries.jobListTimedOut, pgx.NamedArgs{"max": max})
+}
+
+// JobSetCrawlProgress implements Store.
+func (s *PgStore) JobSetCrawlProgress(ctx context.Context, p *JobSetCrawlProgressParams) (*Job, error) {
+	job, err := scanJob(s.db.QueryRow(ctx, queries.jobSetCrawlProgress, pgx.NamedArgs{
+		"id": p.ID, "discovered": p.Progress.Discovered, "fetched": p.Progress.Fetched,
+		"failed": p.Progress.Failed, "external_id": p.ExternalID,
+	}))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, errs.ErrNotFound
+	}
+	return job, translate(err, p.ID)
+}
+
+// JobListStaleCrawls implements Store.
+func (s *PgStore) JobListStaleCrawls(ctx context.Context, before time.Time, max int) ([]*Job, error) {
+	return s.jobs(ctx, queries.jobListStaleCrawls, pgx.NamedArgs{"before": before, "max": max})
 }
 
 // JobListUnfinished implements Store.

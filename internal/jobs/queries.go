@@ -17,11 +17,13 @@ var sqlFiles embed.FS
 var queries = struct {
 	jobInsert, jobGet, jobGetForUpdate, jobList, jobSetStatus, jobSetQueueMessageID, jobRecount string
 	jobDocumentsInsert, jobDocumentsUpsert, jobDocumentsList                                    string
-	jobListTimedOut, jobListUnfinished                                                          string
+	jobListTimedOut, jobListUnfinished, jobSetCrawlProgress, jobListStaleCrawls                 string
 	batchInsert, batchGet, batchList, batchMarkEnqueued, batchClaim, batchRenew, batchFinish    string
 	batchOpenCount, batchReleaseExpired, batchListQueued, batchRelease                          string
 }{
 	batchRelease:         mustQuery("batch_release"),
+	jobSetCrawlProgress:  mustQuery("job_set_crawl_progress"),
+	jobListStaleCrawls:   mustQuery("job_list_stale_crawls"),
 	jobListTimedOut:      mustQuery("job_list_timed_out"),
 	jobListUnfinished:    mustQuery("job_list_unfinished"),
 	batchInsert:          mustQuery("batch_insert"),
@@ -51,9 +53,23 @@ func mustQuery(name string) string {
 	if err != nil {
 		panic(fmt.Sprintf("jobs: missing query %s: %v", name, err))
 	}
-	q := strings.TrimSpace(string(b))
+	q := strings.TrimSpace(stripComments(string(b)))
 	if q == "" {
 		panic(fmt.Sprintf("jobs: empty query %s", name))
 	}
 	return q
+}
+
+// stripComments drops whole-line "--" comments. pgx rewrites named arguments (@name) with a
+// lexer that does not know SQL comments, so an apostrophe in a comment ("the job's") would be
+// taken for the start of a string literal and hide the arguments after it.
+func stripComments(sql string) string {
+	lines := strings.Split(sql, "\n")
+	out := lines[:0]
+	for _, l := range lines {
+		if !strings.HasPrefix(strings.TrimSpace(l), "--") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

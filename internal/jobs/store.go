@@ -39,6 +39,11 @@ type Store interface {
 	JobDocumentsUpsert(ctx context.Context, p *JobDocumentsUpsertParams) error
 	// JobListTimedOut reads up to max active jobs older than their timeout.
 	JobListTimedOut(ctx context.Context, max int) ([]*Job, error)
+	// JobSetCrawlProgress stores a running crawl job's progress; errs.ErrNotFound when the job is
+	// not a running crawl.
+	JobSetCrawlProgress(ctx context.Context, p *JobSetCrawlProgressParams) (*Job, error)
+	// JobListStaleCrawls reads up to max active crawl jobs not updated since before.
+	JobListStaleCrawls(ctx context.Context, before time.Time, max int) ([]*Job, error)
 	// JobListUnfinished reads up to max active jobs that have batches, all done.
 	JobListUnfinished(ctx context.Context, max int) ([]*Job, error)
 
@@ -203,4 +208,11 @@ type BatchOpenCountParams struct{ JobID uuid.UUID }
 type BatchListQueuedParams struct {
 	Before time.Time
 	Max    int
+}
+
+// JobSetCrawlProgressParams are a crawl job's progress.
+type JobSetCrawlProgressParams struct {
+	ID         uuid.UUID
+	Progress   CrawlProgress
+	ExternalID string // "" keeps the stored one
 }

@@ -3,4 +3,4 @@ INSERT INTO jobs (id, type, status, source_id, document_ids, retry_of, timeout_s
 VALUES (@id, @type, @status, @source_id, @document_ids::uuid[], @retry_of, @timeout_seconds)
 RETURNING id, type, status, source_id, document_ids, chunk_count, processed_count, error_count,
     queue_message_id, error, retry_of, version, timeout_seconds, created_at, updated_at,
-    started_at, finished_at;
+    started_at, finished_at, pages_discovered, pages_fetched, pages_failed, external_id;

@@ -15,4 +15,4 @@ FROM (
 WHERE jobs.id = @id
 RETURNING jobs.id, jobs.type, jobs.status, jobs.source_id, jobs.document_ids, jobs.chunk_count, jobs.processed_count, jobs.error_count,
     jobs.queue_message_id, jobs.error, jobs.retry_of, jobs.version, jobs.timeout_seconds, jobs.created_at, jobs.updated_at,
-    jobs.started_at, jobs.finished_at;
+    jobs.started_at, jobs.finished_at, jobs.pages_discovered, jobs.pages_fetched, jobs.pages_failed, jobs.external_id;

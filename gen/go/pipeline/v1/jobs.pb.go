@@ -289,7 +289,9 @@ type Job struct {
 	// When work on the job started; unset while PENDING.
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	// When the job reached a terminal status; unset while active.
-	FinishTime    *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=finish_time,json=finishTime,proto3" json:"finish_time,omitempty"`
+	FinishTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=finish_time,json=finishTime,proto3" json:"finish_time,omitempty"`
+	// Progress of a crawl job; unset for processing jobs.
+	Crawl         *CrawlDetails `protobuf:"bytes,15,opt,name=crawl,proto3" json:"crawl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -422,6 +424,86 @@ func (x *Job) GetFinishTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Job) GetCrawl() *CrawlDetails {
+	if x != nil {
+		return x.Crawl
+	}
+	return nil
+}
+
+// CrawlDetails are the counters of a crawl job.
+type CrawlDetails struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Pages found and queued for fetching.
+	PagesDiscovered int64 `protobuf:"varint,1,opt,name=pages_discovered,json=pagesDiscovered,proto3" json:"pages_discovered,omitempty"`
+	// Pages fetched and saved as documents.
+	PagesFetched int64 `protobuf:"varint,2,opt,name=pages_fetched,json=pagesFetched,proto3" json:"pages_fetched,omitempty"`
+	// Pages that could not be fetched or were refused.
+	PagesFailed int64 `protobuf:"varint,3,opt,name=pages_failed,json=pagesFailed,proto3" json:"pages_failed,omitempty"`
+	// The crawl's id at the external crawler (Firecrawl), when one runs it.
+	ExternalId    string `protobuf:"bytes,4,opt,name=external_id,json=externalId,proto3" json:"external_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CrawlDetails) Reset() {
+	*x = CrawlDetails{}
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CrawlDetails) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CrawlDetails) ProtoMessage() {}
+
+func (x *CrawlDetails) ProtoReflect() protoreflect.Message {
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CrawlDetails.ProtoReflect.Descriptor instead.
+func (*CrawlDetails) Descriptor() ([]byte, []int) {
+	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CrawlDetails) GetPagesDiscovered() int64 {
+	if x != nil {
+		return x.PagesDiscovered
+	}
+	return 0
+}
+
+func (x *CrawlDetails) GetPagesFetched() int64 {
+	if x != nil {
+		return x.PagesFetched
+	}
+	return 0
+}
+
+func (x *CrawlDetails) GetPagesFailed() int64 {
+	if x != nil {
+		return x.PagesFailed
+	}
+	return 0
+}
+
+func (x *CrawlDetails) GetExternalId() string {
+	if x != nil {
+		return x.ExternalId
+	}
+	return ""
+}
+
 // ProcessingDetails are the counters of a processing job. They always equal the sums of the job's
 // per-document results (ListJobDocuments).
 type ProcessingDetails struct {
@@ -440,7 +522,7 @@ type ProcessingDetails struct {
 
 func (x *ProcessingDetails) Reset() {
 	*x = ProcessingDetails{}
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[1]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -452,7 +534,7 @@ func (x *ProcessingDetails) String() string {
 func (*ProcessingDetails) ProtoMessage() {}
 
 func (x *ProcessingDetails) ProtoReflect() protoreflect.Message {
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[1]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -465,7 +547,7 @@ func (x *ProcessingDetails) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessingDetails.ProtoReflect.Descriptor instead.
 func (*ProcessingDetails) Descriptor() ([]byte, []int) {
-	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{1}
+	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ProcessingDetails) GetDocumentCount() int64 {
@@ -519,7 +601,7 @@ type DocumentResult struct {
 
 func (x *DocumentResult) Reset() {
 	*x = DocumentResult{}
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[2]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -531,7 +613,7 @@ func (x *DocumentResult) String() string {
 func (*DocumentResult) ProtoMessage() {}
 
 func (x *DocumentResult) ProtoReflect() protoreflect.Message {
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[2]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -544,7 +626,7 @@ func (x *DocumentResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DocumentResult.ProtoReflect.Descriptor instead.
 func (*DocumentResult) Descriptor() ([]byte, []int) {
-	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{2}
+	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *DocumentResult) GetDocumentId() string {
@@ -607,7 +689,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[3]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -619,7 +701,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[3]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -632,7 +714,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{3}
+	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetJobRequest) GetJobId() string {
@@ -653,7 +735,7 @@ type GetJobResponse struct {
 
 func (x *GetJobResponse) Reset() {
 	*x = GetJobResponse{}
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[4]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -665,7 +747,7 @@ func (x *GetJobResponse) String() string {
 func (*GetJobResponse) ProtoMessage() {}
 
 func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[4]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -678,7 +760,7 @@ func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobResponse.ProtoReflect.Descriptor instead.
 func (*GetJobResponse) Descriptor() ([]byte, []int) {
-	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{4}
+	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetJobResponse) GetJob() *Job {
@@ -707,7 +789,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[5]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -719,7 +801,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[5]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -732,7 +814,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{5}
+	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListJobsRequest) GetSourceId() string {
@@ -783,7 +865,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[6]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +877,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[6]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +890,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{6}
+	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -840,7 +922,7 @@ type ListJobDocumentsRequest struct {
 
 func (x *ListJobDocumentsRequest) Reset() {
 	*x = ListJobDocumentsRequest{}
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[7]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -852,7 +934,7 @@ func (x *ListJobDocumentsRequest) String() string {
 func (*ListJobDocumentsRequest) ProtoMessage() {}
 
 func (x *ListJobDocumentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[7]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -865,7 +947,7 @@ func (x *ListJobDocumentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobDocumentsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobDocumentsRequest) Descriptor() ([]byte, []int) {
-	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{7}
+	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListJobDocumentsRequest) GetJobId() string {
@@ -902,7 +984,7 @@ type ListJobDocumentsResponse struct {
 
 func (x *ListJobDocumentsResponse) Reset() {
 	*x = ListJobDocumentsResponse{}
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[8]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -914,7 +996,7 @@ func (x *ListJobDocumentsResponse) String() string {
 func (*ListJobDocumentsResponse) ProtoMessage() {}
 
 func (x *ListJobDocumentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[8]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -927,7 +1009,7 @@ func (x *ListJobDocumentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobDocumentsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobDocumentsResponse) Descriptor() ([]byte, []int) {
-	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{8}
+	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListJobDocumentsResponse) GetResults() []*DocumentResult {
@@ -955,7 +1037,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[9]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -967,7 +1049,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[9]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -980,7 +1062,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{9}
+	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *WatchJobRequest) GetJobId() string {
@@ -1001,7 +1083,7 @@ type WatchJobResponse struct {
 
 func (x *WatchJobResponse) Reset() {
 	*x = WatchJobResponse{}
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[10]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1013,7 +1095,7 @@ func (x *WatchJobResponse) String() string {
 func (*WatchJobResponse) ProtoMessage() {}
 
 func (x *WatchJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[10]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1026,7 +1108,7 @@ func (x *WatchJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobResponse.ProtoReflect.Descriptor instead.
 func (*WatchJobResponse) Descriptor() ([]byte, []int) {
-	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{10}
+	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WatchJobResponse) GetJob() *Job {
@@ -1047,7 +1129,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[11]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1059,7 +1141,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[11]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1072,7 +1154,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{11}
+	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -1093,7 +1175,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[12]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1105,7 +1187,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[12]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1118,7 +1200,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{12}
+	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CancelJobResponse) GetJob() *Job {
@@ -1139,7 +1221,7 @@ type RetryJobRequest struct {
 
 func (x *RetryJobRequest) Reset() {
 	*x = RetryJobRequest{}
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[13]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +1233,7 @@ func (x *RetryJobRequest) String() string {
 func (*RetryJobRequest) ProtoMessage() {}
 
 func (x *RetryJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[13]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +1246,7 @@ func (x *RetryJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryJobRequest.ProtoReflect.Descriptor instead.
 func (*RetryJobRequest) Descriptor() ([]byte, []int) {
-	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{13}
+	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RetryJobRequest) GetJobId() string {
@@ -1185,7 +1267,7 @@ type RetryJobResponse struct {
 
 func (x *RetryJobResponse) Reset() {
 	*x = RetryJobResponse{}
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[14]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1197,7 +1279,7 @@ func (x *RetryJobResponse) String() string {
 func (*RetryJobResponse) ProtoMessage() {}
 
 func (x *RetryJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pipeline_v1_jobs_proto_msgTypes[14]
+	mi := &file_pipeline_v1_jobs_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1210,7 +1292,7 @@ func (x *RetryJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryJobResponse.ProtoReflect.Descriptor instead.
 func (*RetryJobResponse) Descriptor() ([]byte, []int) {
-	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{14}
+	return file_pipeline_v1_jobs_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RetryJobResponse) GetJob() *Job {
@@ -1224,7 +1306,7 @@ var File_pipeline_v1_jobs_proto protoreflect.FileDescriptor
 
 const file_pipeline_v1_jobs_proto_rawDesc = "" +
 	"\n" +
-	"\x16pipeline/v1/jobs.proto\x12\vpipeline.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xc1\x05\n" +
+	"\x16pipeline/v1/jobs.proto\x12\vpipeline.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xf7\x05\n" +
 	"\x03Job\x12\x1a\n" +
 	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x03R\x05jobId\x12-\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x14.pipeline.v1.JobTypeB\x03\xe0A\x03R\x04type\x123\n" +
@@ -1246,7 +1328,14 @@ const file_pipeline_v1_jobs_proto_rawDesc = "" +
 	"\n" +
 	"start_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\tstartTime\x12@\n" +
 	"\vfinish_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
-	"finishTime\"\xa5\x01\n" +
+	"finishTime\x124\n" +
+	"\x05crawl\x18\x0f \x01(\v2\x19.pipeline.v1.CrawlDetailsB\x03\xe0A\x03R\x05crawl\"\xa2\x01\n" +
+	"\fCrawlDetails\x12)\n" +
+	"\x10pages_discovered\x18\x01 \x01(\x03R\x0fpagesDiscovered\x12#\n" +
+	"\rpages_fetched\x18\x02 \x01(\x03R\fpagesFetched\x12!\n" +
+	"\fpages_failed\x18\x03 \x01(\x03R\vpagesFailed\x12\x1f\n" +
+	"\vexternal_id\x18\x04 \x01(\tR\n" +
+	"externalId\"\xa5\x01\n" +
 	"\x11ProcessingDetails\x12%\n" +
 	"\x0edocument_count\x18\x01 \x01(\x03R\rdocumentCount\x12\x1f\n" +
 	"\vchunk_count\x18\x02 \x01(\x03R\n" +
@@ -1353,67 +1442,69 @@ func file_pipeline_v1_jobs_proto_rawDescGZIP() []byte {
 }
 
 var file_pipeline_v1_jobs_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_pipeline_v1_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_pipeline_v1_jobs_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_pipeline_v1_jobs_proto_goTypes = []any{
 	(JobStatus)(0),                   // 0: pipeline.v1.JobStatus
 	(JobType)(0),                     // 1: pipeline.v1.JobType
 	(DocumentResultStatus)(0),        // 2: pipeline.v1.DocumentResultStatus
 	(ErrorKind)(0),                   // 3: pipeline.v1.ErrorKind
 	(*Job)(nil),                      // 4: pipeline.v1.Job
-	(*ProcessingDetails)(nil),        // 5: pipeline.v1.ProcessingDetails
-	(*DocumentResult)(nil),           // 6: pipeline.v1.DocumentResult
-	(*GetJobRequest)(nil),            // 7: pipeline.v1.GetJobRequest
-	(*GetJobResponse)(nil),           // 8: pipeline.v1.GetJobResponse
-	(*ListJobsRequest)(nil),          // 9: pipeline.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),         // 10: pipeline.v1.ListJobsResponse
-	(*ListJobDocumentsRequest)(nil),  // 11: pipeline.v1.ListJobDocumentsRequest
-	(*ListJobDocumentsResponse)(nil), // 12: pipeline.v1.ListJobDocumentsResponse
-	(*WatchJobRequest)(nil),          // 13: pipeline.v1.WatchJobRequest
-	(*WatchJobResponse)(nil),         // 14: pipeline.v1.WatchJobResponse
-	(*CancelJobRequest)(nil),         // 15: pipeline.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),        // 16: pipeline.v1.CancelJobResponse
-	(*RetryJobRequest)(nil),          // 17: pipeline.v1.RetryJobRequest
-	(*RetryJobResponse)(nil),         // 18: pipeline.v1.RetryJobResponse
-	(*durationpb.Duration)(nil),      // 19: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),    // 20: google.protobuf.Timestamp
+	(*CrawlDetails)(nil),             // 5: pipeline.v1.CrawlDetails
+	(*ProcessingDetails)(nil),        // 6: pipeline.v1.ProcessingDetails
+	(*DocumentResult)(nil),           // 7: pipeline.v1.DocumentResult
+	(*GetJobRequest)(nil),            // 8: pipeline.v1.GetJobRequest
+	(*GetJobResponse)(nil),           // 9: pipeline.v1.GetJobResponse
+	(*ListJobsRequest)(nil),          // 10: pipeline.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),         // 11: pipeline.v1.ListJobsResponse
+	(*ListJobDocumentsRequest)(nil),  // 12: pipeline.v1.ListJobDocumentsRequest
+	(*ListJobDocumentsResponse)(nil), // 13: pipeline.v1.ListJobDocumentsResponse
+	(*WatchJobRequest)(nil),          // 14: pipeline.v1.WatchJobRequest
+	(*WatchJobResponse)(nil),         // 15: pipeline.v1.WatchJobResponse
+	(*CancelJobRequest)(nil),         // 16: pipeline.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),        // 17: pipeline.v1.CancelJobResponse
+	(*RetryJobRequest)(nil),          // 18: pipeline.v1.RetryJobRequest
+	(*RetryJobResponse)(nil),         // 19: pipeline.v1.RetryJobResponse
+	(*durationpb.Duration)(nil),      // 20: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),    // 21: google.protobuf.Timestamp
 }
 var file_pipeline_v1_jobs_proto_depIdxs = []int32{
 	1,  // 0: pipeline.v1.Job.type:type_name -> pipeline.v1.JobType
 	0,  // 1: pipeline.v1.Job.status:type_name -> pipeline.v1.JobStatus
-	5,  // 2: pipeline.v1.Job.processing:type_name -> pipeline.v1.ProcessingDetails
-	19, // 3: pipeline.v1.Job.timeout:type_name -> google.protobuf.Duration
-	20, // 4: pipeline.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	20, // 5: pipeline.v1.Job.update_time:type_name -> google.protobuf.Timestamp
-	20, // 6: pipeline.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	20, // 7: pipeline.v1.Job.finish_time:type_name -> google.protobuf.Timestamp
-	2,  // 8: pipeline.v1.DocumentResult.status:type_name -> pipeline.v1.DocumentResultStatus
-	3,  // 9: pipeline.v1.DocumentResult.error_kind:type_name -> pipeline.v1.ErrorKind
-	20, // 10: pipeline.v1.DocumentResult.update_time:type_name -> google.protobuf.Timestamp
-	4,  // 11: pipeline.v1.GetJobResponse.job:type_name -> pipeline.v1.Job
-	1,  // 12: pipeline.v1.ListJobsRequest.type:type_name -> pipeline.v1.JobType
-	0,  // 13: pipeline.v1.ListJobsRequest.status:type_name -> pipeline.v1.JobStatus
-	4,  // 14: pipeline.v1.ListJobsResponse.jobs:type_name -> pipeline.v1.Job
-	6,  // 15: pipeline.v1.ListJobDocumentsResponse.results:type_name -> pipeline.v1.DocumentResult
-	4,  // 16: pipeline.v1.WatchJobResponse.job:type_name -> pipeline.v1.Job
-	4,  // 17: pipeline.v1.CancelJobResponse.job:type_name -> pipeline.v1.Job
-	4,  // 18: pipeline.v1.RetryJobResponse.job:type_name -> pipeline.v1.Job
-	7,  // 19: pipeline.v1.JobService.GetJob:input_type -> pipeline.v1.GetJobRequest
-	9,  // 20: pipeline.v1.JobService.ListJobs:input_type -> pipeline.v1.ListJobsRequest
-	11, // 21: pipeline.v1.JobService.ListJobDocuments:input_type -> pipeline.v1.ListJobDocumentsRequest
-	13, // 22: pipeline.v1.JobService.WatchJob:input_type -> pipeline.v1.WatchJobRequest
-	15, // 23: pipeline.v1.JobService.CancelJob:input_type -> pipeline.v1.CancelJobRequest
-	17, // 24: pipeline.v1.JobService.RetryJob:input_type -> pipeline.v1.RetryJobRequest
-	8,  // 25: pipeline.v1.JobService.GetJob:output_type -> pipeline.v1.GetJobResponse
-	10, // 26: pipeline.v1.JobService.ListJobs:output_type -> pipeline.v1.ListJobsResponse
-	12, // 27: pipeline.v1.JobService.ListJobDocuments:output_type -> pipeline.v1.ListJobDocumentsResponse
-	14, // 28: pipeline.v1.JobService.WatchJob:output_type -> pipeline.v1.WatchJobResponse
-	16, // 29: pipeline.v1.JobService.CancelJob:output_type -> pipeline.v1.CancelJobResponse
-	18, // 30: pipeline.v1.JobService.RetryJob:output_type -> pipeline.v1.RetryJobResponse
-	25, // [25:31] is the sub-list for method output_type
-	19, // [19:25] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	6,  // 2: pipeline.v1.Job.processing:type_name -> pipeline.v1.ProcessingDetails
+	20, // 3: pipeline.v1.Job.timeout:type_name -> google.protobuf.Duration
+	21, // 4: pipeline.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	21, // 5: pipeline.v1.Job.update_time:type_name -> google.protobuf.Timestamp
+	21, // 6: pipeline.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	21, // 7: pipeline.v1.Job.finish_time:type_name -> google.protobuf.Timestamp
+	5,  // 8: pipeline.v1.Job.crawl:type_name -> pipeline.v1.CrawlDetails
+	2,  // 9: pipeline.v1.DocumentResult.status:type_name -> pipeline.v1.DocumentResultStatus
+	3,  // 10: pipeline.v1.DocumentResult.error_kind:type_name -> pipeline.v1.ErrorKind
+	21, // 11: pipeline.v1.DocumentResult.update_time:type_name -> google.protobuf.Timestamp
+	4,  // 12: pipeline.v1.GetJobResponse.job:type_name -> pipeline.v1.Job
+	1,  // 13: pipeline.v1.ListJobsRequest.type:type_name -> pipeline.v1.JobType
+	0,  // 14: pipeline.v1.ListJobsRequest.status:type_name -> pipeline.v1.JobStatus
+	4,  // 15: pipeline.v1.ListJobsResponse.jobs:type_name -> pipeline.v1.Job
+	7,  // 16: pipeline.v1.ListJobDocumentsResponse.results:type_name -> pipeline.v1.DocumentResult
+	4,  // 17: pipeline.v1.WatchJobResponse.job:type_name -> pipeline.v1.Job
+	4,  // 18: pipeline.v1.CancelJobResponse.job:type_name -> pipeline.v1.Job
+	4,  // 19: pipeline.v1.RetryJobResponse.job:type_name -> pipeline.v1.Job
+	8,  // 20: pipeline.v1.JobService.GetJob:input_type -> pipeline.v1.GetJobRequest
+	10, // 21: pipeline.v1.JobService.ListJobs:input_type -> pipeline.v1.ListJobsRequest
+	12, // 22: pipeline.v1.JobService.ListJobDocuments:input_type -> pipeline.v1.ListJobDocumentsRequest
+	14, // 23: pipeline.v1.JobService.WatchJob:input_type -> pipeline.v1.WatchJobRequest
+	16, // 24: pipeline.v1.JobService.CancelJob:input_type -> pipeline.v1.CancelJobRequest
+	18, // 25: pipeline.v1.JobService.RetryJob:input_type -> pipeline.v1.RetryJobRequest
+	9,  // 26: pipeline.v1.JobService.GetJob:output_type -> pipeline.v1.GetJobResponse
+	11, // 27: pipeline.v1.JobService.ListJobs:output_type -> pipeline.v1.ListJobsResponse
+	13, // 28: pipeline.v1.JobService.ListJobDocuments:output_type -> pipeline.v1.ListJobDocumentsResponse
+	15, // 29: pipeline.v1.JobService.WatchJob:output_type -> pipeline.v1.WatchJobResponse
+	17, // 30: pipeline.v1.JobService.CancelJob:output_type -> pipeline.v1.CancelJobResponse
+	19, // 31: pipeline.v1.JobService.RetryJob:output_type -> pipeline.v1.RetryJobResponse
+	26, // [26:32] is the sub-list for method output_type
+	20, // [20:26] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_pipeline_v1_jobs_proto_init() }
@@ -1427,7 +1518,7 @@ func file_pipeline_v1_jobs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pipeline_v1_jobs_proto_rawDesc), len(file_pipeline_v1_jobs_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file pipeline/v1/jobs.proto.
  */
 export const file_pipeline_v1_jobs: GenFile = /*@__PURE__*/
-  fileDesc("ChZwaXBlbGluZS92MS9qb2JzLnByb3RvEgtwaXBlbGluZS52MSKwBAoDSm9iEhMKBmpvYl9pZBgBIAEoCUID4EEDEicKBHR5cGUYAiABKA4yFC5waXBlbGluZS52MS5Kb2JUeXBlQgPgQQMSKwoGc3RhdHVzGAMgASgOMhYucGlwZWxpbmUudjEuSm9iU3RhdHVzQgPgQQMSFgoJc291cmNlX2lkGAQgASgJQgPgQQMSNwoKcHJvY2Vzc2luZxgFIAEoCzIeLnBpcGVsaW5lLnYxLlByb2Nlc3NpbmdEZXRhaWxzQgPgQQMSHQoQcXVldWVfbWVzc2FnZV9pZBgGIAEoCUID4EEDEhIKBWVycm9yGAcgASgJQgPgQQMSHAoPcmV0cnlfb2Zfam9iX2lkGAggASgJQgPgQQMSFAoHdmVyc2lvbhgJIAEoA0ID4EEDEi8KB3RpbWVvdXQYCiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CA+BBAxI0CgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxI0Cgt1cGRhdGVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxIzCgpzdGFydF90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEID4EEDEjQKC2ZpbmlzaF90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEID4EEDIm4KEVByb2Nlc3NpbmdEZXRhaWxzEhYKDmRvY3VtZW50X2NvdW50GAEgASgDEhMKC2NodW5rX2NvdW50GAIgASgDEhcKD3Byb2Nlc3NlZF9jb3VudBgDIAEoAxITCgtlcnJvcl9jb3VudBgEIAEoAyLwAQoORG9jdW1lbnRSZXN1bHQSEwoLZG9jdW1lbnRfaWQYASABKAkSMQoGc3RhdHVzGAIgASgOMiEucGlwZWxpbmUudjEuRG9jdW1lbnRSZXN1bHRTdGF0dXMSEwoLY2h1bmtfY291bnQYAyABKAMSEAoIYXR0ZW1wdHMYBCABKAUSEgoKbGFzdF9lcnJvchgFIAEoCRIqCgplcnJvcl9raW5kGAYgASgOMhYucGlwZWxpbmUudjEuRXJyb3JLaW5kEi8KC3VwZGF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIsCg1HZXRKb2JSZXF1ZXN0EhsKBmpvYl9pZBgBIAEoCUIL4EECukgFcgOwAQEiLwoOR2V0Sm9iUmVzcG9uc2USHQoDam9iGAEgASgLMhAucGlwZWxpbmUudjEuSm9iIs0BCg9MaXN0Sm9ic1JlcXVlc3QSHgoJc291cmNlX2lkGAEgASgJQgu6SAjYAQFyA7ABARIsCgR0eXBlGAIgASgOMhQucGlwZWxpbmUudjEuSm9iVHlwZUIIukgFggECEAESMAoGc3RhdHVzGAMgASgOMhYucGlwZWxpbmUudjEuSm9iU3RhdHVzQgi6SAWCAQIQARIdCglwYWdlX3NpemUYBCABKAVCCrpIBxoFGOgHKAASGwoKcGFnZV90b2tlbhgFIAEoCUIHukgEcgIYQCJLChBMaXN0Sm9ic1Jlc3BvbnNlEh4KBGpvYnMYASADKAsyEC5waXBlbGluZS52MS5Kb2ISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInIKF0xpc3RKb2JEb2N1bWVudHNSZXF1ZXN0EhsKBmpvYl9pZBgBIAEoCUIL4EECukgFcgOwAQESHQoJcGFnZV9zaXplGAIgASgFQgq6SAcaBRjoBygAEhsKCnBhZ2VfdG9rZW4YAyABKAlCB7pIBHICGEAiYQoYTGlzdEpvYkRvY3VtZW50c1Jlc3BvbnNlEiwKB3Jlc3VsdHMYASADKAsyGy5waXBlbGluZS52MS5Eb2N1bWVudFJlc3VsdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiLgoPV2F0Y2hKb2JSZXF1ZXN0EhsKBmpvYl9pZBgBIAEoCUIL4EECukgFcgOwAQEiMQoQV2F0Y2hKb2JSZXNwb25zZRIdCgNqb2IYASABKAsyEC5waXBlbGluZS52MS5Kb2IiLwoQQ2FuY2VsSm9iUmVxdWVzdBIbCgZqb2JfaWQYASABKAlCC+BBArpIBXIDsAEBIjIKEUNhbmNlbEpvYlJlc3BvbnNlEh0KA2pvYhgBIAEoCzIQLnBpcGVsaW5lLnYxLkpvYiIuCg9SZXRyeUpvYlJlcXVlc3QSGwoGam9iX2lkGAEgASgJQgvgQQK6SAVyA7ABASIxChBSZXRyeUpvYlJlc3BvbnNlEh0KA2pvYhgBIAEoCzIQLnBpcGVsaW5lLnYxLkpvYiqmAQoJSm9iU3RhdHVzEhoKFkpPQl9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJKT0JfU1RBVFVTX1BFTkRJTkcQARIaChZKT0JfU1RBVFVTX0lOX1BST0dSRVNTEAISGAoUSk9CX1NUQVRVU19DT01QTEVURUQQAxIVChFKT0JfU1RBVFVTX0ZBSUxFRBAEEhgKFEpPQl9TVEFUVVNfQ0FOQ0VMTEVEEAUqTQoHSm9iVHlwZRIYChRKT0JfVFlQRV9VTlNQRUNJRklFRBAAEhIKDkpPQl9UWVBFX0NSQVdMEAESFAoQSk9CX1RZUEVfUFJPQ0VTUxACKs8BChREb2N1bWVudFJlc3VsdFN0YXR1cxImCiJET0NVTUVOVF9SRVNVTFRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASIgoeRE9DVU1FTlRfUkVTVUxUX1NUQVRVU19QRU5ESU5HEAESJAogRE9DVU1FTlRfUkVTVUxUX1NUQVRVU19TVUNDRUVERUQQAhIhCh1ET0NVTUVOVF9SRVNVTFRfU1RBVFVTX0ZBSUxFRBADEiIKHkRPQ1VNRU5UX1JFU1VMVF9TVEFUVVNfU0tJUFBFRBAEKlsKCUVycm9yS2luZBIaChZFUlJPUl9LSU5EX1VOU1BFQ0lGSUVEEAASGAoURVJST1JfS0lORF9UUkFOU0lFTlQQARIYChRFUlJPUl9LSU5EX1BFUk1BTkVOVBACMpYFCgpKb2JTZXJ2aWNlElwKBkdldEpvYhIaLnBpcGVsaW5lLnYxLkdldEpvYlJlcXVlc3QaGy5waXBlbGluZS52MS5HZXRKb2JSZXNwb25zZSIZgtPkkwITEhEvdjEvam9icy97am9iX2lkfRJZCghMaXN0Sm9icxIcLnBpcGVsaW5lLnYxLkxpc3RKb2JzUmVxdWVzdBodLnBpcGVsaW5lLnYxLkxpc3RKb2JzUmVzcG9uc2UiEILT5JMCChIIL3YxL2pvYnMShAEKEExpc3RKb2JEb2N1bWVudHMSJC5waXBlbGluZS52MS5MaXN0Sm9iRG9jdW1lbnRzUmVxdWVzdBolLnBpcGVsaW5lLnYxLkxpc3RKb2JEb2N1bWVudHNSZXNwb25zZSIjgtPkkwIdEhsvdjEvam9icy97am9iX2lkfS9kb2N1bWVudHMSagoIV2F0Y2hKb2ISHC5waXBlbGluZS52MS5XYXRjaEpvYlJlcXVlc3QaHS5waXBlbGluZS52MS5XYXRjaEpvYlJlc3BvbnNlIh+C0+STAhkSFy92MS9qb2JzL3tqb2JfaWR9OndhdGNoMAESbwoJQ2FuY2VsSm9iEh0ucGlwZWxpbmUudjEuQ2FuY2VsSm9iUmVxdWVzdBoeLnBpcGVsaW5lLnYxLkNhbmNlbEpvYlJlc3BvbnNlIiOC0+STAh06ASoiGC92MS9qb2JzL3tqb2JfaWR9OmNhbmNlbBJrCghSZXRyeUpvYhIcLnBpcGVsaW5lLnYxLlJldHJ5Sm9iUmVxdWVzdBodLnBpcGVsaW5lLnYxLlJldHJ5Sm9iUmVzcG9uc2UiIoLT5JMCHDoBKiIXL3YxL2pvYnMve2pvYl9pZH06cmV0cnlCvANaPmdpdGh1Yi5jb20vcGlwZWxpbmUtZGV2L3BpcGVsaW5lL2dlbi9nby9waXBlbGluZS92MTtwaXBlbGluZXYxkkH4AhL5AQoIcGlwZWxpbmUS6AFUdXJucyB3ZWIgc291cmNlcyBhbmQgdXBsb2FkZWQgZG9jdW1lbnRzIGludG8gc2VhcmNoYWJsZSB2ZWN0b3JzLCBhbmQga2VlcHMgYSBkdXJhYmxlLCB3YXRjaGFibGUgcmVjb3JkIG9mIGV2ZXJ5IGpvYiB0aGF0IGRvZXMgaXQuIEV2ZXJ5IGNhbGwgdGFrZXMgYW4gQVBJIGtleSBhcyBgQXV0aG9yaXphdGlvbjogQmVhcmVyIDxrZXk+YCB3aGVuIHRoZSBzZXJ2ZXIgaXMgY29uZmlndXJlZCB3aXRoIGtleXMuMgJ2MSoCAQIyEGFwcGxpY2F0aW9uL2pzb246EGFwcGxpY2F0aW9uL2pzb25aRApCCgZiZWFyZXISOAgCEiNBbiBBUEkga2V5LCBzZW50IGFzIGBCZWFyZXIgPGtleT5gLhoNQXV0aG9yaXphdGlvbiACYgwKCgoGYmVhcmVyEgBiBnByb3RvMw", [file_buf_validate_validate, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_timestamp, file_protoc_gen_openapiv2_options_annotations]);
+  fileDesc("ChZwaXBlbGluZS92MS9qb2JzLnByb3RvEgtwaXBlbGluZS52MSLfBAoDSm9iEhMKBmpvYl9pZBgBIAEoCUID4EEDEicKBHR5cGUYAiABKA4yFC5waXBlbGluZS52MS5Kb2JUeXBlQgPgQQMSKwoGc3RhdHVzGAMgASgOMhYucGlwZWxpbmUudjEuSm9iU3RhdHVzQgPgQQMSFgoJc291cmNlX2lkGAQgASgJQgPgQQMSNwoKcHJvY2Vzc2luZxgFIAEoCzIeLnBpcGVsaW5lLnYxLlByb2Nlc3NpbmdEZXRhaWxzQgPgQQMSHQoQcXVldWVfbWVzc2FnZV9pZBgGIAEoCUID4EEDEhIKBWVycm9yGAcgASgJQgPgQQMSHAoPcmV0cnlfb2Zfam9iX2lkGAggASgJQgPgQQMSFAoHdmVyc2lvbhgJIAEoA0ID4EEDEi8KB3RpbWVvdXQYCiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CA+BBAxI0CgtjcmVhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxI0Cgt1cGRhdGVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxIzCgpzdGFydF90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEID4EEDEjQKC2ZpbmlzaF90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEID4EEDEi0KBWNyYXdsGA8gASgLMhkucGlwZWxpbmUudjEuQ3Jhd2xEZXRhaWxzQgPgQQMiagoMQ3Jhd2xEZXRhaWxzEhgKEHBhZ2VzX2Rpc2NvdmVyZWQYASABKAMSFQoNcGFnZXNfZmV0Y2hlZBgCIAEoAxIUCgxwYWdlc19mYWlsZWQYAyABKAMSEwoLZXh0ZXJuYWxfaWQYBCABKAkibgoRUHJvY2Vzc2luZ0RldGFpbHMSFgoOZG9jdW1lbnRfY291bnQYASABKAMSEwoLY2h1bmtfY291bnQYAiABKAMSFwoPcHJvY2Vzc2VkX2NvdW50GAMgASgDEhMKC2Vycm9yX2NvdW50GAQgASgDIvABCg5Eb2N1bWVudFJlc3VsdBITCgtkb2N1bWVudF9pZBgBIAEoCRIxCgZzdGF0dXMYAiABKA4yIS5waXBlbGluZS52MS5Eb2N1bWVudFJlc3VsdFN0YXR1cxITCgtjaHVua19jb3VudBgDIAEoAxIQCghhdHRlbXB0cxgEIAEoBRISCgpsYXN0X2Vycm9yGAUgASgJEioKCmVycm9yX2tpbmQYBiABKA4yFi5waXBlbGluZS52MS5FcnJvcktpbmQSLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiwKDUdldEpvYlJlcXVlc3QSGwoGam9iX2lkGAEgASgJQgvgQQK6SAVyA7ABASIvCg5HZXRKb2JSZXNwb25zZRIdCgNqb2IYASABKAsyEC5waXBlbGluZS52MS5Kb2IizQEKD0xpc3RKb2JzUmVxdWVzdBIeCglzb3VyY2VfaWQYASABKAlCC7pICNgBAXIDsAEBEiwKBHR5cGUYAiABKA4yFC5waXBlbGluZS52MS5Kb2JUeXBlQgi6SAWCAQIQARIwCgZzdGF0dXMYAyABKA4yFi5waXBlbGluZS52MS5Kb2JTdGF0dXNCCLpIBYIBAhABEh0KCXBhZ2Vfc2l6ZRgEIAEoBUIKukgHGgUY6AcoABIbCgpwYWdlX3Rva2VuGAUgASgJQge6SARyAhhAIksKEExpc3RKb2JzUmVzcG9uc2USHgoEam9icxgBIAMoCzIQLnBpcGVsaW5lLnYxLkpvYhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkicgoXTGlzdEpvYkRvY3VtZW50c1JlcXVlc3QSGwoGam9iX2lkGAEgASgJQgvgQQK6SAVyA7ABARIdCglwYWdlX3NpemUYAiABKAVCCrpIBxoFGOgHKAASGwoKcGFnZV90b2tlbhgDIAEoCUIHukgEcgIYQCJhChhMaXN0Sm9iRG9jdW1lbnRzUmVzcG9uc2USLAoHcmVzdWx0cxgBIAMoCzIbLnBpcGVsaW5lLnYxLkRvY3VtZW50UmVzdWx0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIuCg9XYXRjaEpvYlJlcXVlc3QSGwoGam9iX2lkGAEgASgJQgvgQQK6SAVyA7ABASIxChBXYXRjaEpvYlJlc3BvbnNlEh0KA2pvYhgBIAEoCzIQLnBpcGVsaW5lLnYxLkpvYiIvChBDYW5jZWxKb2JSZXF1ZXN0EhsKBmpvYl9pZBgBIAEoCUIL4EECukgFcgOwAQEiMgoRQ2FuY2VsSm9iUmVzcG9uc2USHQoDam9iGAEgASgLMhAucGlwZWxpbmUudjEuSm9iIi4KD1JldHJ5Sm9iUmVxdWVzdBIbCgZqb2JfaWQYASABKAlCC+BBArpIBXIDsAEBIjEKEFJldHJ5Sm9iUmVzcG9uc2USHQoDam9iGAEgASgLMhAucGlwZWxpbmUudjEuSm9iKqYBCglKb2JTdGF0dXMSGgoWSk9CX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKEkpPQl9TVEFUVVNfUEVORElORxABEhoKFkpPQl9TVEFUVVNfSU5fUFJPR1JFU1MQAhIYChRKT0JfU1RBVFVTX0NPTVBMRVRFRBADEhUKEUpPQl9TVEFUVVNfRkFJTEVEEAQSGAoUSk9CX1NUQVRVU19DQU5DRUxMRUQQBSpNCgdKb2JUeXBlEhgKFEpPQl9UWVBFX1VOU1BFQ0lGSUVEEAASEgoOSk9CX1RZUEVfQ1JBV0wQARIUChBKT0JfVFlQRV9QUk9DRVNTEAIqzwEKFERvY3VtZW50UmVzdWx0U3RhdHVzEiYKIkRPQ1VNRU5UX1JFU1VMVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIiCh5ET0NVTUVOVF9SRVNVTFRfU1RBVFVTX1BFTkRJTkcQARIkCiBET0NVTUVOVF9SRVNVTFRfU1RBVFVTX1NVQ0NFRURFRBACEiEKHURPQ1VNRU5UX1JFU1VMVF9TVEFUVVNfRkFJTEVEEAMSIgoeRE9DVU1FTlRfUkVTVUxUX1NUQVRVU19TS0lQUEVEEAQqWwoJRXJyb3JLaW5kEhoKFkVSUk9SX0tJTkRfVU5TUEVDSUZJRUQQABIYChRFUlJPUl9LSU5EX1RSQU5TSUVOVBABEhgKFEVSUk9SX0tJTkRfUEVSTUFORU5UEAIylgUKCkpvYlNlcnZpY2USXAoGR2V0Sm9iEhoucGlwZWxpbmUudjEuR2V0Sm9iUmVxdWVzdBobLnBpcGVsaW5lLnYxLkdldEpvYlJlc3BvbnNlIhmC0+STAhMSES92MS9qb2JzL3tqb2JfaWR9ElkKCExpc3RKb2JzEhwucGlwZWxpbmUudjEuTGlzdEpvYnNSZXF1ZXN0Gh0ucGlwZWxpbmUudjEuTGlzdEpvYnNSZXNwb25zZSIQgtPkkwIKEggvdjEvam9icxKEAQoQTGlzdEpvYkRvY3VtZW50cxIkLnBpcGVsaW5lLnYxLkxpc3RKb2JEb2N1bWVudHNSZXF1ZXN0GiUucGlwZWxpbmUudjEuTGlzdEpvYkRvY3VtZW50c1Jlc3BvbnNlIiOC0+STAh0SGy92MS9qb2JzL3tqb2JfaWR9L2RvY3VtZW50cxJqCghXYXRjaEpvYhIcLnBpcGVsaW5lLnYxLldhdGNoSm9iUmVxdWVzdBodLnBpcGVsaW5lLnYxLldhdGNoSm9iUmVzcG9uc2UiH4LT5JMCGRIXL3YxL2pvYnMve2pvYl9pZH06d2F0Y2gwARJvCglDYW5jZWxKb2ISHS5waXBlbGluZS52MS5DYW5jZWxKb2JSZXF1ZXN0Gh4ucGlwZWxpbmUudjEuQ2FuY2VsSm9iUmVzcG9uc2UiI4LT5JMCHToBKiIYL3YxL2pvYnMve2pvYl9pZH06Y2FuY2VsEmsKCFJldHJ5Sm9iEhwucGlwZWxpbmUudjEuUmV0cnlKb2JSZXF1ZXN0Gh0ucGlwZWxpbmUudjEuUmV0cnlKb2JSZXNwb25zZSIigtPkkwIcOgEqIhcvdjEvam9icy97am9iX2lkfTpyZXRyeUK8A1o+Z2l0aHViLmNvbS9waXBlbGluZS1kZXYvcGlwZWxpbmUvZ2VuL2dvL3BpcGVsaW5lL3YxO3BpcGVsaW5ldjGSQfgCEvkBCghwaXBlbGluZRLoAVR1cm5zIHdlYiBzb3VyY2VzIGFuZCB1cGxvYWRlZCBkb2N1bWVudHMgaW50byBzZWFyY2hhYmxlIHZlY3RvcnMsIGFuZCBrZWVwcyBhIGR1cmFibGUsIHdhdGNoYWJsZSByZWNvcmQgb2YgZXZlcnkgam9iIHRoYXQgZG9lcyBpdC4gRXZlcnkgY2FsbCB0YWtlcyBhbiBBUEkga2V5IGFzIGBBdXRob3JpemF0aW9uOiBCZWFyZXIgPGtleT5gIHdoZW4gdGhlIHNlcnZlciBpcyBjb25maWd1cmVkIHdpdGgga2V5cy4yAnYxKgIBAjIQYXBwbGljYXRpb24vanNvbjoQYXBwbGljYXRpb24vanNvblpECkIKBmJlYXJlchI4CAISI0FuIEFQSSBrZXksIHNlbnQgYXMgYEJlYXJlciA8a2V5PmAuGg1BdXRob3JpemF0aW9uIAJiDAoKCgZiZWFyZXISAGIGcHJvdG8z", [file_buf_validate_validate, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_timestamp, file_protoc_gen_openapiv2_options_annotations]);
 
 /**
  * Job is one crawl or processing run.
@@ -121,6 +121,13 @@ export type Job = Message<"pipeline.v1.Job"> & {
    * @generated from field: google.protobuf.Timestamp finish_time = 14;
    */
   finishTime?: Timestamp | undefined;
+
+  /**
+   * Progress of a crawl job; unset for processing jobs.
+   *
+   * @generated from field: pipeline.v1.CrawlDetails crawl = 15;
+   */
+  crawl?: CrawlDetails | undefined;
 };
 
 /**
@@ -129,6 +136,48 @@ export type Job = Message<"pipeline.v1.Job"> & {
  */
 export const JobSchema: GenMessage<Job> = /*@__PURE__*/
   messageDesc(file_pipeline_v1_jobs, 0);
+
+/**
+ * CrawlDetails are the counters of a crawl job.
+ *
+ * @generated from message pipeline.v1.CrawlDetails
+ */
+export type CrawlDetails = Message<"pipeline.v1.CrawlDetails"> & {
+  /**
+   * Pages found and queued for fetching.
+   *
+   * @generated from field: int64 pages_discovered = 1;
+   */
+  pagesDiscovered: bigint;
+
+  /**
+   * Pages fetched and saved as documents.
+   *
+   * @generated from field: int64 pages_fetched = 2;
+   */
+  pagesFetched: bigint;
+
+  /**
+   * Pages that could not be fetched or were refused.
+   *
+   * @generated from field: int64 pages_failed = 3;
+   */
+  pagesFailed: bigint;
+
+  /**
+   * The crawl's id at the external crawler (Firecrawl), when one runs it.
+   *
+   * @generated from field: string external_id = 4;
+   */
+  externalId: string;
+};
+
+/**
+ * Describes the message pipeline.v1.CrawlDetails.
+ * Use `create(CrawlDetailsSchema)` to create a new message.
+ */
+export const CrawlDetailsSchema: GenMessage<CrawlDetails> = /*@__PURE__*/
+  messageDesc(file_pipeline_v1_jobs, 1);
 
 /**
  * ProcessingDetails are the counters of a processing job. They always equal the sums of the job's
@@ -171,7 +220,7 @@ export type ProcessingDetails = Message<"pipeline.v1.ProcessingDetails"> & {
  * Use `create(ProcessingDetailsSchema)` to create a new message.
  */
 export const ProcessingDetailsSchema: GenMessage<ProcessingDetails> = /*@__PURE__*/
-  messageDesc(file_pipeline_v1_jobs, 1);
+  messageDesc(file_pipeline_v1_jobs, 2);
 
 /**
  * DocumentResult is the outcome of one document within one job.
@@ -234,7 +283,7 @@ export type DocumentResult = Message<"pipeline.v1.DocumentResult"> & {
  * Use `create(DocumentResultSchema)` to create a new message.
  */
 export const DocumentResultSchema: GenMessage<DocumentResult> = /*@__PURE__*/
-  messageDesc(file_pipeline_v1_jobs, 2);
+  messageDesc(file_pipeline_v1_jobs, 3);
 
 /**
  * Request of GetJob.
@@ -255,7 +304,7 @@ export type GetJobRequest = Message<"pipeline.v1.GetJobRequest"> & {
  * Use `create(GetJobRequestSchema)` to create a new message.
  */
 export const GetJobRequestSchema: GenMessage<GetJobRequest> = /*@__PURE__*/
-  messageDesc(file_pipeline_v1_jobs, 3);
+  messageDesc(file_pipeline_v1_jobs, 4);
 
 /**
  * Response of GetJob.
@@ -276,7 +325,7 @@ export type GetJobResponse = Message<"pipeline.v1.GetJobResponse"> & {
  * Use `create(GetJobResponseSchema)` to create a new message.
  */
 export const GetJobResponseSchema: GenMessage<GetJobResponse> = /*@__PURE__*/
-  messageDesc(file_pipeline_v1_jobs, 4);
+  messageDesc(file_pipeline_v1_jobs, 5);
 
 /**
  * Request of ListJobs. All filters are optional and combine with AND.
@@ -325,7 +374,7 @@ export type ListJobsRequest = Message<"pipeline.v1.ListJobsRequest"> & {
  * Use `create(ListJobsRequestSchema)` to create a new message.
  */
 export const ListJobsRequestSchema: GenMessage<ListJobsRequest> = /*@__PURE__*/
-  messageDesc(file_pipeline_v1_jobs, 5);
+  messageDesc(file_pipeline_v1_jobs, 6);
 
 /**
  * Response of ListJobs.
@@ -353,7 +402,7 @@ export type ListJobsResponse = Message<"pipeline.v1.ListJobsResponse"> & {
  * Use `create(ListJobsResponseSchema)` to create a new message.
  */
 export const ListJobsResponseSchema: GenMessage<ListJobsResponse> = /*@__PURE__*/
-  messageDesc(file_pipeline_v1_jobs, 6);
+  messageDesc(file_pipeline_v1_jobs, 7);
 
 /**
  * Request of ListJobDocuments.
@@ -388,7 +437,7 @@ export type ListJobDocumentsRequest = Message<"pipeline.v1.ListJobDocumentsReque
  * Use `create(ListJobDocumentsRequestSchema)` to create a new message.
  */
 export const ListJobDocumentsRequestSchema: GenMessage<ListJobDocumentsRequest> = /*@__PURE__*/
-  messageDesc(file_pipeline_v1_jobs, 7);
+  messageDesc(file_pipeline_v1_jobs, 8);
 
 /**
  * Response of ListJobDocuments.
@@ -416,7 +465,7 @@ export type ListJobDocumentsResponse = Message<"pipeline.v1.ListJobDocumentsResp
  * Use `create(ListJobDocumentsResponseSchema)` to create a new message.
  */
 export const ListJobDocumentsResponseSchema: GenMessage<ListJobDocumentsResponse> = /*@__PURE__*/
-  messageDesc(file_pipeline_v1_jobs, 8);
+  messageDesc(file_pipeline_v1_jobs, 9);
 
 /**
  * Request of WatchJob.
@@ -437,7 +486,7 @@ export type WatchJobRequest = Message<"pipeline.v1.WatchJobRequest"> & {
  * Use `create(WatchJobRequestSchema)` to create a new message.
  */
 export const WatchJobRequestSchema: GenMessage<WatchJobRequest> = /*@__PURE__*/
-  messageDesc(file_pipeline_v1_jobs, 9);
+  messageDesc(file_pipeline_v1_jobs, 10);
 
 /**
  * One message of the WatchJob stream.
@@ -458,7 +507,7 @@ export type WatchJobResponse = Message<"pipeline.v1.WatchJobResponse"> & {
  * Use `create(WatchJobResponseSchema)` to create a new message.
  */
 export const WatchJobResponseSchema: GenMessage<WatchJobResponse> = /*@__PURE__*/
-  messageDesc(file_pipeline_v1_jobs, 10);
+  messageDesc(file_pipeline_v1_jobs, 11);
 
 /**
  * Request of CancelJob.
@@ -479,7 +528,7 @@ export type CancelJobRequest = Message<"pipeline.v1.CancelJobRequest"> & {
  * Use `create(CancelJobRequestSchema)` to create a new message.
  */
 export const CancelJobRequestSchema: GenMessage<CancelJobRequest> = /*@__PURE__*/
-  messageDesc(file_pipeline_v1_jobs, 11);
+  messageDesc(file_pipeline_v1_jobs, 12);
 
 /**
  * Response of CancelJob.
@@ -500,7 +549,7 @@ export type CancelJobResponse = Message<"pipeline.v1.CancelJobResponse"> & {
  * Use `create(CancelJobResponseSchema)` to create a new message.
  */
 export const CancelJobResponseSchema: GenMessage<CancelJobResponse> = /*@__PURE__*/
-  messageDesc(file_pipeline_v1_jobs, 12);
+  messageDesc(file_pipeline_v1_jobs, 13);
 
 /**
  * Request of RetryJob.
@@ -521,7 +570,7 @@ export type RetryJobRequest = Message<"pipeline.v1.RetryJobRequest"> & {
  * Use `create(RetryJobRequestSchema)` to create a new message.
  */
 export const RetryJobRequestSchema: GenMessage<RetryJobRequest> = /*@__PURE__*/
-  messageDesc(file_pipeline_v1_jobs, 13);
+  messageDesc(file_pipeline_v1_jobs, 14);
 
 /**
  * Response of RetryJob.
@@ -542,7 +591,7 @@ export type RetryJobResponse = Message<"pipeline.v1.RetryJobResponse"> & {
  * Use `create(RetryJobResponseSchema)` to create a new message.
  */
 export const RetryJobResponseSchema: GenMessage<RetryJobResponse> = /*@__PURE__*/
-  messageDesc(file_pipeline_v1_jobs, 14);
+  messageDesc(file_pipeline_v1_jobs, 15);
 
 /**
  * JobStatus is where a job is in its life. PENDING and IN_PROGRESS are active; the others are
