@@ -73,6 +73,8 @@ func start(t *testing.T, opts options) *bundle {
 	cfg.ChunkMaxTokens = 64
 	cfg.ChunkOverlapTokens = 8
 	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.CrawlAllowLoopback = true // test sites are httptest servers on 127.0.0.1
+	cfg.CrawlDelay = 0
 	if opts.cfg != nil {
 		opts.cfg(&cfg)
 	}
@@ -93,12 +95,15 @@ func start(t *testing.T, opts options) *bundle {
 	go func() { runDone <- srv.Run(runCtx) }()
 	recDone := make(chan struct{})
 	go func() { defer close(recDone); a.Reconciler.Run(runCtx) }()
+	crawlsDone := make(chan struct{})
+	go func() { defer close(crawlsDone); a.Crawls.Run(runCtx) }()
 
 	b := &bundle{app: a, cfg: cfg, embedder: fe}
 	t.Cleanup(func() {
 		b.stopWorkers()
 		stop()
 		<-recDone
+		<-crawlsDone
 		require.NoError(t, <-runDone)
 	})
 	addrCtx, addrCancel := context.WithTimeout(context.Background(), waitTimeout)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 
 	"github.com/google/uuid"
 
@@ -91,14 +92,46 @@ func (h *contentService) CreateSource(ctx context.Context, req *pipelinev1.Creat
 		}
 	}
 	if params.URL != "" {
-		// Refuse before writing: a web source whose crawl never starts would be a job that hangs.
-		return nil, errs.Unimplemented("web sources need the crawler, which is not built yet; create an upload source (no url) and add documents with IngestDocuments")
+		// Refuse before writing: a web source whose crawl cannot start would be a job that hangs.
+		if h.s.deps.Crawls == nil {
+			return nil, errs.Unimplemented("this server has no crawler; create an upload source (no url) and add documents with IngestDocuments")
+		}
+		if params.Crawler == content.CrawlerFirecrawl {
+			return nil, errs.Unimplemented("the Firecrawl crawler is not wired into the server yet; use the built-in crawler (crawler unset)")
+		}
 	}
 	src, err := h.s.deps.Content.CreateSource(ctx, params)
 	if err != nil {
 		return nil, err
 	}
-	return &pipelinev1.CreateSourceResponse{Source: sourceToProto(src)}, nil
+	out := &pipelinev1.CreateSourceResponse{Source: sourceToProto(src)}
+	if src.URL != "" {
+		job, err := h.startCrawl(ctx, src)
+		if err != nil {
+			return nil, err
+		}
+		out.Job = jobToProto(job)
+	}
+	return out, nil
+}
+
+// startCrawl creates the source's crawl job and starts the crawler, or returns the crawl job
+// already running: never two crawls of one source.
+func (h *contentService) startCrawl(ctx context.Context, src *content.Source) (*jobs.Job, error) {
+	job, err := h.s.deps.Jobs.CreateCrawl(ctx, uuid.MustParse(src.ID), h.s.cfg.JobTimeout)
+	if errors.Is(err, jobs.ErrCrawlRunning) {
+		return job, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := h.s.deps.Crawls.Start(src, job); err != nil {
+		if _, ferr := h.s.deps.Jobs.Fail(context.WithoutCancel(ctx), job.ID, "the crawler could not start: "+err.Error()); ferr != nil {
+			h.s.log.WarnContext(ctx, "fail crawl job that could not start", "job_id", job.ID, "err", ferr)
+		}
+		return nil, err
+	}
+	return job, nil
 }
 
 func (h *contentService) GetSource(ctx context.Context, req *pipelinev1.GetSourceRequest) (*pipelinev1.GetSourceResponse, error) {
@@ -191,7 +224,17 @@ func (h *contentService) RefreshSource(ctx context.Context, req *pipelinev1.Refr
 	if src.URL == "" {
 		return nil, errs.FailedPrecondition("source %s is an upload source: it has no URL to crawl; upload changed documents with IngestDocuments", src.ID)
 	}
-	return nil, errs.Unimplemented("refreshing a web source needs the crawler, which is not built yet")
+	if h.s.deps.Crawls == nil {
+		return nil, errs.Unimplemented("this server has no crawler")
+	}
+	if src.Crawler == content.CrawlerFirecrawl {
+		return nil, errs.Unimplemented("the Firecrawl crawler is not wired into the server yet")
+	}
+	job, err := h.startCrawl(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	return &pipelinev1.RefreshSourceResponse{Job: jobToProto(job)}, nil
 }
 
 // IngestDocuments saves the documents (all or none) and starts one processing job for them.

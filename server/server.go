@@ -32,6 +32,7 @@ import (
 	"github.com/pipeline-dev/pipeline/gen/openapi"
 	"github.com/pipeline-dev/pipeline/internal/config"
 	"github.com/pipeline-dev/pipeline/internal/content"
+	"github.com/pipeline-dev/pipeline/internal/crawling"
 	"github.com/pipeline-dev/pipeline/internal/embed"
 	"github.com/pipeline-dev/pipeline/internal/events"
 	"github.com/pipeline-dev/pipeline/internal/jobs"
@@ -52,6 +53,8 @@ type Deps struct {
 	Vectors  vector.Store
 	// Purger removes deleted sources' vectors; nil when there is no vector store.
 	Purger *processing.Purger
+	// Crawls runs crawl jobs; nil means web sources cannot be created.
+	Crawls *crawling.Runner
 }
 
 // Server is the gRPC server, the REST gateway and the health endpoints.

@@ -71,14 +71,24 @@ func TestGRPCErrors(t *testing.T) {
 		_, err := b.content.CreateSource(tctx(t), &pipelinev1.CreateSourceRequest{Url: "not a url"})
 		requireCode(t, err, codes.InvalidArgument, "url")
 	})
-	t.Run("CreateSource web source", func(t *testing.T) {
-		_, err := b.content.CreateSource(tctx(t), &pipelinev1.CreateSourceRequest{Url: "https://example.com/docs"})
-		requireCode(t, err, codes.Unimplemented, "")
-		list, err := b.content.ListSources(tctx(t), &pipelinev1.ListSourcesRequest{})
+	t.Run("CreateSource web source refused by the SSRF guard", func(t *testing.T) {
+		// Loopback is not allowed here, so the crawl fails before any connection is made.
+		resp, err := b.content.CreateSource(tctx(t), &pipelinev1.CreateSourceRequest{Url: "http://127.0.0.1:1/docs"})
 		require.NoError(t, err)
-		for _, s := range list.GetSources() {
-			require.Empty(t, s.GetUrl(), "a refused web source must not be stored")
-		}
+		require.Equal(t, pipelinev1.JobType_JOB_TYPE_CRAWL, resp.GetJob().GetType())
+		var job *pipelinev1.Job
+		require.Eventually(t, func() bool {
+			got, err := b.jobs.GetJob(tctx(t), &pipelinev1.GetJobRequest{JobId: resp.GetJob().GetJobId()})
+			require.NoError(t, err)
+			job = got.GetJob()
+			return job.GetStatus() == pipelinev1.JobStatus_JOB_STATUS_FAILED
+		}, waitTimeout, 10*time.Millisecond)
+		require.Contains(t, job.GetError(), "127.0.0.1")
+		src, err := b.content.GetSource(tctx(t), &pipelinev1.GetSourceRequest{SourceId: resp.GetSource().GetSourceId()})
+		require.NoError(t, err)
+		require.Equal(t, pipelinev1.SourceStatus_SOURCE_STATUS_FAILED, src.GetSource().GetStatus())
+		_, err = b.content.CreateSource(tctx(t), &pipelinev1.CreateSourceRequest{Url: "https://example.com/", Crawler: pipelinev1.Crawler_CRAWLER_FIRECRAWL})
+		requireCode(t, err, codes.Unimplemented, "")
 	})
 	t.Run("Search", func(t *testing.T) {
 		resp, err := b.search.Search(tctx(t), &pipelinev1.SearchRequest{Query: "hello"})

@@ -112,6 +112,9 @@ func setupDeps(t *testing.T, mutate func(*server.Deps), opts ...func(*config.Con
 	b := &testBundle{cfg: cfg, deps: deps, pool: pool, Jobs: deps.Jobs, Content: deps.Content, runErr: make(chan error, 1)}
 	runCtx, runCancel := context.WithCancel(context.Background())
 	b.cancel = runCancel
+	crawlsDone := make(chan struct{})
+	go func() { defer close(crawlsDone); a.Crawls.Run(runCtx) }()
+	t.Cleanup(func() { <-crawlsDone })
 	go func() { b.runErr <- srv.Run(runCtx) }()
 	t.Cleanup(func() { require.NoError(t, b.stop(), "Run must return nil on graceful shutdown") })
 

@@ -98,7 +98,9 @@ REST gateway, the reconciler, a worker pool of --max-concurrent-jobs batches and
 vector store under --data-dir. It is the one command that runs the main job on a fresh machine.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runServer(cmd.Context(), *cfg, true)
+			dev := *cfg
+			dev.CrawlAllowLoopback = true // so a site served on this machine can be crawled
+			return runServer(cmd.Context(), dev, true)
 		},
 	}
 }
@@ -139,6 +141,7 @@ func runServer(ctx context.Context, cfg config.Config, workers bool) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx) })
 	g.Go(func() error { a.Reconciler.Run(gctx); return nil })
+	g.Go(func() error { a.Crawls.Run(gctx); return nil })
 	if workers {
 		g.Go(func() error {
 			grpcAddr, _, err := srv.Addrs(gctx)

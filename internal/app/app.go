@@ -5,6 +5,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +22,8 @@ import (
 	"github.com/pipeline-dev/pipeline/internal/chunk"
 	"github.com/pipeline-dev/pipeline/internal/config"
 	"github.com/pipeline-dev/pipeline/internal/content"
+	"github.com/pipeline-dev/pipeline/internal/crawl/builtin"
+	"github.com/pipeline-dev/pipeline/internal/crawling"
 	"github.com/pipeline-dev/pipeline/internal/db"
 	"github.com/pipeline-dev/pipeline/internal/embed"
 	"github.com/pipeline-dev/pipeline/internal/events"
@@ -48,6 +51,7 @@ type App struct {
 	Vectors    vector.Store
 	Purger     *processing.Purger
 	Reconciler *processing.Reconciler
+	Crawls     *crawling.Runner
 
 	closers []func() error
 }
@@ -147,8 +151,16 @@ func (a *App) build(ctx context.Context, role Role) (err error) {
 	}
 	a.closers = append(a.closers, a.Vectors.Close)
 	a.Purger = &processing.Purger{Content: a.Content, Vectors: a.Vectors, Log: log}
+	crawler, err := builtin.New(builtin.Config{
+		Concurrency: cfg.CrawlConcurrency, PerHostDelay: cmp.Or(cfg.CrawlDelay, builtin.NoDelay),
+		AllowLoopback: cfg.CrawlAllowLoopback, AllowPrivate: cfg.CrawlAllowPrivate, Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("crawler: %w", err)
+	}
+	a.Crawls = &crawling.Runner{Jobs: a.Jobs, Content: a.Content, Vectors: a.Vectors, Builtin: crawler, Log: log}
 	a.Reconciler = &processing.Reconciler{
-		Jobs: a.Jobs, Queue: a.Queue, Interval: cfg.PollInterval, Purger: a.Purger, Log: log,
+		Jobs: a.Jobs, Queue: a.Queue, Interval: cfg.PollInterval, Purger: a.Purger, Crawls: a.Crawls, Log: log,
 	}
 	return nil
 }
@@ -157,7 +169,7 @@ func (a *App) build(ctx context.Context, role Role) (err error) {
 func (a *App) ServerDeps() server.Deps {
 	return server.Deps{
 		Pool: a.Pool, Redis: a.Redis, Bus: a.Bus, Jobs: a.Jobs, Content: a.Content, Log: a.Log,
-		Embedder: a.Embedder, Vectors: a.Vectors, Purger: a.Purger,
+		Embedder: a.Embedder, Vectors: a.Vectors, Purger: a.Purger, Crawls: a.Crawls,
 	}
 }
 

@@ -106,6 +106,19 @@ type Config struct {
 	// MilvusToken is Milvus's API key or "user:password". Defaults to none.
 	MilvusToken string
 
+	// Crawling (the built-in crawler).
+
+	// CrawlAllowLoopback lets the crawler fetch loopback addresses (127.0.0.0/8, ::1). Defaults
+	// to false; `pipeline dev` turns it on so a local site can be crawled.
+	CrawlAllowLoopback bool
+	// CrawlAllowPrivate lets the crawler fetch private network addresses. Defaults to false.
+	// Link-local addresses (cloud metadata) are always refused.
+	CrawlAllowPrivate bool
+	// CrawlConcurrency is how many pages the crawler fetches at once. Defaults to 4.
+	CrawlConcurrency int
+	// CrawlDelay is the least time between two requests to one host. Defaults to 250ms.
+	CrawlDelay time.Duration
+
 	// Worker side.
 
 	// Server is the gRPC address `pipeline worker` reports to. Defaults to 127.0.0.1:9090.
@@ -150,6 +163,9 @@ func Default() Config {
 		DataDir:          "./pipeline-data",
 		MilvusAddr:       "127.0.0.1:19530",
 		MilvusCollection: "pipeline_chunks",
+
+		CrawlConcurrency: 4,
+		CrawlDelay:       250 * time.Millisecond,
 
 		Server: "127.0.0.1:9090",
 	}
@@ -200,6 +216,10 @@ func (c *Config) settings() []setting {
 		{"milvus-addr", "Milvus host:port", &c.MilvusAddr, false},
 		{"milvus-collection", "Milvus collection", &c.MilvusCollection, false},
 		{"milvus-token", "Milvus API key or user:password", &c.MilvusToken, true},
+		{"crawl-allow-loopback", "let the crawler fetch loopback addresses", &c.CrawlAllowLoopback, false},
+		{"crawl-allow-private", "let the crawler fetch private network addresses", &c.CrawlAllowPrivate, false},
+		{"crawl-concurrency", "pages fetched at once by the crawler", &c.CrawlConcurrency, false},
+		{"crawl-delay", "least time between requests to one host", &c.CrawlDelay, false},
 		{"server", "gRPC address a worker reports to", &c.Server, false},
 		{"worker-api-key", "API key a worker sends", &c.WorkerAPIKey, true},
 	}
@@ -350,6 +370,9 @@ func (c *Config) Validate() error {
 			return bad(flag, "must be positive, got %s", d)
 		}
 	}
+	if c.CrawlDelay < 0 {
+		return bad("crawl-delay", "must not be negative, got %s", c.CrawlDelay)
+	}
 	if c.Lease < time.Second {
 		return bad("lease", "must be at least 1s, got %s", c.Lease)
 	}
@@ -366,6 +389,7 @@ func (c *Config) Validate() error {
 		{"chunk-overlap-tokens", c.ChunkOverlapTokens, 0, c.ChunkMaxTokens / 2},
 		{"embed-dimension", c.EmbedDimension, 8, 8192},
 		{"embed-batch-size", c.EmbedBatchSize, 1, 2048},
+		{"crawl-concurrency", c.CrawlConcurrency, 1, 64},
 	} {
 		if r.v < r.min || r.v > r.max {
 			return bad(r.flag, "must be between %d and %d, got %d", r.min, r.max, r.v)

@@ -21,10 +21,11 @@ type Options struct {
 	// depth 0); 0 means no depth limit.
 	MaxDepth int
 	// IncludePaths are regular expressions (Go syntax) over URL paths; when any are given,
-	// only pages whose path matches one of them are saved.
+	// only pages whose path matches one of them are saved. The start URL is fetched (for its
+	// links) whether it matches or not.
 	IncludePaths []string
-	// ExcludePaths are regular expressions over URL paths; matching pages are neither fetched
-	// nor saved. Exclude wins over include.
+	// ExcludePaths are regular expressions over URL paths; matching pages are not saved, and
+	// links to them are not followed. Exclude wins over include.
 	ExcludePaths []string
 	// AllowSubdomains lets the crawl follow links to subdomains of the start host.
 	AllowSubdomains bool

@@ -17,6 +17,11 @@ type MessageChecker interface {
 	HasMessage(ctx context.Context, batchID uuid.UUID) (bool, error)
 }
 
+// StaleCrawlReaper fails crawls whose crawler went away.
+type StaleCrawlReaper interface {
+	ReapStale(ctx context.Context, before time.Time) (int, error)
+}
+
 // Reconciler repairs what the queue and crashed workers leave behind, every Interval:
 //   - jobs active past their timeout fail;
 //   - running batches whose lease ran out (the worker died) are queued and enqueued again;
@@ -44,12 +49,15 @@ type Reconciler struct {
 	StaleAfter time.Duration
 	// Purger, when set, retries purges of deleted sources' vectors.
 	Purger *Purger
+	// Crawls, when set, fails crawl jobs silent for longer than CrawlStaleAfter (default 2m).
+	Crawls          StaleCrawlReaper
+	CrawlStaleAfter time.Duration
 	Log    *slog.Logger
 }
 
 // Report counts what one pass did.
 type Report struct {
-	TimedOut, Released, Requeued, Finished, Purged int
+	TimedOut, Released, Requeued, Finished, Purged, StaleCrawls int
 }
 
 // Run reconciles at once and then every Interval until ctx ends.
@@ -63,7 +71,7 @@ func (r *Reconciler) Run(ctx context.Context) {
 		}
 		if rep != (Report{}) {
 			r.Log.InfoContext(ctx, "reconciled", "timed_out", rep.TimedOut, "released", rep.Released,
-				"requeued", rep.Requeued, "finished", rep.Finished, "purged", rep.Purged)
+				"requeued", rep.Requeued, "finished", rep.Finished, "purged", rep.Purged, "stale_crawls", rep.StaleCrawls)
 		}
 		select {
 		case <-ctx.Done():
@@ -126,6 +134,10 @@ func (r *Reconciler) Once(ctx context.Context) (Report, error) {
 
 	if r.Purger != nil {
 		rep.Purged, err = r.Purger.PurgePending(ctx, 100)
+		errList = append(errList, err)
+	}
+	if r.Crawls != nil {
+		rep.StaleCrawls, err = r.Crawls.ReapStale(ctx, time.Now().Add(-cmp.Or(r.CrawlStaleAfter, 2*time.Minute)))
 		errList = append(errList, err)
 	}
 	return rep, errors.Join(errList...)
