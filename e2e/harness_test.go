@@ -47,6 +47,7 @@ type bundle struct {
 
 type options struct {
 	cfg     func(*config.Config)
+	app     func(*app.App) // adjusts the built service before anything runs
 	workers int
 }
 
@@ -87,6 +88,9 @@ func start(t *testing.T, opts options) *bundle {
 	t.Cleanup(func() { require.NoError(t, a.Close()) })
 	fe := &faultyEmbedder{Embedder: a.Embedder, transient: map[string]int{}}
 	a.Embedder = fe
+	if opts.app != nil {
+		opts.app(a)
+	}
 
 	srv, err := server.New(cfg, a.ServerDeps())
 	require.NoError(t, err)

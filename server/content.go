@@ -96,8 +96,8 @@ func (h *contentService) CreateSource(ctx context.Context, req *pipelinev1.Creat
 		if h.s.deps.Crawls == nil {
 			return nil, errs.Unimplemented("this server has no crawler; create an upload source (no url) and add documents with IngestDocuments")
 		}
-		if params.Crawler == content.CrawlerFirecrawl {
-			return nil, errs.Unimplemented("the Firecrawl crawler is not wired into the server yet; use the built-in crawler (crawler unset)")
+		if params.Crawler == content.CrawlerFirecrawl && h.s.deps.Crawls.Firecrawl == nil {
+			return nil, errs.FailedPrecondition("this server has no Firecrawl configured (PIPELINE_FIRECRAWL_API_URL); use the built-in crawler (crawler unset)")
 		}
 	}
 	src, err := h.s.deps.Content.CreateSource(ctx, params)
@@ -227,8 +227,8 @@ func (h *contentService) RefreshSource(ctx context.Context, req *pipelinev1.Refr
 	if h.s.deps.Crawls == nil {
 		return nil, errs.Unimplemented("this server has no crawler")
 	}
-	if src.Crawler == content.CrawlerFirecrawl {
-		return nil, errs.Unimplemented("the Firecrawl crawler is not wired into the server yet")
+	if src.Crawler == content.CrawlerFirecrawl && h.s.deps.Crawls.Firecrawl == nil {
+		return nil, errs.FailedPrecondition("this server has no Firecrawl configured (PIPELINE_FIRECRAWL_API_URL)")
 	}
 	job, err := h.startCrawl(ctx, src)
 	if err != nil {

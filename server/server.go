@@ -32,6 +32,7 @@ import (
 	"github.com/pipeline-dev/pipeline/gen/openapi"
 	"github.com/pipeline-dev/pipeline/internal/config"
 	"github.com/pipeline-dev/pipeline/internal/content"
+	"github.com/pipeline-dev/pipeline/internal/crawl/firecrawl"
 	"github.com/pipeline-dev/pipeline/internal/crawling"
 	"github.com/pipeline-dev/pipeline/internal/embed"
 	"github.com/pipeline-dev/pipeline/internal/events"
@@ -237,6 +238,7 @@ func (s *Server) httpHandler(ctx context.Context, conn *grpc.ClientConn) (http.H
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapi.Document)
 	})
+	mux.HandleFunc("POST /v1/webhooks/firecrawl", s.firecrawlWebhook)
 	mux.Handle("/", gw)
 	return mux, nil
 }
@@ -282,5 +284,32 @@ func (s *Server) watchHealth(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// firecrawlWebhook takes Firecrawl's crawl events. It sits beside the gateway, not behind it:
+// Firecrawl authenticates with an HMAC signature of the raw body, not an API key.
+func (s *Server) firecrawlWebhook(w http.ResponseWriter, r *http.Request) {
+	if s.deps.Crawls == nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "no crawler configured"})
+		return
+	}
+	body, err := firecrawl.ReadBody(r.Body)
+	if err != nil {
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": err.Error()})
+		return
+	}
+	err = s.deps.Crawls.HandleWebhook(r.Context(), body, r.Header.Get("X-Firecrawl-Signature"))
+	var we *crawling.WebhookError
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	case errors.As(err, &we):
+		s.log.WarnContext(r.Context(), "firecrawl webhook refused", "status", we.Status, "err", we.Err)
+		writeJSON(w, we.Status, map[string]string{"error": we.Err.Error()})
+	default:
+		// Unexpected (Postgres away): 5xx, so Firecrawl delivers again later.
+		s.log.ErrorContext(r.Context(), "firecrawl webhook", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily unavailable; deliver again"})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -23,6 +24,7 @@ import (
 	"github.com/pipeline-dev/pipeline/internal/config"
 	"github.com/pipeline-dev/pipeline/internal/content"
 	"github.com/pipeline-dev/pipeline/internal/crawl/builtin"
+	"github.com/pipeline-dev/pipeline/internal/crawl/firecrawl"
 	"github.com/pipeline-dev/pipeline/internal/crawling"
 	"github.com/pipeline-dev/pipeline/internal/db"
 	"github.com/pipeline-dev/pipeline/internal/embed"
@@ -159,6 +161,18 @@ func (a *App) build(ctx context.Context, role Role) (err error) {
 		return fmt.Errorf("crawler: %w", err)
 	}
 	a.Crawls = &crawling.Runner{Jobs: a.Jobs, Content: a.Content, Vectors: a.Vectors, Builtin: crawler, Log: log}
+	if cfg.FirecrawlAPIURL != "" {
+		fc, err := firecrawl.New(firecrawl.Config{BaseURL: cfg.FirecrawlAPIURL, APIKey: cfg.FirecrawlAPIKey})
+		if err != nil {
+			return fmt.Errorf("PIPELINE_FIRECRAWL_API_URL: %w", err)
+		}
+		a.Crawls.Firecrawl = &crawling.Firecrawl{
+			Client:     fc,
+			WebhookURL: strings.TrimSuffix(cfg.PublicURL, "/") + "/v1/webhooks/firecrawl",
+			Secret:     []byte(cfg.FirecrawlWebhookSecret),
+		}
+	}
+	hooks.CrawlCancelled = a.Crawls.CancelExternal
 	a.Reconciler = &processing.Reconciler{
 		Jobs: a.Jobs, Queue: a.Queue, Interval: cfg.PollInterval, Purger: a.Purger, Crawls: a.Crawls, Log: log,
 	}

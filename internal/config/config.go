@@ -119,6 +119,20 @@ type Config struct {
 	// CrawlDelay is the least time between two requests to one host. Defaults to 250ms.
 	CrawlDelay time.Duration
 
+	// Firecrawl (sources created with crawler FIRECRAWL).
+
+	// FirecrawlAPIURL is Firecrawl's base URL (hosted or self-hosted). Firecrawl sources are
+	// refused while it is empty. Defaults to none.
+	FirecrawlAPIURL string
+	// FirecrawlAPIKey is Firecrawl's API key. Defaults to none.
+	FirecrawlAPIKey string
+	// FirecrawlWebhookSecret verifies the signature of Firecrawl's webhook deliveries. Required
+	// with FirecrawlAPIURL.
+	FirecrawlWebhookSecret string
+	// PublicURL is where Firecrawl reaches this server's HTTP port (scheme://host[:port]); the
+	// webhook is PublicURL/v1/webhooks/firecrawl. Required with FirecrawlAPIURL.
+	PublicURL string
+
 	// Worker side.
 
 	// Server is the gRPC address `pipeline worker` reports to. Defaults to 127.0.0.1:9090.
@@ -220,6 +234,10 @@ func (c *Config) settings() []setting {
 		{"crawl-allow-private", "let the crawler fetch private network addresses", &c.CrawlAllowPrivate, false},
 		{"crawl-concurrency", "pages fetched at once by the crawler", &c.CrawlConcurrency, false},
 		{"crawl-delay", "least time between requests to one host", &c.CrawlDelay, false},
+		{"firecrawl-api-url", "Firecrawl base URL; empty disables Firecrawl sources", &c.FirecrawlAPIURL, false},
+		{"firecrawl-api-key", "Firecrawl API key", &c.FirecrawlAPIKey, true},
+		{"firecrawl-webhook-secret", "secret that signs Firecrawl webhooks", &c.FirecrawlWebhookSecret, true},
+		{"public-url", "URL at which Firecrawl reaches this server's HTTP port", &c.PublicURL, false},
 		{"server", "gRPC address a worker reports to", &c.Server, false},
 		{"worker-api-key", "API key a worker sends", &c.WorkerAPIKey, true},
 	}
@@ -424,6 +442,17 @@ func (c *Config) Validate() error {
 		}
 	default:
 		return bad("vector-store", "want embedded or milvus, got %q", c.VectorStore)
+	}
+	if c.FirecrawlAPIURL != "" {
+		if u, err := url.Parse(c.FirecrawlAPIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("firecrawl-api-url", "want an http(s) URL, got %q", c.FirecrawlAPIURL)
+		}
+		if len(c.FirecrawlWebhookSecret) < 16 {
+			return bad("firecrawl-webhook-secret", "required with PIPELINE_FIRECRAWL_API_URL, at least 16 characters")
+		}
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("public-url", "required with PIPELINE_FIRECRAWL_API_URL: the http(s) URL Firecrawl reaches this server at")
+		}
 	}
 	if _, _, err := net.SplitHostPort(c.Server); err != nil {
 		return bad("server", "want host:port, got %q", c.Server)

@@ -29,6 +29,8 @@ type Runner struct {
 	Vectors vector.Store
 	// Builtin is the crawler built into the server.
 	Builtin crawl.Crawler
+	// Firecrawl, when set, runs the crawls of sources whose crawler is Firecrawl.
+	Firecrawl *Firecrawl
 	// ProgressEvery is the least time between two progress writes; a running crawl also writes
 	// at least every Heartbeat so the reconciler can tell it is alive. Defaults to 500ms and 10s.
 	ProgressEvery, Heartbeat time.Duration
@@ -79,17 +81,17 @@ func (r *Runner) run(ctx context.Context, src *content.Source, job *jobs.Job) {
 		return
 	}
 	r.setSource(ctx, src.ID, content.SourceStatusCrawling, "", log)
+	if src.Crawler == content.CrawlerFirecrawl {
+		r.startFirecrawl(ctx, src, job, log)
+		return
+	}
 	c := &crawlRun{r: r, job: job, src: src, log: log, seen: map[string]bool{}, lastWrite: time.Now()}
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	c.stop = stop
 	go c.heartbeat(ctx)
 
-	opts := crawl.Options{
-		Limit: src.CrawlOptions.Limit, MaxDepth: src.CrawlOptions.MaxDepth,
-		IncludePaths: src.CrawlOptions.IncludePaths, ExcludePaths: src.CrawlOptions.ExcludePaths,
-		AllowSubdomains: src.CrawlOptions.AllowSubdomains, IgnoreQueryParameters: src.CrawlOptions.IgnoreQueryParameters,
-	}.WithDefaults()
+	opts := crawlOptions(src)
 	progress, crawlErr := r.Builtin.Crawl(ctx, src.URL, opts, c.onPage, c.onProgress)
 	if crawlErr == nil {
 		crawlErr = c.flush(ctx)
@@ -131,9 +133,10 @@ func (r *Runner) settleEnded(ctx context.Context, jobID uuid.UUID, sourceID stri
 	}
 }
 
-// ReapStale fails crawl jobs that have written nothing since before: the server that ran them
-// went away (a running crawl writes its progress at least every Heartbeat). Their sources
-// become FAILED, saying to refresh. Crawls run by an external crawler are not touched here.
+// ReapStale fails built-in crawl jobs that have written nothing since before: the server that
+// ran them went away (a running crawl writes its progress at least every Heartbeat). Their
+// sources become FAILED, saying to refresh. Quiet Firecrawl crawls are polled instead, and
+// collected or failed from their real state (their events may have gone missing).
 func (r *Runner) ReapStale(ctx context.Context, before time.Time) (int, error) {
 	stale, err := r.Jobs.StaleCrawls(ctx, before, 100)
 	if err != nil {
@@ -143,6 +146,12 @@ func (r *Runner) ReapStale(ctx context.Context, before time.Time) (int, error) {
 	log := cmp.Or(r.Log, slog.Default())
 	for _, j := range stale {
 		if j.ExternalID != "" {
+			// Run by Firecrawl: its events may have gone missing; ask it how the crawl is.
+			if r.Firecrawl != nil {
+				if err := r.pollFirecrawl(ctx, j); err != nil {
+					return n, err
+				}
+			}
 			continue
 		}
 		const reason = "the crawl stopped making progress (the server running it went away); refresh the source to crawl again"

@@ -65,3 +65,11 @@ func (m *Manager) UpdateCrawlProgress(ctx context.Context, id uuid.UUID, p Crawl
 func (m *Manager) StaleCrawls(ctx context.Context, before time.Time, max int) ([]*Job, error) {
 	return m.store.JobListStaleCrawls(ctx, before, max)
 }
+
+// GetByExternalID returns the crawl job an external crawler (Firecrawl) knows by id.
+func (m *Manager) GetByExternalID(ctx context.Context, id string) (*Job, error) {
+	if id == "" {
+		return nil, errs.InvalidArgument("external_id", "required")
+	}
+	return m.store.JobGetByExternalID(ctx, id)
+}

@@ -28,6 +28,15 @@ func (s *PgStore) JobSetCrawlProgress(ctx context.Context, p *JobSetCrawlProgres
 	return job, translate(err, p.ID)
 }
 
+// JobGetByExternalID implements Store.
+func (s *PgStore) JobGetByExternalID(ctx context.Context, externalID string) (*Job, error) {
+	job, err := scanJob(s.db.QueryRow(ctx, queries.jobGetByExternalID, pgx.NamedArgs{"external_id": externalID}))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, errs.NotFound("crawl job with external id", externalID)
+	}
+	return job, translate(err, uuid.Nil)
+}
+
 // JobListStaleCrawls implements Store.
 func (s *PgStore) JobListStaleCrawls(ctx context.Context, before time.Time, max int) ([]*Job, error) {
 	return s.jobs(ctx, queries.jobListStaleCrawls, pgx.NamedArgs{"before": before, "max": max})

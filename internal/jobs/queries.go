@@ -20,7 +20,9 @@ var queries = struct {
 	jobListTimedOut, jobListUnfinished, jobSetCrawlProgress, jobListStaleCrawls                 string
 	batchInsert, batchGet, batchList, batchMarkEnqueued, batchClaim, batchRenew, batchFinish    string
 	batchOpenCount, batchReleaseExpired, batchListQueued, batchRelease                          string
+	jobGetByExternalID                                                                          string
 }{
+	jobGetByExternalID:   mustQuery("job_get_by_external_id"),
 	batchRelease:         mustQuery("batch_release"),
 	jobSetCrawlProgress:  mustQuery("job_set_crawl_progress"),
 	jobListStaleCrawls:   mustQuery("job_list_stale_crawls"),

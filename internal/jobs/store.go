@@ -42,6 +42,8 @@ type Store interface {
 	// JobSetCrawlProgress stores a running crawl job's progress; errs.ErrNotFound when the job is
 	// not a running crawl.
 	JobSetCrawlProgress(ctx context.Context, p *JobSetCrawlProgressParams) (*Job, error)
+	// JobGetByExternalID reads the newest crawl job with that external crawler id.
+	JobGetByExternalID(ctx context.Context, externalID string) (*Job, error)
 	// JobListStaleCrawls reads up to max active crawl jobs not updated since before.
 	JobListStaleCrawls(ctx context.Context, before time.Time, max int) ([]*Job, error)
 	// JobListUnfinished reads up to max active jobs that have batches, all done.

@@ -33,6 +33,9 @@ type Hooks struct {
 	Jobs      *jobs.Manager
 	ResultTTL time.Duration
 	Log       *slog.Logger
+	// CrawlCancelled, when set, is told about crawl jobs that were cancelled, so an external
+	// crawler (Firecrawl) stops too.
+	CrawlCancelled func(ctx context.Context, j *jobs.Job)
 }
 
 // StatusKey is the spec's processing:status:{job_id}.
@@ -101,6 +104,9 @@ func (h *Hooks) JobChanged(ctx context.Context, j *jobs.Job) error {
 			if err := h.settleSource(ctx, j); err != nil {
 				errList = append(errList, fmt.Errorf("settle source: %w", err))
 			}
+		}
+		if j.Type == jobs.TypeCrawl && j.Status == jobs.StatusCancelled && h.CrawlCancelled != nil {
+			h.CrawlCancelled(ctx, j)
 		}
 	}
 	return errors.Join(errList...)

@@ -52,7 +52,7 @@ type Reconciler struct {
 	// Crawls, when set, fails crawl jobs silent for longer than CrawlStaleAfter (default 2m).
 	Crawls          StaleCrawlReaper
 	CrawlStaleAfter time.Duration
-	Log    *slog.Logger
+	Log             *slog.Logger
 }
 
 // Report counts what one pass did.

@@ -1,0 +1,8 @@
+-- The crawl job an external crawler knows by this id.
+SELECT id, type, status, source_id, document_ids, chunk_count, processed_count, error_count,
+    queue_message_id, error, retry_of, version, timeout_seconds, created_at, updated_at,
+    started_at, finished_at, pages_discovered, pages_fetched, pages_failed, external_id
+FROM jobs
+WHERE external_id = @external_id AND type = 'crawl'
+ORDER BY created_at DESC
+LIMIT 1;
