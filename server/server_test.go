@@ -88,7 +88,8 @@ func TestGRPCErrors(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, pipelinev1.SourceStatus_SOURCE_STATUS_FAILED, src.GetSource().GetStatus())
 		_, err = b.content.CreateSource(tctx(t), &pipelinev1.CreateSourceRequest{Url: "https://example.com/", Crawler: pipelinev1.Crawler_CRAWLER_FIRECRAWL})
-		requireCode(t, err, codes.Unimplemented, "")
+		st := requireCode(t, err, codes.FailedPrecondition, "")
+		require.Contains(t, st.Message(), "PIPELINE_FIRECRAWL_API_URL", "without Firecrawl configured")
 	})
 	t.Run("Search", func(t *testing.T) {
 		resp, err := b.search.Search(tctx(t), &pipelinev1.SearchRequest{Query: "hello"})
