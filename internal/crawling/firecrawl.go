@@ -117,6 +117,12 @@ func (r *Runner) applyEvent(ctx context.Context, ev *firecrawl.Event) error {
 		}
 	case "crawl.completed":
 		return r.collectFirecrawl(job, log)
+	case "crawl.cancelled":
+		// Cancelled at Firecrawl (by someone else): the job ends the same way.
+		if _, err := r.Jobs.Cancel(ctx, job.ID); err != nil && !errs.IsFailedPrecondition(err) {
+			return err
+		}
+		r.settleEnded(ctx, job.ID, job.SourceID.String(), log)
 	case "crawl.failed":
 		src, err := r.Content.GetSource(ctx, &content.GetSourceParams{ID: job.SourceID.String()})
 		if err != nil {
@@ -166,7 +172,11 @@ func (r *Runner) collectFirecrawl(job *jobs.Job, log *slog.Logger) error {
 			r.fail(bg, job, src, "firecrawl: reading the crawl's pages: "+err.Error(), log)
 			return
 		}
-		progress := crawl.Progress{Discovered: max(status.Total, pages), Fetched: pages, Failed: max(status.Total-pages, 0)}
+		failed := max(status.Total-pages, 0)
+		if report, err := r.Firecrawl.Client.Errors(ctx, job.ExternalID); err == nil {
+			failed = max(failed, len(report.Errors))
+		}
+		progress := crawl.Progress{Discovered: max(status.Total, pages+failed), Fetched: pages, Failed: failed}
 		c.setProgress(progress)
 		if err := c.finish(bg, progress, crawlOptions(src).Limit); err != nil {
 			r.fail(bg, job, src, err.Error(), log)
