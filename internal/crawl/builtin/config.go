@@ -52,7 +52,7 @@ type Config struct {
 // "use the default").
 const (
 	NoDelay     time.Duration = -1
-	NoRedirects               = -1
+	NoRedirects int           = -1
 )
 
 // testNetwork lets tests stand a fake public host in front of an httptest server without
