@@ -61,6 +61,7 @@ func newRoot() *cobra.Command {
 		withServiceSettings(migrateCmd(&cfg)),
 		ingestCmd(),
 		searchCmd(),
+		sourcesCmd(), staticCmd(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
