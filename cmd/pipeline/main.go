@@ -1,6 +1,7 @@
 // Command pipeline is the one binary of the service: `dev` runs everything in one process,
 // `serve` the API server and reconciler, `worker` a worker process, `migrate` manages the
-// database schema, and the client commands (ingest, search) call a running server.
+// database schema, the client commands (sources, ingest, search) call a running server, and
+// `static` serves a folder (the sample site) for local crawls.
 package main
 
 import (
@@ -43,7 +44,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	// The service's settings belong to the commands that run the service; the client commands
-	// (ingest, search) have their own few.
+	// (sources, ingest, search) have their own few.
 	withServiceSettings := func(cmd *cobra.Command) *cobra.Command {
 		cfg.RegisterFlags(cmd.PersistentFlags())
 		cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
