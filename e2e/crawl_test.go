@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	pipelinev1 "github.com/pipeline-dev/pipeline/gen/go/pipeline/v1"
 	"github.com/pipeline-dev/pipeline/internal/config"
@@ -179,4 +181,29 @@ func TestCancelCrawl(t *testing.T) {
 	seen := b.watchUntilDone(t, resp.GetJob().GetJobId())
 	require.Equal(t, pipelinev1.JobStatus_JOB_STATUS_CANCELLED, seen[len(seen)-1].GetStatus())
 	b.requireSourceStatus(t, resp.GetSource().GetSourceId(), pipelinev1.SourceStatus_SOURCE_STATUS_READY)
+}
+
+// TestSecondCreateSourceForAURL: creating the same web source again while its crawl runs gets
+// the running crawl, never a second one; once it ended, AlreadyExists says to refresh.
+func TestSecondCreateSourceForAURL(t *testing.T) {
+	t.Parallel()
+	b := start(t, options{workers: 1})
+	s := newSite(t)
+	s.set("/", page(1, ""))
+	first, err := b.content.CreateSource(tctx(t), &pipelinev1.CreateSourceRequest{Url: s.srv.URL + "/"})
+	require.NoError(t, err)
+	second, err := b.content.CreateSource(tctx(t), &pipelinev1.CreateSourceRequest{Url: s.srv.URL + "/"})
+	if err == nil {
+		require.Equal(t, first.GetSource().GetSourceId(), second.GetSource().GetSourceId())
+		require.Equal(t, first.GetJob().GetJobId(), second.GetJob().GetJobId(), "the running crawl, not a second one")
+	} else {
+		require.Equal(t, codes.AlreadyExists, status.Code(err), "the first crawl already ended: %v", err)
+	}
+	b.crawlToEnd(t, first.GetJob().GetJobId())
+	_, err = b.content.CreateSource(tctx(t), &pipelinev1.CreateSourceRequest{Url: s.srv.URL + "/"})
+	require.Equal(t, codes.AlreadyExists, status.Code(err))
+	require.Contains(t, status.Convert(err).Message(), first.GetSource().GetSourceId())
+	list, err := b.content.ListSources(tctx(t), &pipelinev1.ListSourcesRequest{})
+	require.NoError(t, err)
+	require.Len(t, list.GetSources(), 1)
 }

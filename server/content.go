@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/google/uuid"
 
@@ -101,6 +102,9 @@ func (h *contentService) CreateSource(ctx context.Context, req *pipelinev1.Creat
 		}
 	}
 	src, err := h.s.deps.Content.CreateSource(ctx, params)
+	if errors.Is(err, errs.ErrAlreadyExists) && params.URL != "" {
+		return h.existingWebSource(ctx, params.URL)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -113,6 +117,28 @@ func (h *contentService) CreateSource(ctx context.Context, req *pipelinev1.Creat
 		out.Job = jobToProto(job)
 	}
 	return out, nil
+}
+
+// existingWebSource answers a CreateSource for a URL that already has a source: while its
+// crawl runs, the source and the running crawl job (a retried request gets what the first one
+// started); otherwise AlreadyExists naming the source, to be refreshed instead.
+func (h *contentService) existingWebSource(ctx context.Context, url string) (*pipelinev1.CreateSourceResponse, error) {
+	pg, ok := h.s.deps.Content.(*content.PgStore)
+	if !ok {
+		return nil, fmt.Errorf("%w: a source for %s exists", errs.ErrAlreadyExists, url)
+	}
+	src, err := pg.SourceByURL(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	job, err := h.s.deps.Jobs.ActiveCrawl(ctx, uuid.MustParse(src.ID))
+	if err == nil {
+		return &pipelinev1.CreateSourceResponse{Source: sourceToProto(src), Job: jobToProto(job)}, nil
+	}
+	if !errors.Is(err, errs.ErrNotFound) {
+		return nil, err
+	}
+	return nil, fmt.Errorf("%w: source %s already has the url %s; refresh it (RefreshSource) to crawl again", errs.ErrAlreadyExists, src.ID, url)
 }
 
 // startCrawl creates the source's crawl job and starts the crawler, or returns the crawl job

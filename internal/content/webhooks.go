@@ -35,3 +35,11 @@ func (s *PgStore) ForgetDelivery(ctx context.Context, id string) error {
 	}
 	return translate(err, "webhook delivery", id)
 }
+
+var qGetSourceByURL = mustQuery("get_source_by_url")
+
+// SourceByURL returns the web source whose start URL is url; errs.NotFound when there is none.
+func (s *PgStore) SourceByURL(ctx context.Context, url string) (*Source, error) {
+	src, err := scanSource(s.db.QueryRow(ctx, qGetSourceByURL, url))
+	return src, translate(err, "source with url", url)
+}
