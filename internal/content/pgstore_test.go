@@ -36,7 +36,8 @@ func setup(t *testing.T, opts ...content.Option) *testBundle {
 
 func (b *testBundle) source(t *testing.T) *content.Source {
 	t.Helper()
-	src, err := b.store.CreateSource(b.ctx, &content.CreateSourceParams{URL: "https://example.com/docs"})
+	// A start URL belongs to one source, so each test source gets its own.
+	src, err := b.store.CreateSource(b.ctx, &content.CreateSourceParams{URL: "https://example.com/docs/" + uuid.NewString()})
 	require.NoError(t, err)
 	return src
 }
@@ -591,4 +592,23 @@ func TestUnicodeRoundTrip(t *testing.T) {
 	require.Equal(t, map[string]string{text: text}, got.Metadata)
 	again := b.upsert(t, src.ID, content.DocumentInput{URI: "ünï/" + text, Title: text, Content: text, Metadata: map[string]string{text: text}})
 	require.False(t, again[0].Changed, "metadata compares equal after a jsonb round trip")
+}
+
+func TestOneSourcePerURL(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	first, err := b.store.CreateSource(b.ctx, &content.CreateSourceParams{URL: "https://example.com/a"})
+	require.NoError(t, err)
+	_, err = b.store.CreateSource(b.ctx, &content.CreateSourceParams{URL: "https://example.com/a"})
+	require.ErrorIs(t, err, errs.ErrAlreadyExists)
+	got, err := b.store.SourceByURL(b.ctx, "https://example.com/a")
+	require.NoError(t, err)
+	require.Equal(t, first.ID, got.ID)
+	_, err = b.store.SourceByURL(b.ctx, "https://example.com/none")
+	require.ErrorIs(t, err, errs.ErrNotFound)
+	// Upload sources have no URL and are not limited.
+	for range 2 {
+		_, err := b.store.CreateSource(b.ctx, &content.CreateSourceParams{Name: "uploads"})
+		require.NoError(t, err)
+	}
 }
