@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,21 +13,27 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
 // chain is the interceptor order, outermost first. Recovery is outermost so a panic anywhere,
-// including in another interceptor, becomes an Internal error; logging sees the final code;
-// error mapping turns domain errors into codes before logging reads them; auth runs before
-// validation so an unauthenticated caller learns nothing about the request's shape.
+// including in another interceptor, becomes an Internal error; logging sees the final code (and
+// logs the method, code and duration only: never metadata, so never a key); error mapping turns
+// domain errors into codes before logging reads them; the deadline (unary calls only) starts
+// inside those so a call that runs out is mapped and logged as DeadlineExceeded; auth runs
+// before rate limiting so each key has its own bucket and callers with a bad key spend no one's
+// tokens, and before validation so an unauthenticated caller learns nothing about the request's
+// shape. Message size is not here: gRPC refuses oversized messages before any interceptor runs
+// (MaxRecvMsgSize, server.go), and limitBody caps REST bodies before the gateway.
 func (s *Server) unaryChain() []grpc.UnaryServerInterceptor {
 	return []grpc.UnaryServerInterceptor{
 		s.recoverUnary,
 		s.logUnary,
 		s.mapErrorsUnary,
+		s.deadlineUnary,
 		s.authUnary,
+		s.rateLimitUnary,
 		validateUnary(s.validator),
 	}
 }
@@ -39,7 +43,9 @@ func (s *Server) streamChain() []grpc.StreamServerInterceptor {
 		s.recoverStream,
 		s.logStream,
 		s.mapErrorsStream,
+		// no deadline: streams last as long as their job
 		s.authStream,
+		s.rateLimitStream,
 		validateStream(s.validator),
 	}
 }
@@ -120,69 +126,7 @@ func (s *Server) mapErrorsStream(srv any, ss grpc.ServerStream, info *grpc.Strea
 	return toStatus(ss.Context(), s.log, info.FullMethod, next(srv, ss))
 }
 
-// --- auth
-
-// openMethod is true for calls that never need a key: health probes and reflection (grpcurl).
-func openMethod(method string) bool {
-	return strings.HasPrefix(method, "/grpc.health.v1.Health/") || strings.HasPrefix(method, "/grpc.reflection.")
-}
-
-// keyring holds the SHA-256 of each accepted key, so comparisons take the same time whatever
-// the key's length and whichever key matches.
-type keyring [][sha256.Size]byte
-
-func newKeyring(keys []string) keyring {
-	kr := make(keyring, 0, len(keys))
-	for _, k := range keys {
-		kr = append(kr, sha256.Sum256([]byte(k)))
-	}
-	return kr
-}
-
-func (kr keyring) accepts(key string) bool {
-	sum := sha256.Sum256([]byte(key))
-	ok := 0
-	for i := range kr {
-		ok |= subtle.ConstantTimeCompare(sum[:], kr[i][:])
-	}
-	return ok == 1
-}
-
-var errNoCredentials = status.Error(codes.Unauthenticated, "missing API key: send the header authorization: Bearer <key>")
-var errBadCredentials = status.Error(codes.Unauthenticated, "invalid API key")
-
-func (s *Server) authenticate(ctx context.Context, method string) error {
-	if len(s.keys) == 0 || openMethod(method) {
-		return nil
-	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
-	if len(vals) == 0 {
-		return errNoCredentials
-	}
-	scheme, key, ok := strings.Cut(vals[0], " ")
-	if !ok || !strings.EqualFold(scheme, "bearer") || key == "" {
-		return errNoCredentials
-	}
-	if !s.keys.accepts(strings.TrimSpace(key)) {
-		return errBadCredentials
-	}
-	return nil
-}
-
-func (s *Server) authUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
-	if err := s.authenticate(ctx, info.FullMethod); err != nil {
-		return nil, err
-	}
-	return next(ctx, req)
-}
-
-func (s *Server) authStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, next grpc.StreamHandler) error {
-	if err := s.authenticate(ss.Context(), info.FullMethod); err != nil {
-		return err
-	}
-	return next(srv, ss)
-}
+// --- auth: auth.go; deadline and rate limiting: limits.go
 
 // --- validation
 

@@ -1,6 +1,7 @@
 // Package server serves the pipeline API: gRPC on one port, and on another the REST gateway,
 // health endpoints and the OpenAPI document. REST calls go through an in-process gRPC connection,
-// so both share one interceptor chain (recovery, logging, error mapping, auth, validation).
+// so both share one interceptor chain (recovery, logging, error mapping, deadline, auth with
+// scoped keys, rate limiting, validation).
 // Services translate between protobuf and the domain packages; domain logic lives in those.
 package server
 
@@ -56,6 +57,9 @@ type Deps struct {
 	Purger *processing.Purger
 	// Crawls runs crawl jobs; nil means web sources cannot be created.
 	Crawls *crawling.Runner
+	// WorkerKey, when API keys are configured, is one more key accepted with the worker scope
+	// alone: the one workers in this process send (see NewWorkerKey). Empty means none.
+	WorkerKey string
 }
 
 // Server is the gRPC server, the REST gateway and the health endpoints.
@@ -64,7 +68,11 @@ type Server struct {
 	deps      Deps
 	log       *slog.Logger
 	keys      keyring
+	limiter   *rateLimiter // nil: no rate limit
 	validator protovalidate.Validator
+
+	maxMessageBytes int
+	rpcTimeout      time.Duration
 
 	grpc   *grpc.Server
 	health *health.Server
@@ -94,16 +102,23 @@ func New(cfg config.Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build request validator: %w", err)
 	}
+	keys, err := cfg.ParseAPIKeys()
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		cfg:       cfg,
 		deps:      deps,
 		log:       deps.Log,
-		keys:      newKeyring(cfg.APIKeys),
+		keys:      newKeyring(keys, deps.WorkerKey),
+		limiter:   newRateLimiter(cfg.RateLimit, cfg.RateBurst),
 		validator: v,
 		ready:     make(chan struct{}),
 		stopping:  make(chan struct{}),
 	}
+	s.maxMessageBytes, s.rpcTimeout = limitsOf(cfg)
 	s.grpc = grpc.NewServer(
+		grpc.MaxRecvMsgSize(s.maxMessageBytes),
 		grpc.ChainUnaryInterceptor(s.unaryChain()...),
 		grpc.ChainStreamInterceptor(s.streamChain()...),
 	)
@@ -114,6 +129,9 @@ func New(cfg config.Config, deps Deps) (*Server, error) {
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
+	if err := checkMethodScopes(s.grpc); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -158,14 +176,14 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: httpReadHeaderTimeout, IdleTimeout: httpIdleTimeout}
 
 	s.mu.Lock()
 	s.grpcAddr, s.httpAddr = grpcLis.Addr(), httpLis.Addr()
 	s.mu.Unlock()
 	s.readyOnce.Do(func() { close(s.ready) })
 	s.log.Info("serving", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String())
-	if len(s.cfg.APIKeys) == 0 {
+	if len(s.keys) == 0 {
 		s.log.Warn("NO API KEYS CONFIGURED: every caller is allowed. Set PIPELINE_API_KEYS for anything but local development.")
 	}
 
@@ -212,6 +230,7 @@ func (s *Server) httpHandler(ctx context.Context, conn *grpc.ClientConn) (http.H
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 		}),
+		runtime.WithErrorHandler(s.gatewayError),
 	)
 	for name, register := range map[string]func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 		"JobService":     pipelinev1.RegisterJobServiceHandler,
@@ -238,8 +257,9 @@ func (s *Server) httpHandler(ctx context.Context, conn *grpc.ClientConn) (http.H
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapi.Document)
 	})
+	// The webhook is outside key auth (Firecrawl signs it) and has its own body limit.
 	mux.HandleFunc("POST /v1/webhooks/firecrawl", s.firecrawlWebhook)
-	mux.Handle("/", gw)
+	mux.Handle("/", limitBody(gw, int64(s.maxMessageBytes)))
 	return mux, nil
 }
 

@@ -84,9 +84,11 @@ func TestGRPCErrors(t *testing.T) {
 			return job.GetStatus() == pipelinev1.JobStatus_JOB_STATUS_FAILED
 		}, waitTimeout, 10*time.Millisecond)
 		require.Contains(t, job.GetError(), "127.0.0.1")
-		src, err := b.content.GetSource(tctx(t), &pipelinev1.GetSourceRequest{SourceId: resp.GetSource().GetSourceId()})
-		require.NoError(t, err)
-		require.Equal(t, pipelinev1.SourceStatus_SOURCE_STATUS_FAILED, src.GetSource().GetStatus())
+		require.Eventually(t, func() bool { // the source follows its job a moment later
+			src, err := b.content.GetSource(tctx(t), &pipelinev1.GetSourceRequest{SourceId: resp.GetSource().GetSourceId()})
+			require.NoError(t, err)
+			return src.GetSource().GetStatus() == pipelinev1.SourceStatus_SOURCE_STATUS_FAILED
+		}, waitTimeout, 10*time.Millisecond)
 		_, err = b.content.CreateSource(tctx(t), &pipelinev1.CreateSourceRequest{Url: "https://example.com/", Crawler: pipelinev1.Crawler_CRAWLER_FIRECRAWL})
 		st := requireCode(t, err, codes.FailedPrecondition, "")
 		require.Contains(t, st.Message(), "PIPELINE_FIRECRAWL_API_URL", "without Firecrawl configured")

@@ -150,11 +150,9 @@ func runServer(ctx context.Context, cfg config.Config, workers bool) error {
 			if err != nil {
 				return nil // the server stopped before listening; its error is the one to report
 			}
-			key := cfg.WorkerAPIKey
-			if key == "" && len(cfg.APIKeys) > 0 {
-				key = cfg.APIKeys[0] // in-process workers use the server's own key
-			}
-			return a.RunWorkers(gctx, grpcAddr, key)
+			// With API keys configured, in-process workers use a worker-scoped key the app
+			// made for them at Build; the argument matters only without keys.
+			return a.RunWorkers(gctx, grpcAddr, cfg.WorkerAPIKey)
 		})
 	}
 	return g.Wait()

@@ -55,7 +55,10 @@ type App struct {
 	Reconciler *processing.Reconciler
 	Crawls     *crawling.Runner
 
-	closers []func() error
+	// workerKey is what in-process workers send: made at Build for a server with API keys,
+	// handed to the server in ServerDeps, never configured or shown.
+	workerKey string
+	closers   []func() error
 }
 
 // Role says which process is being built: the server opens the vector store for search and
@@ -73,6 +76,9 @@ const (
 // cannot be reached. Close releases what it opened.
 func Build(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) (*App, error) {
 	a := &App{Cfg: cfg, Log: log}
+	if role == RoleServer && len(cfg.APIKeys) > 0 {
+		a.workerKey = server.NewWorkerKey()
+	}
 	if err := a.build(ctx, role); err != nil {
 		_ = a.Close()
 		return nil, err
@@ -184,6 +190,7 @@ func (a *App) ServerDeps() server.Deps {
 	return server.Deps{
 		Pool: a.Pool, Redis: a.Redis, Bus: a.Bus, Jobs: a.Jobs, Content: a.Content, Log: a.Log,
 		Embedder: a.Embedder, Vectors: a.Vectors, Purger: a.Purger, Crawls: a.Crawls,
+		WorkerKey: a.workerKey,
 	}
 }
 
@@ -218,8 +225,14 @@ func newEmbedder(cfg config.Config) (embed.Embedder, error) {
 }
 
 // RunWorkers consumes the queue with an in-process worker pool (MaxConcurrentJobs batches at
-// once) that reports to the server at serverAddr, until ctx ends.
+// once) that reports to the server at serverAddr, until ctx ends. In a server process with API
+// keys (`dev`, `serve --workers=1`) the workers send the app's own worker key, which that server
+// accepts with the worker scope, instead of apiKey: a configured entry may be a hash or lack
+// the worker scope.
 func (a *App) RunWorkers(ctx context.Context, serverAddr, apiKey string) error {
+	if a.workerKey != "" {
+		apiKey = a.workerKey
+	}
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	if apiKey != "" {
 		opts = append(opts, grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, callOpts ...grpc.CallOption) (grpc.ClientStream, error) {

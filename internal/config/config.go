@@ -4,6 +4,8 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,8 +33,12 @@ type Config struct {
 	GRPCAddr string
 	// HTTPAddr is where the REST gateway, health and OpenAPI document listen. Defaults to 127.0.0.1:8080.
 	HTTPAddr string
-	// APIKeys are the accepted bearer tokens. Empty means no authentication (development only; the
-	// server warns at start). Defaults to none.
+	// APIKeys are the accepted bearer tokens, each entry KEY[:SCOPES] or sha256:HEX[:SCOPES]:
+	// KEY is the key itself (at least 16 characters, no ':' or ','); HEX is the SHA-256 of the
+	// key in hex (`printf %s KEY | sha256sum`), so the configuration need not hold the key;
+	// SCOPES are read, write and worker joined by '+' (admin or all = all three) and default to
+	// read+write. Several entries may be valid at once (rotation). Empty means no authentication
+	// (development only; the server warns at start). Defaults to none.
 	APIKeys []string
 	// Migrate applies pending database migrations when the server starts. Defaults to true.
 	Migrate bool
@@ -47,6 +53,22 @@ type Config struct {
 	// WatchPollInterval is how often a WatchJob stream re-reads its job from Postgres even when no
 	// change event arrived, so a lost event delays a watcher but never stalls it. Defaults to 5s.
 	WatchPollInterval time.Duration
+
+	// Limits of the API.
+
+	// MaxMessageBytes is the largest gRPC message and REST request body the server accepts;
+	// larger ones get ResourceExhausted (HTTP 413). Defaults to 32 MiB.
+	MaxMessageBytes int
+	// RPCTimeout is the deadline of a unary call whose client sent none. Streams have none.
+	// Defaults to 60s.
+	RPCTimeout time.Duration
+	// RateLimit is how many calls per second one API key (or, without keys, one client IP) may
+	// make; a stream counts once, when it opens. Over it, calls get ResourceExhausted (HTTP 429).
+	// Defaults to 0: no limit.
+	RateLimit float64
+	// RateBurst is how many calls above RateLimit one key may make at once. Defaults to 0:
+	// twice RateLimit (at least 1).
+	RateBurst int
 
 	// Processing settings (the spec's ProcessingConfig), all used.
 
@@ -155,6 +177,8 @@ func Default() Config {
 		ShutdownTimeout:   15 * time.Second,
 		JobTimeout:        time.Hour,
 		WatchPollInterval: 5 * time.Second,
+		MaxMessageBytes:   32 << 20,
+		RPCTimeout:        60 * time.Second,
 
 		PollInterval:      30 * time.Second,
 		BatchSize:         100,
@@ -201,13 +225,17 @@ func (c *Config) settings() []setting {
 		{"redis-prefix", "prefix of every Redis key and channel", &c.RedisPrefix, false},
 		{"grpc-addr", "gRPC listen address", &c.GRPCAddr, false},
 		{"http-addr", "REST/health listen address", &c.HTTPAddr, false},
-		{"api-keys", "accepted API keys, comma-separated; none = no auth (dev only)", &c.APIKeys, true},
+		{"api-keys", "accepted API keys, comma-separated, each KEY[:SCOPES] or sha256:HEX[:SCOPES] (HEX from: printf %s KEY | sha256sum); SCOPES are read, write, worker or admin joined by + (default read+write); none = no auth (dev only)", &c.APIKeys, true},
 		{"migrate", "apply database migrations at start", &c.Migrate, false},
 		{"log-level", "debug, info, warn or error", &c.LogLevel, false},
 		{"log-format", "text or json", &c.LogFormat, false},
 		{"shutdown-timeout", "graceful shutdown limit", &c.ShutdownTimeout, false},
 		{"job-timeout", "how long a job may stay active before it fails", &c.JobTimeout, false},
 		{"watch-poll-interval", "how often WatchJob re-reads a job without an event", &c.WatchPollInterval, false},
+		{"max-message-bytes", "largest gRPC message or REST body accepted", &c.MaxMessageBytes, false},
+		{"rpc-timeout", "deadline of a unary call that came without one", &c.RPCTimeout, false},
+		{"rate-limit", "calls per second per API key (or client IP without keys); 0 = no limit", &c.RateLimit, false},
+		{"rate-burst", "calls above the rate allowed at once; 0 = twice the rate", &c.RateBurst, false},
 		{"poll-interval", "how often the reconciler runs", &c.PollInterval, false},
 		{"batch-size", "documents per batch (queue message)", &c.BatchSize, false},
 		{"max-retries", "retries of a transient failure per document step", &c.MaxRetries, false},
@@ -258,6 +286,9 @@ func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 			continue
 		}
 		if err := set(s.ptr, v); err != nil {
+			if s.secret {
+				return fmt.Errorf("%s: %w", name, err) // never echo a secret
+			}
 			return fmt.Errorf("%s=%q: %w", name, v, err)
 		}
 	}
@@ -365,10 +396,8 @@ func (c *Config) Validate() error {
 	if c.GRPCAddr == c.HTTPAddr {
 		return bad("http-addr", "must differ from %s", EnvName("grpc-addr"))
 	}
-	for i, k := range c.APIKeys {
-		if len(k) < 16 {
-			return bad("api-keys", "key %d is shorter than 16 characters", i+1)
-		}
+	if _, err := c.ParseAPIKeys(); err != nil {
+		return err
 	}
 	if _, err := ParseLogLevel(c.LogLevel); err != nil {
 		return bad("log-level", "%v", err)
@@ -383,6 +412,7 @@ func (c *Config) Validate() error {
 		"poll-interval":       c.PollInterval,
 		"retry-base-delay":    c.RetryBaseDelay,
 		"result-ttl":          c.ResultTTL,
+		"rpc-timeout":         c.RPCTimeout,
 	} {
 		if d <= 0 {
 			return bad(flag, "must be positive, got %s", d)
@@ -408,10 +438,15 @@ func (c *Config) Validate() error {
 		{"embed-dimension", c.EmbedDimension, 8, 8192},
 		{"embed-batch-size", c.EmbedBatchSize, 1, 2048},
 		{"crawl-concurrency", c.CrawlConcurrency, 1, 64},
+		{"max-message-bytes", c.MaxMessageBytes, 64 << 10, 1 << 30},
+		{"rate-burst", c.RateBurst, 0, 1_000_000},
 	} {
 		if r.v < r.min || r.v > r.max {
 			return bad(r.flag, "must be between %d and %d, got %d", r.min, r.max, r.v)
 		}
+	}
+	if c.RateLimit < 0 || c.RateLimit > 1_000_000 {
+		return bad("rate-limit", "must be between 0 (no limit) and 1000000, got %g", c.RateLimit)
 	}
 	if c.BackoffFactor < 1 || c.BackoffFactor > 10 {
 		return bad("backoff-factor", "must be between 1 and 10, got %g", c.BackoffFactor)
@@ -420,7 +455,7 @@ func (c *Config) Validate() error {
 	case "hash":
 	case "openai":
 		if u, err := url.Parse(c.OpenAIBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return bad("openai-base-url", "want an http(s) URL, got %q", c.OpenAIBaseURL)
+			return bad("openai-base-url", "want an http(s) URL, got %s", showURL(c.OpenAIBaseURL))
 		}
 		if c.OpenAIModel == "" {
 			return bad("openai-model", "required with PIPELINE_EMBEDDER=openai")
@@ -445,7 +480,7 @@ func (c *Config) Validate() error {
 	}
 	if c.FirecrawlAPIURL != "" {
 		if u, err := url.Parse(c.FirecrawlAPIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return bad("firecrawl-api-url", "want an http(s) URL, got %q", c.FirecrawlAPIURL)
+			return bad("firecrawl-api-url", "want an http(s) URL, got %s", showURL(c.FirecrawlAPIURL))
 		}
 		if len(c.FirecrawlWebhookSecret) < 16 {
 			return bad("firecrawl-webhook-secret", "required with PIPELINE_FIRECRAWL_API_URL, at least 16 characters")
@@ -458,6 +493,107 @@ func (c *Config) Validate() error {
 		return bad("server", "want host:port, got %q", c.Server)
 	}
 	return nil
+}
+
+// showURL quotes a URL for an error message with any password replaced, and shows nothing of
+// one that does not parse, since it may hold credentials in a shape url.Parse rejects.
+func showURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return strconv.Quote(u.Redacted())
+}
+
+// Scopes of an API key: what its holder may call.
+const (
+	// ScopeRead lets a key read jobs, sources, documents and search.
+	ScopeRead = "read"
+	// ScopeWrite lets a key create, change and delete sources, ingest, cancel and retry jobs.
+	ScopeWrite = "write"
+	// ScopeWorker lets a key report workers' progress (WorkerService), and nothing else.
+	ScopeWorker = "worker"
+)
+
+// APIKey is one parsed PIPELINE_API_KEYS entry. It holds the key's SHA-256, never the key.
+type APIKey struct {
+	Digest [sha256.Size]byte
+	// Scopes are among ScopeRead, ScopeWrite and ScopeWorker, in that order, never empty.
+	Scopes []string
+}
+
+// hashedKeyPrefix starts an entry that gives the key's SHA-256 instead of the key.
+const hashedKeyPrefix = "sha256:"
+
+var errBadDigest = errors.New("after sha256: want the key's SHA-256 as 64 hex digits (printf %s KEY | sha256sum)")
+
+// minKeyLength is the shortest raw key accepted: shorter ones are guessable.
+const minKeyLength = 16
+
+// ParseAPIKeys parses APIKeys. An error names PIPELINE_API_KEYS and the entry by position, and
+// never contains any part of an entry, since that may be a key.
+func (c *Config) ParseAPIKeys() ([]APIKey, error) {
+	out := make([]APIKey, 0, len(c.APIKeys))
+	seen := make(map[[sha256.Size]byte]int, len(c.APIKeys))
+	for i, entry := range c.APIKeys {
+		k, err := ParseAPIKey(entry)
+		if err != nil {
+			return nil, fmt.Errorf("%s: entry %d: %w", EnvName("api-keys"), i+1, err)
+		}
+		if j, dup := seen[k.Digest]; dup {
+			return nil, fmt.Errorf("%s: entry %d is the same key as entry %d", EnvName("api-keys"), i+1, j+1)
+		}
+		seen[k.Digest] = i
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// ParseAPIKey parses one entry: KEY[:SCOPES] or sha256:HEX[:SCOPES] (see Config.APIKeys). Its
+// errors never contain any part of the entry.
+func ParseAPIKey(entry string) (APIKey, error) {
+	var k APIKey
+	var scopes string
+	var hasScopes bool
+	if rest, ok := strings.CutPrefix(entry, hashedKeyPrefix); ok {
+		var hexDigest string
+		hexDigest, scopes, hasScopes = strings.Cut(rest, ":")
+		if len(hexDigest) != hex.EncodedLen(sha256.Size) {
+			return APIKey{}, errBadDigest
+		}
+		if _, err := hex.Decode(k.Digest[:], []byte(hexDigest)); err != nil {
+			return APIKey{}, errBadDigest
+		}
+	} else {
+		var key string
+		key, scopes, hasScopes = strings.Cut(entry, ":")
+		if len(key) < minKeyLength {
+			return APIKey{}, fmt.Errorf("key is shorter than %d characters", minKeyLength)
+		}
+		k.Digest = sha256.Sum256([]byte(key))
+	}
+	if !hasScopes {
+		k.Scopes = []string{ScopeRead, ScopeWrite}
+		return k, nil
+	}
+	set := map[string]bool{}
+	for _, name := range strings.Split(scopes, "+") {
+		switch strings.ToLower(name) {
+		case ScopeRead, ScopeWrite, ScopeWorker:
+			set[strings.ToLower(name)] = true
+		case "admin", "all":
+			set[ScopeRead], set[ScopeWrite], set[ScopeWorker] = true, true, true
+		default:
+			// The text after ':' is not echoed: in a mistyped entry it may be part of a key.
+			return APIKey{}, errors.New("after ':' want scopes read, write, worker or admin joined by '+' (keys may not contain ':')")
+		}
+	}
+	for _, name := range []string{ScopeRead, ScopeWrite, ScopeWorker} {
+		if set[name] {
+			k.Scopes = append(k.Scopes, name)
+		}
+	}
+	return k, nil
 }
 
 // ParseLogLevel maps debug|info|warn|error to a slog level.

@@ -108,6 +108,9 @@ func (r *Runner) applyEvent(ctx context.Context, ev *firecrawl.Event) error {
 	log := cmp.Or(r.Log, slog.Default()).With("job_id", job.ID, "source_id", job.SourceID, "crawl_id", ev.CrawlID)
 	switch ev.Type {
 	case "crawl.page":
+		if _, collecting := r.collecting.Load(job.ID); collecting {
+			return nil // the collector's counts are the final ones
+		}
 		p := job.Crawl
 		p.Fetched += int64(len(ev.Pages))
 		p.Discovered = max(p.Discovered, p.Fetched)
@@ -142,6 +145,10 @@ func (r *Runner) collectFirecrawl(job *jobs.Job, log *slog.Logger) error {
 	if base == nil || base.Err() != nil {
 		return fmt.Errorf("%w: the crawl runner is not running", errs.ErrUnavailable)
 	}
+	// One collector per crawl: a completed event and a poll may both ask for it.
+	if _, already := r.collecting.LoadOrStore(job.ID, true); already {
+		return nil
+	}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -167,6 +174,7 @@ func (r *Runner) collectFirecrawl(job *jobs.Job, log *slog.Logger) error {
 			if transient, _ := errs.IsTransient(err); transient {
 				// Firecrawl is briefly away: leave the job running; the reconciler polls again.
 				log.WarnContext(bg, "read firecrawl pages; will retry", "err", err)
+				r.collecting.Delete(job.ID)
 				return
 			}
 			r.fail(bg, job, src, "firecrawl: reading the crawl's pages: "+err.Error(), log)

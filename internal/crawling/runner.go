@@ -38,6 +38,9 @@ type Runner struct {
 	SaveBatch int
 	Log       *slog.Logger
 
+	// collecting holds the ids of Firecrawl crawl jobs whose pages are being read.
+	collecting sync.Map
+
 	mu      sync.Mutex
 	base    context.Context
 	stopAll context.CancelFunc
