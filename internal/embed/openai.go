@@ -11,7 +11,6 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pipeline-dev/pipeline/internal/errs"
+	"github.com/pipeline-dev/pipeline/internal/retry"
 )
 
 // OpenAIConfig configures a client of an OpenAI-compatible embeddings server.
@@ -249,7 +249,7 @@ func (o *OpenAI) statusError(resp *http.Response, body []byte) error {
 	case resp.StatusCode == http.StatusTooManyRequests,
 		resp.StatusCode == http.StatusRequestTimeout,
 		resp.StatusCode >= 500:
-		return errs.Transient(err, retryAfter(resp.Header.Get("Retry-After"), time.Now()))
+		return errs.Transient(err, retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()))
 	default:
 		// 400, 401, 403, 404, 413, 422 and anything unexpected: the same request would fail
 		// the same way.
@@ -289,28 +289,6 @@ func serverMessage(body []byte) string {
 		msg = string([]rune(msg)[:maxMessageRunes]) + "…"
 	}
 	return msg
-}
-
-// retryAfter parses Retry-After: delay seconds or an HTTP date. Unparseable or past: 0.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		// Cap absurd values instead of overflowing; a day is already longer than any queue
-		// should wait on a hint.
-		return time.Duration(min(secs, 86400)) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return min(d, 24*time.Hour)
-		}
-	}
-	return 0
 }
 
 // vectors checks the reply against the request and returns normalised vectors in input order.

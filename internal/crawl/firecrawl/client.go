@@ -11,12 +11,12 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pipeline-dev/pipeline/internal/crawl"
 	"github.com/pipeline-dev/pipeline/internal/errs"
+	"github.com/pipeline-dev/pipeline/internal/retry"
 )
 
 // DefaultBaseURL is Firecrawl's hosted API.
@@ -627,7 +627,7 @@ func (c *Client) statusError(op string, resp *http.Response, body []byte) error 
 	case resp.StatusCode == http.StatusTooManyRequests,
 		resp.StatusCode == http.StatusRequestTimeout,
 		resp.StatusCode >= 500:
-		return errs.Transient(e, retryAfter(resp.Header.Get("Retry-After"), time.Now()))
+		return errs.Transient(e, retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()))
 	}
 	// 400, 401, 402, 403, 404, 409, 422 and anything unexpected: the same request would fail
 	// the same way.
@@ -677,25 +677,4 @@ func serverMessage(body []byte) string {
 		}
 	}
 	return strings.TrimPrefix(msg, "; ")
-}
-
-// retryAfter parses Retry-After: delay seconds or an HTTP date. Unparseable or past: 0.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		// A day is longer than any queue should wait on a hint; cap rather than overflow.
-		return time.Duration(min(secs, 86400)) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return min(d, 24*time.Hour)
-		}
-	}
-	return 0
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/pipeline-dev/pipeline/internal/retry"
 )
 
 // Not parallel: it swaps a package variable. Top-level tests that are not parallel run while
@@ -48,7 +50,7 @@ func TestRetryAfter(t *testing.T) {
 		now.Add(time.Minute).Format(http.TimeFormat):  time.Minute,
 		now.Add(-time.Minute).Format(http.TimeFormat): 0,
 	} {
-		require.Equal(t, want, retryAfter(in, now), in)
+		require.Equal(t, want, retry.ParseRetryAfter(in, now), in)
 	}
 }
 
