@@ -25,7 +25,10 @@ import (
 // before rate limiting so each key has its own bucket and callers with a bad key spend no one's
 // tokens, and before validation so an unauthenticated caller learns nothing about the request's
 // shape. Message size is not here: gRPC refuses oversized messages before any interceptor runs
-// (MaxRecvMsgSize, server.go), and limitBody caps REST bodies before the gateway.
+// (MaxRecvMsgSize, server.go), and limitBody caps REST bodies before the gateway. Nor is
+// decoding: a request that cannot be decoded (invalid UTF-8, truncated) is answered
+// InvalidArgument by codec.go before this chain, for unary calls by the registrar and for
+// streams by a stream interceptor that runs ahead of it.
 func (s *Server) unaryChain() []grpc.UnaryServerInterceptor {
 	return []grpc.UnaryServerInterceptor{
 		s.recoverUnary,

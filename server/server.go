@@ -7,6 +7,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,6 +74,8 @@ type Server struct {
 
 	maxMessageBytes int
 	rpcTimeout      time.Duration
+	// tls serves both ports when set (PIPELINE_TLS_CERT_FILE); nil is plaintext.
+	tls *tls.Config
 
 	grpc   *grpc.Server
 	health *health.Server
@@ -106,6 +109,10 @@ func New(cfg config.Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	tlsCfg, err := LoadServerTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		cfg:       cfg,
 		deps:      deps,
@@ -113,21 +120,28 @@ func New(cfg config.Config, deps Deps) (*Server, error) {
 		keys:      newKeyring(keys, deps.WorkerKey),
 		limiter:   newRateLimiter(cfg.RateLimit, cfg.RateBurst),
 		validator: v,
+		tls:       tlsCfg,
 		ready:     make(chan struct{}),
 		stopping:  make(chan struct{}),
 	}
 	s.maxMessageBytes, s.rpcTimeout = limitsOf(cfg)
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(s.maxMessageBytes),
+		// Undecodable requests get InvalidArgument, not grpc's Internal (codec.go): the codec,
+		// the registrar below for unary calls, and decodeStream, which grpc puts before the
+		// chain, so it wraps the stream first.
+		grpc.ForceServerCodecV2(newServerCodec()),
+		grpc.StreamInterceptor(decodeStream),
 		grpc.ChainUnaryInterceptor(s.unaryChain()...),
 		grpc.ChainStreamInterceptor(s.streamChain()...),
 	)
-	pipelinev1.RegisterJobServiceServer(s.grpc, &jobService{s: s})
-	pipelinev1.RegisterContentServiceServer(s.grpc, &contentService{s: s})
-	pipelinev1.RegisterSearchServiceServer(s.grpc, &searchService{s: s})
-	pipelinev1.RegisterWorkerServiceServer(s.grpc, &workerService{s: s})
+	reg := decodingRegistrar{srv: s.grpc}
+	pipelinev1.RegisterJobServiceServer(reg, &jobService{s: s})
+	pipelinev1.RegisterContentServiceServer(reg, &contentService{s: s})
+	pipelinev1.RegisterSearchServiceServer(reg, &searchService{s: s})
+	pipelinev1.RegisterWorkerServiceServer(reg, &workerService{s: s})
 	s.health = health.NewServer()
-	healthpb.RegisterHealthServer(s.grpc, s.health)
+	healthpb.RegisterHealthServer(reg, s.health)
 	reflection.Register(s.grpc)
 	if err := checkMethodScopes(s.grpc); err != nil {
 		return nil, err
@@ -161,6 +175,14 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("listen HTTP on %s (PIPELINE_HTTP_ADDR): %w", s.cfg.HTTPAddr, err)
 	}
 
+	if s.tls != nil {
+		// Only the network listener: the gateway's in-process connection below never leaves
+		// the process, so it stays plaintext. gRPC clients require HTTP/2 by ALPN.
+		c := s.tls.Clone()
+		c.NextProtos = []string{"h2"}
+		grpcLis = tls.NewListener(grpcLis, c)
+	}
+
 	// The gateway reaches the gRPC server through memory, not the network.
 	inproc := bufconn.Listen(1 << 20)
 	conn, err := grpc.NewClient("passthrough:///inprocess",
@@ -176,13 +198,13 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: httpReadHeaderTimeout, IdleTimeout: httpIdleTimeout}
+	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: httpReadHeaderTimeout, IdleTimeout: httpIdleTimeout, TLSConfig: s.tls}
 
 	s.mu.Lock()
 	s.grpcAddr, s.httpAddr = grpcLis.Addr(), httpLis.Addr()
 	s.mu.Unlock()
 	s.readyOnce.Do(func() { close(s.ready) })
-	s.log.Info("serving", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String())
+	s.log.Info("serving", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(), "tls", s.tls != nil)
 	if len(s.keys) == 0 {
 		s.log.Warn("NO API KEYS CONFIGURED: every caller is allowed. Set PIPELINE_API_KEYS for anything but local development.")
 	}
@@ -191,7 +213,12 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.grpc.Serve(grpcLis) })
 	g.Go(func() error { return s.grpc.Serve(inproc) })
 	g.Go(func() error {
-		if err := s.http.Serve(httpLis); !errors.Is(err, http.ErrServerClosed) {
+		serve := s.http.Serve
+		if s.tls != nil {
+			// ServeTLS uses TLSConfig's certificate and adds HTTP/2 by ALPN.
+			serve = func(l net.Listener) error { return s.http.ServeTLS(l, "", "") }
+		}
+		if err := serve(httpLis); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil

@@ -18,10 +18,12 @@ import (
 	rpccode "google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	pipelinev1 "github.com/pipeline-dev/pipeline/gen/go/pipeline/v1"
+	"github.com/pipeline-dev/pipeline/server"
 )
 
 // Exit codes of the client commands, documented in `pipeline ingest --help` for scripts.
@@ -69,11 +71,18 @@ type clientSettings struct {
 	Output string
 	// Timeout bounds each unary call; streams run until they end. Defaults to 30s.
 	Timeout time.Duration
+	// TLS dials with TLS, verifying the server against the system's roots. Defaults to false:
+	// plaintext.
+	TLS bool
+	// TLSCA is a PEM file of the CAs to verify the server with instead of the system's roots;
+	// setting it turns TLS on. Defaults to PIPELINE_TLS_CA, else none.
+	TLSCA string
 }
 
 const (
 	envServer     = "PIPELINE_SERVER"
 	envAPIKey     = "PIPELINE_API_KEY"
+	envTLSCA      = "PIPELINE_TLS_CA"
 	defaultServer = "127.0.0.1:9090"
 )
 
@@ -92,6 +101,8 @@ func registerClientFlagsEnv(cmd *cobra.Command, getenv func(string) string) *cli
 	fs.Lookup("api-key").DefValue = "" // help must not print a key taken from the environment
 	fs.StringVarP(&s.Output, "output", "o", "text", "output format: text or json")
 	fs.DurationVar(&s.Timeout, "timeout", 30*time.Second, "time limit of each request (streams are not limited)")
+	fs.BoolVar(&s.TLS, "tls", false, "connect with TLS, trusting the system's roots")
+	fs.StringVar(&s.TLSCA, "tls-ca", getenv(envTLSCA), "PEM file of the CAs to trust; turns TLS on (env "+envTLSCA+")")
 	return s
 }
 
@@ -124,9 +135,16 @@ func dial(s *clientSettings) (*client, error) {
 	if err := s.validate(); err != nil {
 		return nil, err
 	}
+	creds := insecure.NewCredentials()
+	if s.TLS || s.TLSCA != "" {
+		c, err := server.ClientTLS(s.TLSCA, "--tls-ca ("+envTLSCA+")")
+		if err != nil {
+			return nil, err
+		}
+		creds = credentials.NewTLS(c)
+	}
 	opts := []grpc.DialOption{
-		// TLS comes later; until then the API is meant for localhost or a private network.
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)),
 	}
 	if s.APIKey != "" {
@@ -159,7 +177,8 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 	return map[string]string{"authorization": "Bearer " + string(b)}, nil
 }
 
-// RequireTransportSecurity is false because the connection is plaintext until TLS is added.
+// RequireTransportSecurity is false so a key can still be sent over plaintext to a local server
+// (the default); use --tls or --tls-ca for anything else.
 func (bearer) RequireTransportSecurity() bool { return false }
 
 // callError turns the error of a call into a message that says what to do about it. what names

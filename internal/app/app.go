@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
@@ -224,6 +225,25 @@ func newEmbedder(cfg config.Config) (embed.Embedder, error) {
 	}
 }
 
+// workerCredentials are plaintext unless TLS is configured. A worker trusts PIPELINE_TLS_CA_FILE;
+// without it, in a process serving TLS itself (`dev`, `serve --workers=1`, which dial the gRPC
+// address, usually 127.0.0.1), it trusts the server's own certificate, which must then be valid
+// for that address.
+func (a *App) workerCredentials() (credentials.TransportCredentials, error) {
+	setting, file := "PIPELINE_TLS_CA_FILE", a.Cfg.TLSCAFile
+	if file == "" && a.Cfg.TLSCertFile != "" {
+		setting, file = "PIPELINE_TLS_CERT_FILE", a.Cfg.TLSCertFile
+	}
+	if file == "" {
+		return insecure.NewCredentials(), nil
+	}
+	c, err := server.ClientTLS(file, setting)
+	if err != nil {
+		return nil, err
+	}
+	return credentials.NewTLS(c), nil
+}
+
 // RunWorkers consumes the queue with an in-process worker pool (MaxConcurrentJobs batches at
 // once) that reports to the server at serverAddr, until ctx ends. In a server process with API
 // keys (`dev`, `serve --workers=1`) the workers send the app's own worker key, which that server
@@ -233,7 +253,11 @@ func (a *App) RunWorkers(ctx context.Context, serverAddr, apiKey string) error {
 	if a.workerKey != "" {
 		apiKey = a.workerKey
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	creds, err := a.workerCredentials()
+	if err != nil {
+		return err
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
 	if apiKey != "" {
 		opts = append(opts, grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, callOpts ...grpc.CallOption) (grpc.ClientStream, error) {
 			return streamer(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+apiKey), desc, cc, method, callOpts...)

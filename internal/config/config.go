@@ -54,6 +54,22 @@ type Config struct {
 	// change event arrived, so a lost event delays a watcher but never stalls it. Defaults to 5s.
 	WatchPollInterval time.Duration
 
+	// TLS of the API. Postgres, Redis and Milvus take theirs from their own settings:
+	// PIPELINE_DATABASE_URL with sslmode=verify-full (and sslrootcert=), PIPELINE_REDIS_URL with
+	// rediss://, PIPELINE_MILVUS_ADDR with https://.
+
+	// TLSCertFile is the PEM certificate (chain) the gRPC and HTTP listeners serve TLS with; set
+	// with TLSKeyFile, or neither for plaintext. In-process workers (`dev`, `serve --workers=1`)
+	// dial the gRPC address (usually 127.0.0.1) and trust TLSCAFile, or this certificate itself
+	// when TLSCAFile is empty, so it must then be valid for that address. Defaults to none.
+	TLSCertFile string
+	// TLSKeyFile is the PEM private key of TLSCertFile. Defaults to none.
+	TLSKeyFile string
+	// TLSCAFile is the PEM file of the CAs a worker trusts when it dials the server; setting it
+	// turns TLS on for `pipeline worker`. Defaults to none: plaintext, or, for in-process
+	// workers of a TLS server, TLSCertFile.
+	TLSCAFile string
+
 	// Limits of the API.
 
 	// MaxMessageBytes is the largest gRPC message and REST request body the server accepts;
@@ -232,6 +248,9 @@ func (c *Config) settings() []setting {
 		{"shutdown-timeout", "graceful shutdown limit", &c.ShutdownTimeout, false},
 		{"job-timeout", "how long a job may stay active before it fails", &c.JobTimeout, false},
 		{"watch-poll-interval", "how often WatchJob re-reads a job without an event", &c.WatchPollInterval, false},
+		{"tls-cert-file", "PEM certificate for TLS on the gRPC and HTTP ports (with --tls-key-file)", &c.TLSCertFile, false},
+		{"tls-key-file", "PEM private key of --tls-cert-file", &c.TLSKeyFile, false},
+		{"tls-ca-file", "PEM CAs a worker trusts when dialling the server; turns TLS on for workers", &c.TLSCAFile, false},
 		{"max-message-bytes", "largest gRPC message or REST body accepted", &c.MaxMessageBytes, false},
 		{"rpc-timeout", "deadline of a unary call that came without one", &c.RPCTimeout, false},
 		{"rate-limit", "calls per second per API key (or client IP without keys); 0 = no limit", &c.RateLimit, false},
@@ -395,6 +414,9 @@ func (c *Config) Validate() error {
 	}
 	if c.GRPCAddr == c.HTTPAddr {
 		return bad("http-addr", "must differ from %s", EnvName("grpc-addr"))
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return fmt.Errorf("%s and %s: set both or neither", EnvName("tls-cert-file"), EnvName("tls-key-file"))
 	}
 	if _, err := c.ParseAPIKeys(); err != nil {
 		return err
