@@ -101,6 +101,12 @@ func (h *contentService) CreateSource(ctx context.Context, req *pipelinev1.Creat
 			return nil, errs.FailedPrecondition("this server has no Firecrawl configured (PIPELINE_FIRECRAWL_API_URL); use the built-in crawler (crawler unset)")
 		}
 	}
+	if params.URL != "" {
+		// Refuse before storing: a source whose crawl cannot start would wait for nothing.
+		if err := h.crawlCapacity(ctx); err != nil {
+			return nil, err
+		}
+	}
 	src, err := h.s.deps.Content.CreateSource(ctx, params)
 	if errors.Is(err, errs.ErrAlreadyExists) && params.URL != "" {
 		return h.existingWebSource(ctx, params.URL)
@@ -141,9 +147,28 @@ func (h *contentService) existingWebSource(ctx context.Context, url string) (*pi
 	return nil, fmt.Errorf("%w: source %s already has the url %s; refresh it (RefreshSource) to crawl again", errs.ErrAlreadyExists, src.ID, url)
 }
 
+// crawlCapacity refuses a new crawl while MaxActiveCrawls run: crawls run in this process.
+func (h *contentService) crawlCapacity(ctx context.Context) error {
+	n, err := h.s.deps.Jobs.ActiveCrawls(ctx)
+	if err != nil {
+		return err
+	}
+	if n >= h.s.cfg.MaxActiveCrawls {
+		return fmt.Errorf("%w: %d crawls are running (limit %d, PIPELINE_MAX_ACTIVE_CRAWLS); retry later",
+			errs.ErrResourceExhausted, n, h.s.cfg.MaxActiveCrawls)
+	}
+	return nil
+}
+
 // startCrawl creates the source's crawl job and starts the crawler, or returns the crawl job
 // already running: never two crawls of one source.
 func (h *contentService) startCrawl(ctx context.Context, src *content.Source) (*jobs.Job, error) {
+	if running, err := h.s.deps.Jobs.ActiveCrawl(ctx, uuid.MustParse(src.ID)); err == nil {
+		return running, nil
+	}
+	if err := h.crawlCapacity(ctx); err != nil {
+		return nil, err
+	}
 	job, err := h.s.deps.Jobs.CreateCrawl(ctx, uuid.MustParse(src.ID), h.s.cfg.JobTimeout)
 	if errors.Is(err, jobs.ErrCrawlRunning) {
 		return job, nil
@@ -269,6 +294,13 @@ func (h *contentService) IngestDocuments(ctx context.Context, req *pipelinev1.In
 	sourceID, err := parseID("source_id", req.GetSourceId())
 	if err != nil {
 		return nil, err
+	}
+	// Backpressure: with too much work waiting, refuse before storing anything.
+	if backlog, err := h.s.deps.Jobs.Backlog(ctx); err != nil {
+		return nil, err
+	} else if backlog >= h.s.cfg.MaxBacklogBatches {
+		return nil, fmt.Errorf("%w: %d batches are waiting to be processed (limit %d, PIPELINE_MAX_BACKLOG_BATCHES); retry later",
+			errs.ErrResourceExhausted, backlog, h.s.cfg.MaxBacklogBatches)
 	}
 	inputs := make([]content.DocumentInput, 0, len(req.GetDocuments()))
 	for _, d := range req.GetDocuments() {

@@ -42,6 +42,8 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, errs.ErrAlreadyExists):
 		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, errs.ErrResourceExhausted):
+		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, errs.ErrUnimplemented):
 		return status.Error(codes.Unimplemented, err.Error())
 	case errors.Is(err, errs.ErrUnavailable):

@@ -144,6 +144,14 @@ type Config struct {
 	// MilvusToken is Milvus's API key or "user:password". Defaults to none.
 	MilvusToken string
 
+	// MaxBacklogBatches is how many batches may be queued or running before IngestDocuments
+	// refuses more work with RESOURCE_EXHAUSTED (backpressure instead of an unbounded queue).
+	// Defaults to 20000 (2 million documents at the default batch size).
+	MaxBacklogBatches int
+	// MaxActiveCrawls is how many crawls may run at once before CreateSource/RefreshSource of a
+	// web source answer RESOURCE_EXHAUSTED. Defaults to 8.
+	MaxActiveCrawls int
+
 	// Crawling (the built-in crawler).
 
 	// CrawlAllowLoopback lets the crawler fetch loopback addresses (127.0.0.0/8, ::1). Defaults
@@ -218,7 +226,9 @@ func Default() Config {
 		MilvusAddr:       "127.0.0.1:19530",
 		MilvusCollection: "pipeline_chunks",
 
-		CrawlConcurrency: 4,
+		MaxBacklogBatches: 20000,
+		MaxActiveCrawls:   8,
+		CrawlConcurrency:  4,
 		CrawlDelay:       250 * time.Millisecond,
 
 		Server: "127.0.0.1:9090",
@@ -277,6 +287,8 @@ func (c *Config) settings() []setting {
 		{"milvus-addr", "Milvus host:port", &c.MilvusAddr, false},
 		{"milvus-collection", "Milvus collection", &c.MilvusCollection, false},
 		{"milvus-token", "Milvus API key or user:password", &c.MilvusToken, true},
+		{"max-backlog-batches", "batches queued or running before uploads are refused", &c.MaxBacklogBatches, false},
+		{"max-active-crawls", "crawls running at once before new ones are refused", &c.MaxActiveCrawls, false},
 		{"crawl-allow-loopback", "let the crawler fetch loopback addresses", &c.CrawlAllowLoopback, false},
 		{"crawl-allow-private", "let the crawler fetch private network addresses", &c.CrawlAllowPrivate, false},
 		{"crawl-concurrency", "pages fetched at once by the crawler", &c.CrawlConcurrency, false},
@@ -460,6 +472,8 @@ func (c *Config) Validate() error {
 		{"embed-dimension", c.EmbedDimension, 8, 8192},
 		{"embed-batch-size", c.EmbedBatchSize, 1, 2048},
 		{"crawl-concurrency", c.CrawlConcurrency, 1, 64},
+		{"max-backlog-batches", c.MaxBacklogBatches, 1, 100_000_000},
+		{"max-active-crawls", c.MaxActiveCrawls, 1, 10_000},
 		{"max-message-bytes", c.MaxMessageBytes, 64 << 10, 1 << 30},
 		{"rate-burst", c.RateBurst, 0, 1_000_000},
 	} {

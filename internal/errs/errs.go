@@ -23,6 +23,8 @@ var (
 	ErrUnimplemented = errors.New("unimplemented")
 	// ErrUnavailable: a dependency (Postgres, Redis, a store) cannot be reached right now; retry.
 	ErrUnavailable = errors.New("unavailable")
+	// ErrResourceExhausted: the service is at a limit (a full backlog); retry later.
+	ErrResourceExhausted = errors.New("resource exhausted")
 )
 
 // NotFoundError says which kind of thing with which id was missing.

@@ -73,3 +73,11 @@ func (m *Manager) GetByExternalID(ctx context.Context, id string) (*Job, error) 
 	}
 	return m.store.JobGetByExternalID(ctx, id)
 }
+
+// Backlog counts the batches queued or running: how much processing work is waiting.
+func (m *Manager) Backlog(ctx context.Context) (int, error) { return m.store.BatchBacklog(ctx) }
+
+// ActiveCrawls counts crawl jobs pending or running.
+func (m *Manager) ActiveCrawls(ctx context.Context) (int, error) {
+	return m.store.JobCountActiveCrawls(ctx)
+}

@@ -28,6 +28,20 @@ func (s *PgStore) JobSetCrawlProgress(ctx context.Context, p *JobSetCrawlProgres
 	return job, translate(err, p.ID)
 }
 
+// BatchBacklog implements Store.
+func (s *PgStore) BatchBacklog(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRow(ctx, queries.batchBacklog).Scan(&n)
+	return n, translate(err, uuid.Nil)
+}
+
+// JobCountActiveCrawls implements Store.
+func (s *PgStore) JobCountActiveCrawls(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRow(ctx, queries.jobCountActiveCrawls).Scan(&n)
+	return n, translate(err, uuid.Nil)
+}
+
 // JobGetByExternalID implements Store.
 func (s *PgStore) JobGetByExternalID(ctx context.Context, externalID string) (*Job, error) {
 	job, err := scanJob(s.db.QueryRow(ctx, queries.jobGetByExternalID, pgx.NamedArgs{"external_id": externalID}))

@@ -20,8 +20,10 @@ var queries = struct {
 	jobListTimedOut, jobListUnfinished, jobSetCrawlProgress, jobListStaleCrawls                 string
 	batchInsert, batchGet, batchList, batchMarkEnqueued, batchClaim, batchRenew, batchFinish    string
 	batchOpenCount, batchReleaseExpired, batchListQueued, batchRelease                          string
-	jobGetByExternalID                                                                          string
+	jobGetByExternalID, batchBacklog, jobCountActiveCrawls                                      string
 }{
+	batchBacklog:         mustQuery("batch_backlog"),
+	jobCountActiveCrawls: mustQuery("job_count_active_crawls"),
 	jobGetByExternalID:   mustQuery("job_get_by_external_id"),
 	batchRelease:         mustQuery("batch_release"),
 	jobSetCrawlProgress:  mustQuery("job_set_crawl_progress"),

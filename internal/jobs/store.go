@@ -42,6 +42,10 @@ type Store interface {
 	// JobSetCrawlProgress stores a running crawl job's progress; errs.ErrNotFound when the job is
 	// not a running crawl.
 	JobSetCrawlProgress(ctx context.Context, p *JobSetCrawlProgressParams) (*Job, error)
+	// BatchBacklog counts batches queued or running.
+	BatchBacklog(ctx context.Context) (int, error)
+	// JobCountActiveCrawls counts crawl jobs pending or running.
+	JobCountActiveCrawls(ctx context.Context) (int, error)
 	// JobGetByExternalID reads the newest crawl job with that external crawler id.
 	JobGetByExternalID(ctx context.Context, externalID string) (*Job, error)
 	// JobListStaleCrawls reads up to max active crawl jobs not updated since before.
