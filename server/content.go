@@ -100,9 +100,6 @@ func (h *contentService) CreateSource(ctx context.Context, req *pipelinev1.Creat
 		if params.Crawler == content.CrawlerFirecrawl && h.s.deps.Crawls.Firecrawl == nil {
 			return nil, errs.FailedPrecondition("this server has no Firecrawl configured (PIPELINE_FIRECRAWL_API_URL); use the built-in crawler (crawler unset)")
 		}
-	}
-	if params.URL != "" {
-		// Refuse before storing: a source whose crawl cannot start would wait for nothing.
 		if err := h.crawlCapacity(ctx); err != nil {
 			return nil, err
 		}
@@ -129,11 +126,7 @@ func (h *contentService) CreateSource(ctx context.Context, req *pipelinev1.Creat
 // crawl runs, the source and the running crawl job (a retried request gets what the first one
 // started); otherwise AlreadyExists naming the source, to be refreshed instead.
 func (h *contentService) existingWebSource(ctx context.Context, url string) (*pipelinev1.CreateSourceResponse, error) {
-	pg, ok := h.s.deps.Content.(*content.PgStore)
-	if !ok {
-		return nil, fmt.Errorf("%w: a source for %s exists", errs.ErrAlreadyExists, url)
-	}
-	src, err := pg.SourceByURL(ctx, url)
+	src, err := h.s.deps.Content.SourceByURL(ctx, url)
 	if err != nil {
 		return nil, err
 	}

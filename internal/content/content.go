@@ -208,6 +208,8 @@ type Store interface {
 	// CreateSource saves a new source in status pending.
 	CreateSource(ctx context.Context, params *CreateSourceParams) (*Source, error)
 	GetSource(ctx context.Context, params *GetSourceParams) (*Source, error)
+	// SourceByURL returns the web source whose start URL is url (one per URL).
+	SourceByURL(ctx context.Context, url string) (*Source, error)
 	// ListSources returns a page of sources, newest first, and the token of the next page
 	// ("" after the last page).
 	ListSources(ctx context.Context, params *ListSourcesParams) ([]*Source, string, error)
