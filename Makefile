@@ -73,5 +73,16 @@ run: build
 demo:
 	./scripts/demo.sh
 
+# The chaos targets (fault-injection suite, chaos/).
+.PHONY: chaos chaos-short
+
+## chaos: the fault-injection suite on the real binaries (~5,000 documents, every fault several times).
+chaos:
+	go run ./chaos
+
+## chaos-short: the same, ~1,500 documents, each fault at least once, under 5 minutes.
+chaos-short:
+	go run ./chaos -short
+
 clean:
 	rm -rf .bin .build pipeline tools/node_modules gen/ts/node_modules gen/ts/dist

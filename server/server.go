@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -134,6 +135,9 @@ func New(cfg config.Config, deps Deps) (*Server, error) {
 		grpc.StreamInterceptor(decodeStream),
 		grpc.ChainUnaryInterceptor(s.unaryChain()...),
 		grpc.ChainStreamInterceptor(s.streamChain()...),
+		// Workers and watchers hold long streams; grpc's default policy (one ping per 5 min)
+		// answers their transports' pings with GOAWAY "too_many_pings". Allow pings every 10 s.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	reg := decodingRegistrar{srv: s.grpc}
 	pipelinev1.RegisterJobServiceServer(reg, &jobService{s: s})

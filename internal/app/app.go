@@ -120,6 +120,7 @@ func (a *App) build(ctx context.Context, role Role) (err error) {
 	a.Bus = events.New(a.Redis, cfg.RedisPrefix, log)
 	a.Queue, err = queue.Open(queue.Config{
 		RedisURL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Workers: cfg.MaxConcurrentJobs, Logger: log,
+		ReservationTimeout: reservationTimeout(cfg),
 	}, a.Redis)
 	if err != nil {
 		return err
@@ -282,6 +283,7 @@ func (a *App) RunWorkers(ctx context.Context, serverAddr, apiKey string) error {
 	// A consumer of its own: a queue consumes once, and a process may run several pools (tests).
 	q, err := queue.Open(queue.Config{
 		RedisURL: a.Cfg.RedisURL, Prefix: a.Cfg.RedisPrefix, Workers: a.Cfg.MaxConcurrentJobs, Logger: a.Log,
+		ReservationTimeout: reservationTimeout(a.Cfg),
 	}, a.Redis)
 	if err != nil {
 		return err
@@ -289,4 +291,11 @@ func (a *App) RunWorkers(ctx context.Context, serverAddr, apiKey string) error {
 	defer q.Close()
 	a.Log.Info("worker started", "worker_id", w.ID(), "concurrency", a.Cfg.MaxConcurrentJobs, "server", serverAddr)
 	return q.Consume(ctx, w.HandleBatch, 30*time.Second)
+}
+
+// reservationTimeout is how long a message taken by a consumer that died before claiming its
+// batch stays out: twice the lease (at least 30 s), so such a batch comes back about as fast as
+// one whose worker died after claiming it.
+func reservationTimeout(cfg config.Config) time.Duration {
+	return max(2*cfg.Lease, 30*time.Second)
 }

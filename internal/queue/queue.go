@@ -51,9 +51,11 @@ type Config struct {
 	// Workers is how many batches one consumer works on at once (the spec's
 	// max_concurrent_jobs). A fixed pool: taskq's autoscaling reads system load. Defaults to 5.
 	Workers int
-	// ReservationTimeout is how long taskq waits before handing a reserved message out again.
-	// It counts from enqueue time, so it must exceed the worst queue wait plus batch time;
-	// the batch lease in Postgres is what actually guards the work. Defaults to 1h.
+	// ReservationTimeout is how long taskq waits before handing a reserved but unacknowledged
+	// message out again: how fast a batch taken by a consumer that died before claiming it (its
+	// marker still set, so the reconciler trusts it) comes back. It counts from enqueue time, so
+	// under a backlog a message may be handed out twice; the batch's claim in Postgres makes the
+	// second delivery a no-op. Keep it near the lease. Defaults to 4m.
 	ReservationTimeout time.Duration
 	// MarkerTTL bounds how long a message's marker lives. Defaults to 24h.
 	MarkerTTL time.Duration
@@ -84,7 +86,7 @@ func Open(cfg Config, rdb *redis.Client) (*Queue, error) {
 		return nil, errors.New("queue: RedisURL is required")
 	}
 	cfg.Workers = cmp.Or(cfg.Workers, 5)
-	cfg.ReservationTimeout = cmp.Or(cfg.ReservationTimeout, time.Hour)
+	cfg.ReservationTimeout = cmp.Or(cfg.ReservationTimeout, 4*time.Minute)
 	cfg.MarkerTTL = cmp.Or(cfg.MarkerTTL, 24*time.Hour)
 	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
 	if cfg.Workers < 1 {
