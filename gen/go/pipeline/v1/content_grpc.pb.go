@@ -37,15 +37,18 @@ const (
 // It starts crawls, takes uploads, and hands documents to processing through processing jobs.
 type ContentServiceClient interface {
 	// CreateSource creates a source. With a url it is a web source and a crawl job starts; without
-	// one it is an upload source, fed by IngestDocuments.
+	// one it is an upload source, fed by IngestDocuments. A url belongs to one source: creating it
+	// again returns the source and its running crawl, or ALREADY_EXISTS once the crawl ended.
 	CreateSource(ctx context.Context, in *CreateSourceRequest, opts ...grpc.CallOption) (*CreateSourceResponse, error)
 	// GetSource returns one source with its status and document count.
 	GetSource(ctx context.Context, in *GetSourceRequest, opts ...grpc.CallOption) (*GetSourceResponse, error)
 	// ListSources lists sources, newest first.
 	ListSources(ctx context.Context, in *ListSourcesRequest, opts ...grpc.CallOption) (*ListSourcesResponse, error)
-	// DeleteSource deletes a source with its documents and jobs. Active jobs are cancelled first.
+	// DeleteSource deletes a source with its documents, jobs and vectors. Active jobs are cancelled
+	// first; vectors a store could not delete at once are purged as soon as it can.
 	DeleteSource(ctx context.Context, in *DeleteSourceRequest, opts ...grpc.CallOption) (*DeleteSourceResponse, error)
-	// RefreshSource crawls a web source again; only changed pages are processed again.
+	// RefreshSource crawls a web source again; only new and changed pages are processed, and pages
+	// that disappeared are deleted with their vectors. While a crawl runs, it returns that crawl.
 	RefreshSource(ctx context.Context, in *RefreshSourceRequest, opts ...grpc.CallOption) (*RefreshSourceResponse, error)
 	// IngestDocuments uploads documents (plain text, Markdown or HTML) to a source and starts a
 	// processing job for them. A document is keyed in its source by uri: uploading the same uri
@@ -153,15 +156,18 @@ func (c *contentServiceClient) GetDocument(ctx context.Context, in *GetDocumentR
 // It starts crawls, takes uploads, and hands documents to processing through processing jobs.
 type ContentServiceServer interface {
 	// CreateSource creates a source. With a url it is a web source and a crawl job starts; without
-	// one it is an upload source, fed by IngestDocuments.
+	// one it is an upload source, fed by IngestDocuments. A url belongs to one source: creating it
+	// again returns the source and its running crawl, or ALREADY_EXISTS once the crawl ended.
 	CreateSource(context.Context, *CreateSourceRequest) (*CreateSourceResponse, error)
 	// GetSource returns one source with its status and document count.
 	GetSource(context.Context, *GetSourceRequest) (*GetSourceResponse, error)
 	// ListSources lists sources, newest first.
 	ListSources(context.Context, *ListSourcesRequest) (*ListSourcesResponse, error)
-	// DeleteSource deletes a source with its documents and jobs. Active jobs are cancelled first.
+	// DeleteSource deletes a source with its documents, jobs and vectors. Active jobs are cancelled
+	// first; vectors a store could not delete at once are purged as soon as it can.
 	DeleteSource(context.Context, *DeleteSourceRequest) (*DeleteSourceResponse, error)
-	// RefreshSource crawls a web source again; only changed pages are processed again.
+	// RefreshSource crawls a web source again; only new and changed pages are processed, and pages
+	// that disappeared are deleted with their vectors. While a crawl runs, it returns that crawl.
 	RefreshSource(context.Context, *RefreshSourceRequest) (*RefreshSourceResponse, error)
 	// IngestDocuments uploads documents (plain text, Markdown or HTML) to a source and starts a
 	// processing job for them. A document is keyed in its source by uri: uploading the same uri

@@ -818,7 +818,8 @@ export const CrawlerSchema: GenEnum<Crawler> = /*@__PURE__*/
 export const ContentService: GenService<{
   /**
    * CreateSource creates a source. With a url it is a web source and a crawl job starts; without
-   * one it is an upload source, fed by IngestDocuments.
+   * one it is an upload source, fed by IngestDocuments. A url belongs to one source: creating it
+   * again returns the source and its running crawl, or ALREADY_EXISTS once the crawl ended.
    *
    * @generated from rpc pipeline.v1.ContentService.CreateSource
    */
@@ -848,7 +849,8 @@ export const ContentService: GenService<{
     output: typeof ListSourcesResponseSchema;
   },
   /**
-   * DeleteSource deletes a source with its documents and jobs. Active jobs are cancelled first.
+   * DeleteSource deletes a source with its documents, jobs and vectors. Active jobs are cancelled
+   * first; vectors a store could not delete at once are purged as soon as it can.
    *
    * @generated from rpc pipeline.v1.ContentService.DeleteSource
    */
@@ -858,7 +860,8 @@ export const ContentService: GenService<{
     output: typeof DeleteSourceResponseSchema;
   },
   /**
-   * RefreshSource crawls a web source again; only changed pages are processed again.
+   * RefreshSource crawls a web source again; only new and changed pages are processed, and pages
+   * that disappeared are deleted with their vectors. While a crawl runs, it returns that crawl.
    *
    * @generated from rpc pipeline.v1.ContentService.RefreshSource
    */
