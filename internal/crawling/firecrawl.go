@@ -229,14 +229,20 @@ func (r *Runner) pollFirecrawl(ctx context.Context, job *jobs.Job) error {
 	}
 }
 
-// CancelExternal stops the external crawl of a cancelled crawl job (best effort).
+// CancelExternal stops the external crawl of a cancelled crawl job (best effort), in the
+// background: the CancelJob call that triggered it must not wait on Firecrawl.
 func (r *Runner) CancelExternal(ctx context.Context, job *jobs.Job) {
 	if r.Firecrawl == nil || job.ExternalID == "" {
 		return
 	}
-	if err := r.Firecrawl.Client.Cancel(ctx, job.ExternalID); err != nil {
-		cmp.Or(r.Log, slog.Default()).WarnContext(ctx, "cancel firecrawl crawl", "crawl_id", job.ExternalID, "err", err)
-	}
+	ctx = context.WithoutCancel(ctx)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		if err := r.Firecrawl.Client.Cancel(ctx, job.ExternalID); err != nil {
+			cmp.Or(r.Log, slog.Default()).WarnContext(ctx, "cancel firecrawl crawl", "crawl_id", job.ExternalID, "err", err)
+		}
+	}()
 }
 
 func crawlOptions(src *content.Source) crawl.Options {
