@@ -40,17 +40,17 @@ lint: protodeps ts-check
 	staticcheck ./...
 
 ts-check: gen/ts/node_modules/.package-lock.json
-	cd gen/ts && npx tsc -p tsconfig.json --noEmit
+	cd gen/ts && npx tsc -p tsconfig.json --noEmit && npx tsc -p tsconfig.test.json --noEmit
 
 ## check-generated: fail when `make generate` changes anything (CI).
 check-generated: generate
 	@if [ -n "$$(git status --porcelain -- gen go.mod go.sum)" ]; then \
 		echo "generated code is stale; run make generate and commit:"; git status --porcelain -- gen go.mod go.sum; git diff --stat -- gen; exit 1; fi
 
-## test: every Go test, against the local Postgres and Redis, with the race detector; and the
-## generated TypeScript client must compile.
+## test: every Go test, against the local Postgres and Redis, with the race detector; the
+## generated TypeScript client must compile, and its live test (e2e/typescript_test.go) must run.
 test: ts-check
-	go test $(GO_TEST_FLAGS) ./...
+	PIPELINE_REQUIRE_TS=1 go test $(GO_TEST_FLAGS) ./...
 
 ## fuzz: run each fuzz target for FUZZTIME (default 20s).
 FUZZTIME ?= 20s
