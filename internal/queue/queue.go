@@ -7,6 +7,10 @@
 // the server's reconciler enqueues again any queued batch whose message is gone. To tell
 // "waiting in Redis" from "lost", every message has a marker key that lives exactly as long as
 // the message is undelivered; a Redis that lost its data lost the markers too.
+//
+// A message carries the W3C trace context of the code that enqueued it (when there is one), so
+// a trace goes on from the API call into the worker (trace.go); Stats reads the queue's depth
+// for the metrics (stats.go).
 package queue
 
 import (
@@ -27,6 +31,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/vmihailenco/taskq/v3"
 	"github.com/vmihailenco/taskq/v3/redisq"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pipeline-dev/pipeline/internal/jobs"
 )
@@ -61,6 +66,9 @@ type Config struct {
 	MarkerTTL time.Duration
 	// Logger receives handler failures. Defaults to slog.Default().
 	Logger *slog.Logger
+	// TracerProvider makes the enqueue (producer) and delivery (consumer) spans. Defaults to
+	// none: no spans, and messages carry no trace context.
+	TracerProvider trace.TracerProvider
 }
 
 // Handler works on one delivered batch. An error makes taskq deliver it again later (with
@@ -75,6 +83,7 @@ type Queue struct {
 	q       taskq.Queue
 	task    *taskq.Task
 	handler atomic.Pointer[Handler]
+	tracer  trace.Tracer
 
 	consumeMu sync.Mutex
 	consuming bool
@@ -96,7 +105,7 @@ func Open(cfg Config, rdb *redis.Client) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue: redis url: %w", err)
 	}
-	q := &Queue{cfg: cfg, rdb: rdb, rdb8: redisv8.NewClient(opt)}
+	q := &Queue{cfg: cfg, rdb: rdb, rdb8: redisv8.NewClient(opt), tracer: newTracer(cfg.TracerProvider)}
 
 	// A registry of our own, not taskq's global one: several queues (tests, or a server with
 	// in-process workers) may live in one process.
@@ -132,13 +141,16 @@ func (q *Queue) markerKey(batchID string) string {
 }
 
 // EnqueueBatch implements jobs.Enqueuer: it sets the batch's marker, then adds a message carrying
-// only the batch id. The message has no taskq name, so taskq never drops it as a duplicate.
-func (q *Queue) EnqueueBatch(ctx context.Context, b *jobs.Batch, n int) (string, error) {
+// the batch id (and the trace context, when ctx has one). The message has no taskq name, so
+// taskq never drops it as a duplicate.
+func (q *Queue) EnqueueBatch(ctx context.Context, b *jobs.Batch, n int) (_ string, err error) {
 	id := b.ID.String()
+	ctx, end := q.startEnqueueSpan(ctx, id, n)
+	defer func() { end(err) }()
 	if err := q.rdb.Set(ctx, q.markerKey(id), strconv.Itoa(n), q.cfg.MarkerTTL).Err(); err != nil {
 		return "", fmt.Errorf("queue: set marker: %w", err)
 	}
-	msg := q.task.WithArgs(ctx, id)
+	msg := q.task.WithArgs(ctx, messageArgs(ctx, id)...)
 	msg.ID = fmt.Sprintf("%s/%d", id, n)
 	if err := q.q.Add(msg); err != nil {
 		// Without the message the marker would lie; if this delete fails too, the marker's TTL
@@ -158,11 +170,20 @@ func (q *Queue) HasMessage(ctx context.Context, batchID uuid.UUID) (bool, error)
 // Len is the number of messages in the stream (waiting or being worked on).
 func (q *Queue) Len() (int, error) { return q.q.Len() }
 
-func (q *Queue) handle(ctx context.Context, batchID string) error {
+// handle is taskq's handler. It takes the raw message so that it can read both the old
+// one-argument messages and those that also carry a trace context.
+func (q *Queue) handle(msg *taskq.Message) (err error) {
 	h := q.handler.Load()
 	if h == nil {
 		return errors.New("queue: no handler")
 	}
+	batchID, carrier, err := parseArgs(msg)
+	if err != nil {
+		q.cfg.Logger.ErrorContext(msg.Ctx, "queue: dropping an undecodable message", "err", err)
+		return nil
+	}
+	ctx, end := q.startDeliverySpan(msg.Ctx, carrier, batchID, msg.ReservedCount)
+	defer func() { end(err) }()
 	// Delivered: from here on the batch's fate is in Postgres (claim, lease, reconciler).
 	if err := q.rdb.Del(ctx, q.markerKey(batchID)).Err(); err != nil {
 		q.cfg.Logger.WarnContext(ctx, "queue: delete marker", "batch_id", batchID, "err", err)

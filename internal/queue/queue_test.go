@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipeline-dev/pipeline/internal/jobs"
@@ -17,7 +18,15 @@ import (
 func open(t *testing.T) *queue.Queue {
 	t.Helper()
 	rdb, prefix := redistest.New(t)
-	q, err := queue.Open(queue.Config{RedisURL: redistest.URL(), Prefix: prefix, Workers: 2}, rdb)
+	return openOn(t, rdb, queue.Config{Prefix: prefix, Workers: 2})
+}
+
+// openOn opens a queue with cfg on the test's Redis (cfg.Prefix from redistest.New).
+func openOn(t *testing.T, rdb *redis.Client, cfg queue.Config) *queue.Queue {
+	t.Helper()
+	prefix := cfg.Prefix
+	cfg.RedisURL = redistest.URL()
+	q, err := queue.Open(cfg, rdb)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		require.NoError(t, q.Close())
