@@ -48,9 +48,11 @@ check-generated: generate
 		echo "generated code is stale; run make generate and commit:"; git status --porcelain -- gen go.mod go.sum; git diff --stat -- gen; exit 1; fi
 
 ## test: every Go test, against the local Postgres and Redis, with the race detector; the
-## generated TypeScript client must compile, and its live test (e2e/typescript_test.go) must run.
+## generated TypeScript client must compile, and its live test (e2e/typescript_test.go) and the
+## docs' curl/grpcurl examples (e2e/docs_examples_test.go) must run: PIPELINE_REQUIRE_TOOLS=1 makes
+## a missing node, grpcurl or curl a failure instead of a skip.
 test: ts-check
-	PIPELINE_REQUIRE_TS=1 go test $(GO_TEST_FLAGS) ./...
+	PIPELINE_REQUIRE_TOOLS=1 go test $(GO_TEST_FLAGS) ./...
 
 ## fuzz: run each fuzz target for FUZZTIME (default 20s).
 FUZZTIME ?= 20s

@@ -35,6 +35,7 @@ type bundle struct {
 	app      *app.App
 	cfg      config.Config
 	grpcAddr string
+	httpAddr string
 	jobs     pipelinev1.JobServiceClient
 	content  pipelinev1.ContentServiceClient
 	search   pipelinev1.SearchServiceClient
@@ -112,7 +113,7 @@ func start(t *testing.T, opts options) *bundle {
 	})
 	addrCtx, addrCancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer addrCancel()
-	b.grpcAddr, _, err = srv.Addrs(addrCtx)
+	b.grpcAddr, b.httpAddr, err = srv.Addrs(addrCtx)
 	require.NoError(t, err)
 
 	conn, err := grpc.NewClient(b.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))

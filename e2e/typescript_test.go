@@ -14,7 +14,7 @@ import (
 // TestTypeScriptClient runs the generated TypeScript client's live test (gen/ts/test, node:test)
 // against a real server: ingest, WatchJob to COMPLETED, search, NotFound and InvalidArgument.
 // It needs node and gen/ts/node_modules (`make tools`); without them it skips, unless
-// PIPELINE_REQUIRE_TS=1 (set by `make test`, so CI cannot skip it silently).
+// PIPELINE_REQUIRE_TOOLS=1 (set by `make test`, so CI cannot skip it silently).
 func TestTypeScriptClient(t *testing.T) {
 	t.Parallel()
 	pkg, err := filepath.Abs("../gen/ts")
@@ -22,10 +22,10 @@ func TestTypeScriptClient(t *testing.T) {
 	node, nodeErr := exec.LookPath("node")
 	_, modErr := os.Stat(filepath.Join(pkg, "node_modules", "@connectrpc", "connect-node"))
 	if nodeErr != nil || modErr != nil {
-		if os.Getenv("PIPELINE_REQUIRE_TS") == "1" {
+		if os.Getenv("PIPELINE_REQUIRE_TOOLS") == "1" {
 			t.Fatalf("node or gen/ts/node_modules missing (run make tools): node: %v, modules: %v", nodeErr, modErr)
 		}
-		t.Skip("node or gen/ts/node_modules missing; run make tools (make test sets PIPELINE_REQUIRE_TS=1 and fails instead)")
+		t.Skip("node or gen/ts/node_modules missing; run make tools (make test sets PIPELINE_REQUIRE_TOOLS=1 and fails instead)")
 	}
 
 	// Compile the client and its test next to node_modules, so that the compiled files resolve
