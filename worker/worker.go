@@ -244,9 +244,20 @@ func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID) (int
 	}
 	doc := docs[0]
 
-	state, ok, err := w.deps.Content.GetIndexState(ctx, doc.ID)
+	// Index state reads and writes are retried like the other steps: a Postgres restart breaks
+	// connections mid-query, and the upsert is idempotent.
+	var state content.IndexState
+	var ok bool
+	n, err = w.cfg.Retry.Do(ctx, func(ctx context.Context) error {
+		var err error
+		if state, ok, err = w.deps.Content.GetIndexState(ctx, doc.ID); err != nil {
+			return errs.Transient(err, 0)
+		}
+		return nil
+	})
+	attempts = max(attempts, n)
 	if err != nil {
-		return 0, attempts, errs.Transient(fmt.Errorf("read index state: %w", err), 0)
+		return 0, attempts, fmt.Errorf("read index state: %w", err)
 	}
 	if ok && state.ContentHash == doc.ContentHash && state.Fingerprint == w.fingerprint {
 		// Unchanged, provided the store still holds its chunks (a vector store can be emptied or
@@ -320,11 +331,20 @@ func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID) (int
 	if err != nil {
 		return 0, attempts, fmt.Errorf("store vectors: %w", err)
 	}
-	written, err := w.deps.Content.PutIndexState(ctx, content.IndexState{
-		DocumentID: doc.ID, ContentHash: doc.ContentHash, Fingerprint: w.fingerprint, ChunkCount: int64(len(records)),
+	var written bool
+	n, err = w.cfg.Retry.Do(ctx, func(ctx context.Context) error {
+		var err error
+		written, err = w.deps.Content.PutIndexState(ctx, content.IndexState{
+			DocumentID: doc.ID, ContentHash: doc.ContentHash, Fingerprint: w.fingerprint, ChunkCount: int64(len(records)),
+		})
+		if err != nil {
+			return errs.Transient(err, 0)
+		}
+		return nil
 	})
+	attempts = max(attempts, n)
 	if err != nil {
-		return 0, attempts, errs.Transient(fmt.Errorf("record index state: %w", err), 0)
+		return 0, attempts, fmt.Errorf("record index state: %w", err)
 	}
 	if !written {
 		// The document (and its source) was deleted while we worked: take our vectors back out.

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -37,10 +40,19 @@ func translate(err error, kind, id string) error {
 		return fmt.Errorf("postgres: %w", err)
 	}
 	var connErr *pgconn.ConnectError
-	if errors.As(err, &connErr) || pgconn.SafeToRetry(err) {
+	if errors.As(err, &connErr) || pgconn.SafeToRetry(err) || connectionLost(err) {
 		return fmt.Errorf("%w: postgres: %w", errs.ErrUnavailable, err)
 	}
 	return err
+}
+
+// connectionLost reports a connection that broke mid-query (Postgres restarted or crashed: the
+// socket closed or was reset before the answer came). The statement may or may not have run, so
+// this is for callers whose statements are safe to repeat.
+func connectionLost(err error) bool {
+	var netErr *net.OpError
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.As(err, &netErr)
 }
 
 // unavailableCode reports SQLSTATEs that mean Postgres cannot serve now but may soon: connection

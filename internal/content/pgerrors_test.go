@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"syscall"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -29,6 +31,9 @@ func TestTranslate(t *testing.T) {
 	require.ErrorIs(t, translate(&pgconn.PgError{Code: "23505"}, "source", ""), errs.ErrAlreadyExists)
 	require.ErrorIs(t, translate(&pgconn.PgError{Code: "08006"}, "source", ""), errs.ErrUnavailable)
 	require.ErrorIs(t, translate(&pgconn.PgError{Code: "57P01"}, "source", ""), errs.ErrUnavailable)
+	// A connection that broke mid-query (Postgres restarted): retry later, not a permanent failure.
+	require.ErrorIs(t, translate(io.ErrUnexpectedEOF, "document", ""), errs.ErrUnavailable)
+	require.ErrorIs(t, translate(fmt.Errorf("read: %w", syscall.ECONNRESET), "document", ""), errs.ErrUnavailable)
 
 	other := translate(&pgconn.PgError{Code: "22P02"}, "source", "")
 	require.False(t, errors.Is(other, errs.ErrInvalidArgument) || errors.Is(other, errs.ErrUnavailable))
