@@ -8,6 +8,7 @@ package pipelinev1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -1426,14 +1427,14 @@ var File_pipeline_v1_content_proto protoreflect.FileDescriptor
 
 const file_pipeline_v1_content_proto_rawDesc = "" +
 	"\n" +
-	"\x19pipeline/v1/content.proto\x12\vpipeline.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16pipeline/v1/jobs.proto\"\xac\x02\n" +
+	"\x19pipeline/v1/content.proto\x12\vpipeline.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16pipeline/v1/jobs.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xac\x02\n" +
 	"\fCrawlOptions\x12!\n" +
 	"\x05limit\x18\x01 \x01(\x05B\v\xbaH\b\x1a\x06\x18\xa0\x8d\x06(\x00R\x05limit\x12&\n" +
 	"\tmax_depth\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bmaxDepth\x126\n" +
 	"\rinclude_paths\x18\x03 \x03(\tB\x11\xbaH\x0e\x92\x01\v\x10d\"\ar\x05\x10\x01\x18\xf4\x03R\fincludePaths\x126\n" +
 	"\rexclude_paths\x18\x04 \x03(\tB\x11\xbaH\x0e\x92\x01\v\x10d\"\ar\x05\x10\x01\x18\xf4\x03R\fexcludePaths\x12)\n" +
 	"\x10allow_subdomains\x18\x05 \x01(\bR\x0fallowSubdomains\x126\n" +
-	"\x17ignore_query_parameters\x18\x06 \x01(\bR\x15ignoreQueryParameters\"\xc3\x03\n" +
+	"\x17ignore_query_parameters\x18\x06 \x01(\bR\x15ignoreQueryParameters\"\x99\x06\n" +
 	"\x06Source\x12 \n" +
 	"\tsource_id\x18\x01 \x01(\tB\x03\xe0A\x03R\bsourceId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
@@ -1447,7 +1448,7 @@ const file_pipeline_v1_content_proto_rawDesc = "" +
 	"createTime\x12@\n" +
 	"\vupdate_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
-	"updateTime\"\x85\x04\n" +
+	"updateTime:\xd3\x02\x92A\xcf\x022\xcc\x02{\"source_id\": \"0193a5e2-7c41-7d3a-9f10-2b6c8e4d5a71\", \"name\": \"docs.example.com\", \"url\": \"https://docs.example.com/\", \"crawler\": \"CRAWLER_BUILTIN\", \"crawl_options\": {\"limit\": 200, \"max_depth\": 3}, \"status\": \"SOURCE_STATUS_READY\", \"document_count\": \"184\", \"create_time\": \"2026-11-28T09:30:00Z\", \"update_time\": \"2026-11-28T09:34:12Z\"}\"\x85\x04\n" +
 	"\bDocument\x12$\n" +
 	"\vdocument_id\x18\x01 \x01(\tB\x03\xe0A\x03R\n" +
 	"documentId\x12 \n" +
@@ -1467,12 +1468,12 @@ const file_pipeline_v1_content_proto_rawDesc = "" +
 	"updateTime\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcf\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc9\x02\n" +
 	"\x13CreateSourceRequest\x12\x1c\n" +
 	"\x04name\x18\x01 \x01(\tB\b\xbaH\x05r\x03\x18\xc8\x01R\x04name\x12 \n" +
 	"\x03url\x18\x02 \x01(\tB\x0e\xbaH\v\xd8\x01\x01r\x06\x18\x80\x10\x88\x01\x01R\x03url\x128\n" +
 	"\acrawler\x18\x03 \x01(\x0e2\x14.pipeline.v1.CrawlerB\b\xbaH\x05\x82\x01\x02\x10\x01R\acrawler\x12>\n" +
-	"\rcrawl_options\x18\x04 \x01(\v2\x19.pipeline.v1.CrawlOptionsR\fcrawlOptions\"g\n" +
+	"\rcrawl_options\x18\x04 \x01(\v2\x19.pipeline.v1.CrawlOptionsR\fcrawlOptions:x\x92Au2s{\"url\": \"https://docs.example.com/\", \"crawl_options\": {\"limit\": 200, \"max_depth\": 3, \"exclude_paths\": [\"^/blog/\"]}}\"g\n" +
 	"\x14CreateSourceResponse\x12+\n" +
 	"\x06source\x18\x01 \x01(\v2\x13.pipeline.v1.SourceR\x06source\x12\"\n" +
 	"\x03job\x18\x02 \x01(\v2\x10.pipeline.v1.JobR\x03job\"<\n" +
@@ -1506,10 +1507,10 @@ const file_pipeline_v1_content_proto_rawDesc = "" +
 	"\bmetadata\x18\x05 \x03(\v2(.pipeline.v1.DocumentInput.MetadataEntryB\x18\xbaH\x15\x9a\x01\x12\x10@\"\ar\x05\x10\x01\x18\x80\x01*\x05r\x03\x18\x80 R\bmetadata\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x89\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb8\x02\n" +
 	"\x16IngestDocumentsRequest\x12(\n" +
 	"\tsource_id\x18\x01 \x01(\tB\v\xe0A\x02\xbaH\x05r\x03\xb0\x01\x01R\bsourceId\x12E\n" +
-	"\tdocuments\x18\x02 \x03(\v2\x1a.pipeline.v1.DocumentInputB\v\xbaH\b\x92\x01\x05\b\x01\x10\xe8\aR\tdocuments\"\x97\x01\n" +
+	"\tdocuments\x18\x02 \x03(\v2\x1a.pipeline.v1.DocumentInputB\v\xbaH\b\x92\x01\x05\b\x01\x10\xe8\aR\tdocuments:\xac\x01\x92A\xa8\x012\xa5\x01{\"documents\": [{\"uri\": \"guides/install.md\", \"title\": \"Install\", \"content\": \"# Install\\n\\nRun the installer, then start the service.\", \"metadata\": {\"team\": \"docs\"}}]}\"\x97\x01\n" +
 	"\x17IngestDocumentsResponse\x123\n" +
 	"\tdocuments\x18\x01 \x03(\v2\x15.pipeline.v1.DocumentR\tdocuments\x12\"\n" +
 	"\x03job\x18\x02 \x01(\v2\x10.pipeline.v1.JobR\x03job\x12#\n" +

@@ -1306,7 +1306,7 @@ var File_pipeline_v1_jobs_proto protoreflect.FileDescriptor
 
 const file_pipeline_v1_jobs_proto_rawDesc = "" +
 	"\n" +
-	"\x16pipeline/v1/jobs.proto\x12\vpipeline.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xf7\x05\n" +
+	"\x16pipeline/v1/jobs.proto\x12\vpipeline.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xae\t\n" +
 	"\x03Job\x12\x1a\n" +
 	"\x06job_id\x18\x01 \x01(\tB\x03\xe0A\x03R\x05jobId\x12-\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x14.pipeline.v1.JobTypeB\x03\xe0A\x03R\x04type\x123\n" +
@@ -1329,7 +1329,7 @@ const file_pipeline_v1_jobs_proto_rawDesc = "" +
 	"start_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\tstartTime\x12@\n" +
 	"\vfinish_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
 	"finishTime\x124\n" +
-	"\x05crawl\x18\x0f \x01(\v2\x19.pipeline.v1.CrawlDetailsB\x03\xe0A\x03R\x05crawl\"\xa2\x01\n" +
+	"\x05crawl\x18\x0f \x01(\v2\x19.pipeline.v1.CrawlDetailsB\x03\xe0A\x03R\x05crawl:\xb4\x03\x92A\xb0\x032\xad\x03{\"job_id\": \"0193a5e3-0a52-7b90-8c2d-41f7e9a0c6b3\", \"type\": \"JOB_TYPE_PROCESS\", \"status\": \"JOB_STATUS_IN_PROGRESS\", \"source_id\": \"0193a5e2-7c41-7d3a-9f10-2b6c8e4d5a71\", \"processing\": {\"document_count\": \"184\", \"chunk_count\": \"1210\", \"processed_count\": \"97\", \"error_count\": \"1\"}, \"version\": \"42\", \"timeout\": \"3600s\", \"create_time\": \"2026-11-28T09:31:02Z\", \"update_time\": \"2026-11-28T09:32:40Z\", \"start_time\": \"2026-11-28T09:31:03Z\"}\"\xa2\x01\n" +
 	"\fCrawlDetails\x12)\n" +
 	"\x10pages_discovered\x18\x01 \x01(\x03R\x0fpagesDiscovered\x12#\n" +
 	"\rpages_fetched\x18\x02 \x01(\x03R\fpagesFetched\x12!\n" +
@@ -1342,7 +1342,7 @@ const file_pipeline_v1_jobs_proto_rawDesc = "" +
 	"chunkCount\x12'\n" +
 	"\x0fprocessed_count\x18\x03 \x01(\x03R\x0eprocessedCount\x12\x1f\n" +
 	"\verror_count\x18\x04 \x01(\x03R\n" +
-	"errorCount\"\xbc\x02\n" +
+	"errorCount\"\xd7\x04\n" +
 	"\x0eDocumentResult\x12\x1f\n" +
 	"\vdocument_id\x18\x01 \x01(\tR\n" +
 	"documentId\x129\n" +
@@ -1355,7 +1355,7 @@ const file_pipeline_v1_jobs_proto_rawDesc = "" +
 	"\n" +
 	"error_kind\x18\x06 \x01(\x0e2\x16.pipeline.v1.ErrorKindR\terrorKind\x12;\n" +
 	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"3\n" +
+	"updateTime:\x98\x02\x92A\x94\x022\x91\x02{\"document_id\": \"0193a5e2-9d11-7e05-a6c4-5b2f0d8e1c90\", \"status\": \"DOCUMENT_RESULT_STATUS_FAILED\", \"chunk_count\": \"0\", \"attempts\": 3, \"last_error\": \"embedder: 400 Bad Request: input is not valid\", \"error_kind\": \"ERROR_KIND_PERMANENT\", \"update_time\": \"2026-11-28T09:32:10Z\"}\"3\n" +
 	"\rGetJobRequest\x12\"\n" +
 	"\x06job_id\x18\x01 \x01(\tB\v\xe0A\x02\xbaH\x05r\x03\xb0\x01\x01R\x05jobId\"4\n" +
 	"\x0eGetJobResponse\x12\"\n" +

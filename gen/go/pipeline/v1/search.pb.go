@@ -8,6 +8,7 @@ package pipelinev1
 
 import (
 	_ "buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go/buf/validate"
+	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -273,12 +274,12 @@ var File_pipeline_v1_search_proto protoreflect.FileDescriptor
 
 const file_pipeline_v1_search_proto_rawDesc = "" +
 	"\n" +
-	"\x18pipeline/v1/search.proto\x12\vpipeline.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\"\x84\x01\n" +
+	"\x18pipeline/v1/search.proto\x12\vpipeline.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"\xf0\x01\n" +
 	"\rSearchRequest\x12#\n" +
 	"\x05query\x18\x01 \x01(\tB\r\xe0A\x02\xbaH\ar\x05\x10\x01\x18\x90NR\x05query\x12.\n" +
 	"\n" +
 	"source_ids\x18\x02 \x03(\tB\x0f\xbaH\f\x92\x01\t\x10d\"\x05r\x03\xb0\x01\x01R\tsourceIds\x12\x1e\n" +
-	"\x05top_k\x18\x03 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\x04topK\"\xbf\x02\n" +
+	"\x05top_k\x18\x03 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\x04topK:j\x92Ag2e{\"query\": \"how do I install it?\", \"source_ids\": [\"0193a5e2-7c41-7d3a-9f10-2b6c8e4d5a71\"], \"top_k\": 5}\"\xd2\x05\n" +
 	"\fSearchResult\x12\x14\n" +
 	"\x05score\x18\x01 \x01(\x02R\x05score\x12\x19\n" +
 	"\bchunk_id\x18\x02 \x01(\tR\achunkId\x12\x1f\n" +
@@ -294,7 +295,7 @@ const file_pipeline_v1_search_proto_rawDesc = "" +
 	"\fstart_offset\x18\n" +
 	" \x01(\x03R\vstartOffset\x12\x1d\n" +
 	"\n" +
-	"end_offset\x18\v \x01(\x03R\tendOffset\"E\n" +
+	"end_offset\x18\v \x01(\x03R\tendOffset:\x90\x03\x92A\x8c\x032\x89\x03{\"score\": 0.82, \"chunk_id\": \"0193a5e2-9d11-7e05-a6c4-5b2f0d8e1c91:0\", \"document_id\": \"0193a5e2-9d11-7e05-a6c4-5b2f0d8e1c91\", \"source_id\": \"0193a5e2-7c41-7d3a-9f10-2b6c8e4d5a71\", \"chunk_index\": 0, \"text\": \"# Install\\n\\nRun the installer, then start the service.\", \"title\": \"Install\", \"uri\": \"https://docs.example.com/install\", \"heading_path\": \"Install\", \"start_offset\": \"0\", \"end_offset\": \"52\"}\"E\n" +
 	"\x0eSearchResponse\x123\n" +
 	"\aresults\x18\x01 \x03(\v2\x19.pipeline.v1.SearchResultR\aresults2i\n" +
 	"\rSearchService\x12X\n" +
