@@ -62,6 +62,9 @@ var methodScopes = map[string]scope{
 
 	pipelinev1.SearchService_Search_FullMethodName: scopeRead,
 
+	pipelinev1.SystemService_ListWorkers_FullMethodName: scopeRead,
+	pipelinev1.SystemService_GetStats_FullMethodName:    scopeRead,
+
 	pipelinev1.WorkerService_ReportProgress_FullMethodName: scopeWorker,
 }
 

@@ -41,6 +41,8 @@ import (
 	"github.com/pipeline-dev/pipeline/internal/events"
 	"github.com/pipeline-dev/pipeline/internal/jobs"
 	"github.com/pipeline-dev/pipeline/internal/processing"
+	"github.com/pipeline-dev/pipeline/internal/registry"
+	"github.com/pipeline-dev/pipeline/internal/stats"
 	"github.com/pipeline-dev/pipeline/internal/vector"
 )
 
@@ -62,6 +64,10 @@ type Deps struct {
 	// WorkerKey, when API keys are configured, is one more key accepted with the worker scope
 	// alone: the one workers in this process send (see NewWorkerKey). Empty means none.
 	WorkerKey string
+	// QueueStats reads the processing queue's figures for GetStats; nil leaves them zero.
+	QueueStats func(context.Context) (QueueStats, error)
+	// Version is the binary's version, shown by GetStats. Empty means "unknown".
+	Version string
 }
 
 // Server is the gRPC server, the REST gateway and the health endpoints.
@@ -78,9 +84,10 @@ type Server struct {
 	// tls serves both ports when set (PIPELINE_TLS_CERT_FILE); nil is plaintext.
 	tls *tls.Config
 
-	grpc   *grpc.Server
-	health *health.Server
-	http   *http.Server
+	grpc    *grpc.Server
+	health  *health.Server
+	checker *healthChecker
+	http    *http.Server
 
 	mu        sync.Mutex
 	grpcAddr  net.Addr
@@ -89,15 +96,6 @@ type Server struct {
 	readyOnce sync.Once
 	// stopping is closed when shutdown begins; long-lived streams end on it.
 	stopping chan struct{}
-}
-
-// Services whose health the gRPC health service reports; "" is the whole server.
-var healthServices = []string{
-	"",
-	pipelinev1.JobService_ServiceDesc.ServiceName,
-	pipelinev1.ContentService_ServiceDesc.ServiceName,
-	pipelinev1.SearchService_ServiceDesc.ServiceName,
-	pipelinev1.WorkerService_ServiceDesc.ServiceName,
 }
 
 // New builds a server. Nothing listens until Run.
@@ -144,7 +142,11 @@ func New(cfg config.Config, deps Deps) (*Server, error) {
 	pipelinev1.RegisterContentServiceServer(reg, &contentService{s: s})
 	pipelinev1.RegisterSearchServiceServer(reg, &searchService{s: s})
 	pipelinev1.RegisterWorkerServiceServer(reg, &workerService{s: s})
+	pipelinev1.RegisterSystemServiceServer(reg, &systemService{
+		s: s, workers: registry.New(deps.Redis, cfg.RedisPrefix), stats: stats.New(deps.Pool),
+	})
 	s.health = health.NewServer()
+	s.checker = s.newHealthChecker()
 	healthpb.RegisterHealthServer(reg, s.health)
 	reflection.Register(s.grpc)
 	if err := checkMethodScopes(s.grpc); err != nil {
@@ -267,6 +269,7 @@ func (s *Server) httpHandler(ctx context.Context, conn *grpc.ClientConn) (http.H
 		"JobService":     pipelinev1.RegisterJobServiceHandler,
 		"ContentService": pipelinev1.RegisterContentServiceHandler,
 		"SearchService":  pipelinev1.RegisterSearchServiceHandler,
+		"SystemService":  pipelinev1.RegisterSystemServiceHandler,
 	} {
 		if err := register(ctx, gw, conn); err != nil {
 			return nil, fmt.Errorf("register %s gateway: %w", name, err)
@@ -276,14 +279,7 @@ func (s *Server) httpHandler(ctx context.Context, conn *grpc.ClientConn) (http.H
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		checks, ok := s.checkDeps(r.Context())
-		code := http.StatusOK
-		if !ok {
-			code = http.StatusServiceUnavailable
-		}
-		writeJSON(w, code, checks)
-	})
+	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapi.Document)
@@ -300,42 +296,12 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// checkDeps pings Postgres and Redis, each with a short deadline.
-func (s *Server) checkDeps(ctx context.Context) (map[string]string, bool) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	checks := map[string]string{"postgres": "ok", "redis": "ok"}
-	ok := true
-	if err := s.deps.Pool.Ping(ctx); err != nil {
-		checks["postgres"], ok = "unavailable", false
-		s.log.Warn("readiness: postgres", "err", err)
+// version is the binary's version for callers to see.
+func (s *Server) version() string {
+	if s.deps.Version == "" {
+		return "unknown"
 	}
-	if err := s.deps.Redis.Ping(ctx).Err(); err != nil {
-		checks["redis"], ok = "unavailable", false
-		s.log.Warn("readiness: redis", "err", err)
-	}
-	return checks, ok
-}
-
-// watchHealth keeps the gRPC health service in step with the dependencies.
-func (s *Server) watchHealth(ctx context.Context) {
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
-		_, ok := s.checkDeps(ctx)
-		st := healthpb.HealthCheckResponse_SERVING
-		if !ok {
-			st = healthpb.HealthCheckResponse_NOT_SERVING
-		}
-		for _, name := range healthServices {
-			s.health.SetServingStatus(name, st)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	return s.deps.Version
 }
 
 // firecrawlWebhook takes Firecrawl's crawl events. It sits beside the gateway, not behind it:

@@ -197,11 +197,10 @@ func TestREST(t *testing.T) {
 		require.Equal(t, http.StatusOK, code, "body: %s", body)
 	})
 	t.Run("readyz", func(t *testing.T) {
-		code, body := b.do(t, http.MethodGet, "/readyz", "")
-		require.Equal(t, http.StatusOK, code, "body: %s", body)
-		var checks map[string]string
-		require.NoError(t, json.Unmarshal(body, &checks))
-		require.Equal(t, map[string]string{"postgres": "ok", "redis": "ok"}, checks)
+		code, r := b.readyz(t)
+		require.Equal(t, http.StatusOK, code)
+		require.Equal(t, "ready", r.Status)
+		require.Equal(t, map[string]string{"postgres": "ok", "redis": "ok", "vector_store": "ok", "embedder": "ok"}, r.statuses())
 	})
 	t.Run("openapi", func(t *testing.T) {
 		code, body := b.do(t, http.MethodGet, "/openapi.json", "")
@@ -734,17 +733,16 @@ func TestReadinessReportsEachDependency(t *testing.T) {
 	t.Cleanup(func() { _ = deadRedis.Close() })
 	b := setupDeps(t, func(d *server.Deps) { d.Redis = deadRedis })
 
-	code, body := b.do(t, http.MethodGet, "/readyz", "")
-	require.Equal(t, http.StatusServiceUnavailable, code, "body: %s", body)
-	var checks map[string]string
-	require.NoError(t, json.Unmarshal(body, &checks))
-	require.Equal(t, map[string]string{"postgres": "ok", "redis": "unavailable"}, checks)
+	code, r := b.readyz(t)
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.Equal(t, "not_ready", r.Status)
+	require.Equal(t, map[string]string{"postgres": "ok", "redis": "unavailable", "vector_store": "ok", "embedder": "ok"}, r.statuses())
 
 	code, _ = b.do(t, http.MethodGet, "/healthz", "")
 	require.Equal(t, http.StatusOK, code, "liveness does not depend on Redis")
 
-	require.Eventually(t, func() bool {
-		resp, err := b.health.Check(tctx(t), &healthpb.HealthCheckRequest{Service: "pipeline.v1.JobService"})
-		return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING
-	}, waitTimeout, 20*time.Millisecond)
+	b.requireServing(t, map[string]healthpb.HealthCheckResponse_ServingStatus{
+		"": notServing, "redis": notServing, "postgres": serving, "pipeline.v1.JobService": notServing,
+		"pipeline.v1.SearchService": notServing,
+	})
 }

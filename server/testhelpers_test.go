@@ -49,6 +49,7 @@ type testBundle struct {
 	jobs    pipelinev1.JobServiceClient
 	content pipelinev1.ContentServiceClient
 	search  pipelinev1.SearchServiceClient
+	system  pipelinev1.SystemServiceClient
 	health  healthpb.HealthClient
 	baseURL string // http://host:port of the REST gateway
 	http    *http.Client
@@ -56,6 +57,8 @@ type testBundle struct {
 	// Jobs and Content are the server's own collaborators, used to drive jobs as a worker would.
 	Jobs    *jobs.Manager
 	Content content.Store
+	// app is the built service, for tests that run its workers (app.RunWorkers).
+	app *app.App
 
 	stopOnce sync.Once
 	stopErr  error
@@ -109,7 +112,7 @@ func setupDeps(t *testing.T, mutate func(*server.Deps), opts ...func(*config.Con
 	srv, err := server.New(cfg, deps)
 	require.NoError(t, err)
 
-	b := &testBundle{cfg: cfg, deps: deps, pool: pool, Jobs: deps.Jobs, Content: deps.Content, runErr: make(chan error, 1)}
+	b := &testBundle{cfg: cfg, deps: deps, pool: pool, Jobs: deps.Jobs, Content: deps.Content, app: a, runErr: make(chan error, 1)}
 	runCtx, runCancel := context.WithCancel(context.Background())
 	b.cancel = runCancel
 	crawlsDone := make(chan struct{})
@@ -145,6 +148,7 @@ func setupDeps(t *testing.T, mutate func(*server.Deps), opts ...func(*config.Con
 	b.jobs = pipelinev1.NewJobServiceClient(conn)
 	b.content = pipelinev1.NewContentServiceClient(conn)
 	b.search = pipelinev1.NewSearchServiceClient(conn)
+	b.system = pipelinev1.NewSystemServiceClient(conn)
 	b.health = healthpb.NewHealthClient(conn)
 	b.baseURL = "http://" + httpAddr
 	tr := &http.Transport{}

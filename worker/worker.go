@@ -58,6 +58,19 @@ type Deps struct {
 	Vectors  vector.Store
 	// Reporter is the server's WorkerService.
 	Reporter pipelinev1.WorkerServiceClient
+	// Activity hears which batches the worker works on and each document it finishes (the
+	// worker registry). Nil: nobody listens.
+	Activity Activity
+}
+
+// Activity is told what a worker does. Its methods must be cheap and safe for concurrent use.
+type Activity interface {
+	// BatchStarted: the worker claimed the batch of the job and works on it.
+	BatchStarted(jobID, batchID uuid.UUID)
+	// BatchEnded: the worker stopped working on the batch (done, stopped or handed back).
+	BatchEnded(batchID uuid.UUID)
+	// DocumentDone: the worker finished one document, failed or not.
+	DocumentDone(failed bool)
 }
 
 // Worker processes batches. One Worker serves many batches at once (HandleBatch is safe for
@@ -113,6 +126,10 @@ func (w *Worker) HandleBatch(ctx context.Context, batchID uuid.UUID) error {
 	}
 	log := w.log.With("job_id", b.JobID, "batch_id", b.ID, "source_id", job.SourceID)
 	log.InfoContext(ctx, "batch claimed", "documents", len(b.DocumentIDs), "claims", b.Claims)
+	if a := w.deps.Activity; a != nil {
+		a.BatchStarted(b.JobID, b.ID)
+		defer a.BatchEnded(b.ID)
+	}
 	run := &batchRun{w: w, b: b, job: job, log: log}
 	return run.do(ctx)
 }
@@ -159,6 +176,9 @@ func (r *batchRun) do(ctx context.Context) error {
 			break // interrupted mid-document: leave it to whoever takes the batch next
 		}
 		r.rep.add(res)
+		if a := w.deps.Activity; a != nil {
+			a.DocumentDone(res.GetStatus() == pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_FAILED)
+		}
 		r.rep.flushIfDue(workCtx)
 	}
 	if cause := context.Cause(workCtx); cause != nil {

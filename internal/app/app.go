@@ -33,6 +33,7 @@ import (
 	"github.com/pipeline-dev/pipeline/internal/jobs"
 	"github.com/pipeline-dev/pipeline/internal/processing"
 	"github.com/pipeline-dev/pipeline/internal/queue"
+	"github.com/pipeline-dev/pipeline/internal/registry"
 	"github.com/pipeline-dev/pipeline/internal/retry"
 	"github.com/pipeline-dev/pipeline/internal/vector"
 	"github.com/pipeline-dev/pipeline/server"
@@ -55,6 +56,9 @@ type App struct {
 	Purger     *processing.Purger
 	Reconciler *processing.Reconciler
 	Crawls     *crawling.Runner
+	// Version is the binary's version, which workers show in the worker registry and the server
+	// in GetStats; cmd/pipeline sets it after Build. Empty means "unknown".
+	Version string
 
 	// workerKey is what in-process workers send: made at Build for a server with API keys,
 	// handed to the server in ServerDeps, never configured or shown.
@@ -193,6 +197,7 @@ func (a *App) ServerDeps() server.Deps {
 		Pool: a.Pool, Redis: a.Redis, Bus: a.Bus, Jobs: a.Jobs, Content: a.Content, Log: a.Log,
 		Embedder: a.Embedder, Vectors: a.Vectors, Purger: a.Purger, Crawls: a.Crawls,
 		WorkerKey: a.workerKey,
+		Version:   a.Version,
 	}
 }
 
@@ -269,7 +274,17 @@ func (a *App) RunWorkers(ctx context.Context, serverAddr, apiKey string) error {
 		return fmt.Errorf("PIPELINE_SERVER: %w", err)
 	}
 	defer conn.Close()
+	// The worker's record in the registry (SystemService.ListWorkers): written while it runs,
+	// removed when it stops, expired when it dies.
+	id := worker.DefaultID()
+	reg, err := registry.New(a.Redis, a.Cfg.RedisPrefix).NewWorker(registry.Config{
+		ID: id, Version: a.Version, TotalSlots: a.Cfg.MaxConcurrentJobs, Interval: a.Cfg.WorkerHeartbeat, Logger: a.Log,
+	})
+	if err != nil {
+		return err
+	}
 	w := worker.New(worker.Config{
+		ID:    id,
 		Lease: a.Cfg.Lease,
 		Retry: retry.Policy{
 			MaxRetries: a.Cfg.MaxRetries, BaseDelay: a.Cfg.RetryBaseDelay, Factor: a.Cfg.BackoffFactor,
@@ -279,6 +294,7 @@ func (a *App) RunWorkers(ctx context.Context, serverAddr, apiKey string) error {
 	}, worker.Deps{
 		Jobs: a.Jobs, Content: a.Content, Chunker: a.Chunker, Embedder: a.Embedder, Vectors: a.Vectors,
 		Reporter: pipelinev1.NewWorkerServiceClient(conn),
+		Activity: reg,
 	})
 	// A consumer of its own: a queue consumes once, and a process may run several pools (tests).
 	q, err := queue.Open(queue.Config{
@@ -289,6 +305,12 @@ func (a *App) RunWorkers(ctx context.Context, serverAddr, apiKey string) error {
 		return err
 	}
 	defer q.Close()
+	// The record outlives the consumer, which waits for running batches: it is removed only when
+	// the worker has nothing left in hand.
+	regCtx, stopReg := context.WithCancel(context.WithoutCancel(ctx))
+	regDone := make(chan struct{})
+	go func() { defer close(regDone); reg.Run(regCtx) }()
+	defer func() { stopReg(); <-regDone }()
 	a.Log.Info("worker started", "worker_id", w.ID(), "concurrency", a.Cfg.MaxConcurrentJobs, "server", serverAddr)
 	return q.Consume(ctx, w.HandleBatch, 30*time.Second)
 }

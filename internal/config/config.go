@@ -185,6 +185,11 @@ type Config struct {
 	Server string
 	// WorkerAPIKey is the key `pipeline worker` sends to the server. Defaults to none.
 	WorkerAPIKey string
+	// WorkerHeartbeat is how often each worker process (`worker`, and the workers of `dev`)
+	// writes its record to the worker registry in Redis; a record expires three heartbeats after
+	// its last write, so a dead worker leaves SystemService.ListWorkers within that time.
+	// Defaults to 5s.
+	WorkerHeartbeat time.Duration
 }
 
 // Default returns the configuration with every default filled in; it works on a machine with
@@ -229,9 +234,10 @@ func Default() Config {
 		MaxBacklogBatches: 20000,
 		MaxActiveCrawls:   8,
 		CrawlConcurrency:  4,
-		CrawlDelay:       250 * time.Millisecond,
+		CrawlDelay:        250 * time.Millisecond,
 
-		Server: "127.0.0.1:9090",
+		Server:          "127.0.0.1:9090",
+		WorkerHeartbeat: 5 * time.Second,
 	}
 }
 
@@ -299,6 +305,7 @@ func (c *Config) settings() []setting {
 		{"public-url", "URL at which Firecrawl reaches this server's HTTP port", &c.PublicURL, false},
 		{"server", "gRPC address a worker reports to", &c.Server, false},
 		{"worker-api-key", "API key a worker sends", &c.WorkerAPIKey, true},
+		{"worker-heartbeat", "how often a worker writes its registry record (it expires after three)", &c.WorkerHeartbeat, false},
 	}
 }
 
@@ -454,6 +461,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CrawlDelay < 0 {
 		return bad("crawl-delay", "must not be negative, got %s", c.CrawlDelay)
+	}
+	if c.WorkerHeartbeat < 100*time.Millisecond || c.WorkerHeartbeat > 10*time.Minute {
+		return bad("worker-heartbeat", "must be between 100ms and 10m, got %s", c.WorkerHeartbeat)
 	}
 	if c.Lease < time.Second {
 		return bad("lease", "must be at least 1s, got %s", c.Lease)
