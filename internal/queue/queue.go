@@ -122,7 +122,7 @@ func Open(cfg Config, rdb *redis.Client) (*Queue, error) {
 	}
 	q.q = redisq.NewFactory().RegisterQueue(&taskq.QueueOptions{
 		Name:                 cfg.Prefix + Name,
-		Redis:                q.rdb8,
+		Redis:                taskqRedis{q.rdb8},
 		Handler:              tasks,
 		MinNumWorker:         int32(cfg.Workers),
 		MaxNumWorker:         int32(cfg.Workers),
