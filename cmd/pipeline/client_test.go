@@ -6,23 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	pipelinev1 "github.com/pipeline-dev/pipeline/gen/go/pipeline/v1"
-	"github.com/pipeline-dev/pipeline/internal/app"
 	"github.com/pipeline-dev/pipeline/internal/config"
-	"github.com/pipeline-dev/pipeline/internal/db/dbtest"
-	"github.com/pipeline-dev/pipeline/internal/redistest"
+	"github.com/pipeline-dev/pipeline/internal/servertest"
 	"github.com/pipeline-dev/pipeline/server"
 )
 
@@ -33,12 +29,15 @@ const clientWait = 10 * time.Second
 // commands see it, plus direct access to its collaborators to check results and drive jobs.
 type clientBundle struct {
 	addr    string // gRPC address for --server
+	srv     *servertest.Server
 	deps    server.Deps
 	content pipelinev1.ContentServiceClient
 	jobs    pipelinev1.JobServiceClient
 }
 
-// setupServer starts a server for one test; opts adjust its Config. It stops when the test ends.
+// setupServer starts a server for one test; opts adjust its Config. Only the server runs: no
+// worker consumes the queue, so jobs stay PENDING until a test drives them through deps.Jobs.
+// It stops when the test ends.
 func setupServer(t *testing.T, opts ...func(*config.Config)) *clientBundle {
 	t.Helper()
 	return setupServerDeps(t, nil, opts...)
@@ -47,72 +46,26 @@ func setupServer(t *testing.T, opts ...func(*config.Config)) *clientBundle {
 // setupServerDeps is setupServer with a hook that may change the server's dependencies.
 func setupServerDeps(t *testing.T, mutate func(*server.Deps), opts ...func(*config.Config)) *clientBundle {
 	t.Helper()
-	_, dbURL := dbtest.NewWithURL(t)
-	rdb, prefix := redistest.New(t)
-	t.Cleanup(func() { cleanQueueKeysOf(rdb, prefix) })
-
-	cfg := config.Default()
-	cfg.DatabaseURL = dbURL
-	cfg.RedisURL = redistest.URL()
-	cfg.RedisPrefix = prefix
-	cfg.GRPCAddr = "127.0.0.1:0"
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.Migrate = false // dbtest has migrated the schema
-	cfg.WatchPollInterval = 200 * time.Millisecond
-	cfg.ShutdownTimeout = 5 * time.Second
-	cfg.DataDir = t.TempDir()
-	for _, o := range opts {
-		o(&cfg)
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), clientWait)
-	defer cancel()
-	// Only the server runs: no worker consumes the queue, so jobs stay PENDING until a test
-	// drives them through deps.Jobs.
-	a, err := app.Build(ctx, cfg, slog.New(slog.DiscardHandler), app.RoleServer)
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, a.Close()) }) // after the server has stopped (cleanups run last-in first-out)
-	deps := a.ServerDeps()
-	if mutate != nil {
-		mutate(&deps)
-	}
-	srv, err := server.New(cfg, deps)
-	require.NoError(t, err)
-
-	runCtx, stop := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- srv.Run(runCtx) }()
-	t.Cleanup(func() {
-		stop()
-		select {
-		case err := <-runErr:
-			require.NoError(t, err)
-		case <-time.After(cfg.ShutdownTimeout + clientWait):
-			t.Error("server did not stop")
+	return startBundle(t, servertest.Options{Deps: mutate, Config: func(c *config.Config) {
+		for _, o := range opts {
+			o(c)
 		}
-	})
-	grpcAddr, _, err := srv.Addrs(ctx)
-	require.NoError(t, err, "server did not start listening")
+	}})
+}
 
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+// startBundle starts a server with opts and connects plain gRPC stubs to it.
+func startBundle(t *testing.T, opts servertest.Options) *clientBundle {
+	t.Helper()
+	srv := servertest.Start(t, opts)
+	conn, err := grpc.NewClient(srv.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	return &clientBundle{
-		addr:    grpcAddr,
-		deps:    deps,
+		addr:    srv.Addr,
+		srv:     srv,
+		deps:    srv.Deps,
 		content: pipelinev1.NewContentServiceClient(conn),
 		jobs:    pipelinev1.NewJobServiceClient(conn),
-	}
-}
-
-// cleanQueueKeysOf deletes the queue's keys of a test, which are named taskq:{<prefix>...}:...,
-// outside the test's prefix.
-func cleanQueueKeysOf(rdb *redis.Client, prefix string) {
-	ctx, cancel := context.WithTimeout(context.Background(), clientWait)
-	defer cancel()
-	keys, _ := rdb.Keys(ctx, "taskq:{"+prefix+"*").Result()
-	if len(keys) > 0 {
-		rdb.Del(ctx, keys...)
 	}
 }
 
@@ -149,6 +102,7 @@ func (b *clientBundle) executeCtx(ctx context.Context, cmd *cobra.Command, out, 
 	cmd.SetOut(out)
 	cmd.SetErr(errOut)
 	cmd.SetArgs(append([]string{"--server", b.addr}, args...))
+	markUsageErrors(cmd)
 	return cmd.ExecuteContext(ctx)
 }
 
@@ -221,7 +175,7 @@ func TestClientFlagsValidate(t *testing.T) {
 		cmd.SetArgs(append(tc.args, "query"))
 		err := cmd.ExecuteContext(callCtx(t))
 		require.ErrorContains(t, err, tc.want, "%v", tc.args)
-		require.Equal(t, exitError, exitCode(err))
+		require.Equal(t, exitUsage, exitCode(err))
 	}
 }
 
@@ -232,7 +186,7 @@ func TestAPIKeyIsSentAndNeverShown(t *testing.T) {
 
 	res := b.runClient(t, ingestCmd(), "../../examples/demo-corpus", "--source", "keyed", "--wait=false")
 	require.ErrorContains(t, res.err, "PIPELINE_API_KEY")
-	require.Equal(t, exitError, exitCode(res.err))
+	require.Equal(t, exitAuth, exitCode(res.err))
 
 	res = b.runClient(t, ingestCmd(), "../../examples/demo-corpus", "--source", "keyed", "--wait=false", "--api-key", key)
 	require.NoError(t, res.err)
@@ -257,7 +211,7 @@ func TestUnreachableServerSaysWhere(t *testing.T) {
 	err := cmd.ExecuteContext(callCtx(t))
 	require.ErrorContains(t, err, "cannot reach the server at 127.0.0.1:1")
 	require.ErrorContains(t, err, "PIPELINE_SERVER")
-	require.Equal(t, exitError, exitCode(err))
+	require.Equal(t, exitUnavailable, exitCode(err))
 }
 
 func TestExitCodeOfErrors(t *testing.T) {

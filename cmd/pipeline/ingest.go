@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	apiclient "github.com/pipeline-dev/pipeline/client"
 	pipelinev1 "github.com/pipeline-dev/pipeline/gen/go/pipeline/v1"
 )
 
@@ -64,11 +65,9 @@ otherwise a line is printed when a job changes (at most one a second per job). W
 final {"summary": {...}} object ends the output. A watch that loses the server reconnects for
 up to 30 seconds.
 
-Exit codes:
-  0  every job completed and no document failed (or --wait=false and the upload succeeded)
-  1  usage, connection or any other error, including an interrupted wait
-  3  every job completed, but some documents failed
-  4  a job failed or was cancelled`
+Exit codes: 0 every job completed and no document failed (or --wait=false and the upload
+succeeded), 3 every job completed but some documents failed, 4 a job failed or was cancelled;
+the others as for every command (pipeline help exit-codes).`
 
 func ingestCmd() *cobra.Command {
 	var (
@@ -86,7 +85,6 @@ func ingestCmd() *cobra.Command {
 	settings := registerClientFlags(cmd)
 	cmd.Flags().StringVar(&sourceName, "source", "", "name of the source to upload to; an upload source is created when none has it (required)")
 	cmd.Flags().BoolVar(&wait, "wait", true, "watch the processing jobs until they end")
-	_ = cmd.MarkFlagRequired("source")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		return runIngest(cmd.Context(), ingestParams{
 			dir:      args[0],
@@ -127,7 +125,7 @@ type ingestSummary struct {
 func runIngest(ctx context.Context, p ingestParams) error {
 	name := strings.TrimSpace(p.source)
 	if name == "" {
-		return errors.New("--source: give the name of the source to upload to")
+		return usageErrorf("--source: give the name of the source to upload to")
 	}
 	if err := p.settings.validate(); err != nil {
 		return err
@@ -144,10 +142,10 @@ func runIngest(ctx context.Context, p ingestParams) error {
 		fmt.Fprintf(p.errOut, "warning: "+format+"\n", args...)
 	})
 	if err != nil {
-		return err
+		return &usageError{err: fmt.Errorf("DIR: %w", err)}
 	}
 	if len(files) == 0 {
-		return fmt.Errorf("%s: no .md, .markdown, .txt, .html or .htm files to upload", p.dir)
+		return usageErrorf("DIR %s: no .md, .markdown, .txt, .html or .htm files to upload", p.dir)
 	}
 
 	c, err := dial(p.settings)
@@ -222,21 +220,38 @@ func runIngest(ctx context.Context, p ingestParams) error {
 
 // ingestOutcome says how the jobs ended and returns the error that carries the exit code.
 func ingestOutcome(jobs []*pipelinev1.Job, code int, say func(string, ...any)) error {
-	var processed, failed, total int64
-	for _, j := range jobs {
-		processed += j.GetProcessing().GetProcessedCount()
-		failed += j.GetProcessing().GetErrorCount()
-		total += j.GetProcessing().GetDocumentCount()
-	}
-	switch code {
-	case exitOK:
+	if code == exitOK {
+		var processed, total int64
+		for _, j := range jobs {
+			processed += j.GetProcessing().GetProcessedCount()
+			total += j.GetProcessing().GetDocumentCount()
+		}
 		if jobTerminal(jobs[0]) {
 			say("done: %d/%d documents processed", processed, total)
 		}
 		return nil
+	}
+	return jobsOutcome(jobs, code)
+}
+
+// jobsOutcome is the error that carries code, the exit code of the final states of watched
+// jobs (jobsExitCode), and says why; nil for exitOK.
+func jobsOutcome(jobs []*pipelinev1.Job, code int) error {
+	switch code {
+	case exitOK:
+		return nil
 	case exitDocErrors:
-		return &exitCodeError{code: code, err: fmt.Errorf("%d of %d documents failed; the jobs' document results say why: %s",
-			failed, total, strings.Join(jobIDs(jobs), ", "))}
+		var failed, total int64
+		var which []string
+		for _, j := range jobs {
+			failed += j.GetProcessing().GetErrorCount()
+			total += j.GetProcessing().GetDocumentCount()
+			if j.GetProcessing().GetErrorCount() > 0 {
+				which = append(which, "pipeline jobs documents "+j.GetJobId()+" --failed")
+			}
+		}
+		return &exitCodeError{code: code, err: fmt.Errorf("%d of %d documents failed; %s shows which and why",
+			failed, total, strings.Join(which, ", "))}
 	case exitJobsNotDone:
 		var bad []string
 		for _, j := range jobs {
@@ -319,7 +334,7 @@ type watchRetry struct {
 	giveUp time.Duration // give up when no attempt succeeded for this long
 }
 
-var defaultWatchRetry = watchRetry{first: 250 * time.Millisecond, max: 5 * time.Second, giveUp: 30 * time.Second}
+var defaultWatchRetry = watchRetry{first: 250 * time.Millisecond, max: 5 * time.Second, giveUp: time.Minute}
 
 // watchJobs watches every job until it is terminal, feeding p, and returns the final snapshots
 // in the order of jobs.
@@ -359,76 +374,30 @@ func (c *client) watchJobs(ctx context.Context, jobs []*pipelinev1.Job, p progre
 					open = append(open, j.GetJobId())
 				}
 			}
-			return nil, fmt.Errorf("interrupted while waiting; these jobs go on on the server: %s", strings.Join(open, ", "))
+			return nil, &exitCodeError{code: exitInterrupted, err: fmt.Errorf("interrupted while waiting; these jobs go on on the server: %s", strings.Join(open, ", "))}
 		}
 		return nil, err
 	}
 	return finals, nil
 }
 
-// watchJob follows one job until a snapshot shows it terminal and returns that snapshot. When the
-// stream breaks with Unavailable (a server restarting or shutting down), it watches again with
-// backoff; the server starts every watch with the current snapshot, so nothing is missed.
+// watchJob follows one job until it is terminal with client.WatchJob, which opens the watch
+// again when it breaks with Unavailable (a server restarting or shutting down) and passes each
+// state once, and returns the final state.
 func (c *client) watchJob(ctx context.Context, jobID string, retry watchRetry, onJob func(*pipelinev1.Job)) (*pipelinev1.Job, error) {
-	var (
-		last         *pipelinev1.Job
-		failingSince time.Time
-		wait         = retry.first
-	)
-	for {
-		err := c.watchOnce(ctx, jobID, func(j *pipelinev1.Job) {
-			last, failingSince, wait = j, time.Time{}, retry.first
-			onJob(j)
-		})
-		if last != nil && jobTerminal(last) {
-			return last, nil
-		}
+	last, err := apiclient.WatchJob(ctx, c.jobs, jobID, apiclient.WatchOptions{
+		OnUpdate:    onJob,
+		MinBackoff:  retry.first,
+		MaxBackoff:  retry.max,
+		GiveUpAfter: retry.giveUp,
+	})
+	if err != nil {
 		if ctx.Err() != nil {
 			return last, ctx.Err()
 		}
-		if err == nil {
-			// The stream ended without a terminal snapshot: the server went away cleanly.
-			err = status.Error(codes.Unavailable, "the watch ended before the job did")
-		}
-		if status.Code(err) != codes.Unavailable {
-			return last, c.callError("watch job "+jobID, err)
-		}
-		now := time.Now()
-		if failingSince.IsZero() {
-			failingSince = now
-		}
-		if now.Sub(failingSince) >= retry.giveUp {
-			return last, fmt.Errorf("%w (gave up after %s)", c.callError("watch job "+jobID, err), retry.giveUp)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return last, ctx.Err()
-		case <-t.C:
-		}
-		wait = min(wait*2, retry.max)
+		return last, c.callError("watch job "+jobID, err)
 	}
-}
-
-// watchOnce reads one WatchJob stream to its end; nil means it ended cleanly.
-func (c *client) watchOnce(ctx context.Context, jobID string, onJob func(*pipelinev1.Job)) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel() // ends the stream if we stop reading early
-	stream, err := c.jobs.WatchJob(ctx, &pipelinev1.WatchJobRequest{JobId: jobID})
-	if err != nil {
-		return err
-	}
-	for {
-		resp, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		onJob(resp.GetJob())
-	}
+	return last, nil
 }
 
 // --- files

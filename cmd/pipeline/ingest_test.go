@@ -310,7 +310,7 @@ func TestIngestInterruptedWaitEnds(t *testing.T) {
 		require.FailNow(t, "ingest did not return when interrupted")
 	}
 	require.ErrorContains(t, err, "interrupted while waiting; these jobs go on on the server: "+id)
-	require.Equal(t, exitError, exitCode(err))
+	require.Equal(t, exitInterrupted, exitCode(err))
 }
 
 func TestIngestUsageErrors(t *testing.T) {
@@ -321,7 +321,9 @@ func TestIngestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{demoCorpus}, `"source" not set`},
+		{[]string{demoCorpus}, "--source: give the name"},
+		{[]string{}, "accepts 1 arg"},
+		{[]string{demoCorpus, "--bogus"}, "unknown flag"},
 		{[]string{demoCorpus, "--source", "  "}, "--source"},
 		{[]string{filepath.Join(dir, "missing"), "--source", "s"}, "no such file"},
 		{[]string{filepath.Join(dir, "notes.pdf"), "--source", "s"}, "not a directory"},
@@ -331,9 +333,10 @@ func TestIngestUsageErrors(t *testing.T) {
 		cmd := ingestCmd()
 		cmd.SilenceUsage, cmd.SilenceErrors = true, true
 		cmd.SetArgs(append(tc.args, "--server", "127.0.0.1:1"))
+		markUsageErrors(cmd)
 		err := cmd.ExecuteContext(callCtx(t))
 		require.ErrorContains(t, err, tc.want, "%v", tc.args)
-		require.Equal(t, exitError, exitCode(err))
+		require.Equal(t, exitUsage, exitCode(err), "%v", tc.args)
 	}
 }
 

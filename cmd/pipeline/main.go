@@ -31,7 +31,11 @@ func main() {
 	defer stop()
 	if err := newRoot().ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "pipeline:", err)
-		os.Exit(exitCode(err))
+		code := exitCode(err)
+		if ctx.Err() != nil {
+			code = exitInterrupted // whatever the interrupted call said
+		}
+		os.Exit(code)
 	}
 }
 
@@ -62,13 +66,45 @@ func newRoot() *cobra.Command {
 		withServiceSettings(migrateCmd(&cfg)),
 		ingestCmd(),
 		searchCmd(),
-		sourcesCmd(), staticCmd(),
+		sourcesCmd(), jobsCmd(), staticCmd(), exitCodesCmd(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
+			Args:  cobra.NoArgs,
 			Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), version) },
 		})
+	markUsageErrors(root)
 	return root
+}
+
+// markUsageErrors makes cobra's own errors usage errors (exit code 2): bad flags, wrong
+// arguments, unknown commands.
+func markUsageErrors(root *cobra.Command) {
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+			// A group: cobra would print its help and exit 0 for `pipeline jobs bogus`.
+			c.Args = cobra.ArbitraryArgs
+			c.RunE = func(cmd *cobra.Command, args []string) error {
+				if len(args) > 0 {
+					return usageErrorf("unknown command %q for %q (see %s --help)", args[0], cmd.CommandPath(), cmd.CommandPath())
+				}
+				return cmd.Help()
+			}
+		} else if args := c.Args; args != nil {
+			c.Args = func(cmd *cobra.Command, a []string) error {
+				if err := args(cmd, a); err != nil {
+					return &usageError{err: err}
+				}
+				return nil
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
 }
 
 func newLogger(cfg *config.Config) *slog.Logger {
@@ -122,6 +158,7 @@ func workerCmd(cfg *config.Config) *cobra.Command {
 				return err
 			}
 			defer a.Close()
+			a.Version = version
 			return a.RunWorkers(cmd.Context(), cfg.Server, cfg.WorkerAPIKey)
 		},
 	}
@@ -136,6 +173,7 @@ func runServer(ctx context.Context, cfg config.Config, workers bool) error {
 		return err
 	}
 	defer a.Close()
+	a.Version = version
 	srv, err := server.New(cfg, a.ServerDeps())
 	if err != nil {
 		return err

@@ -2,19 +2,12 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pipelinev1 "github.com/pipeline-dev/pipeline/gen/go/pipeline/v1"
@@ -216,92 +209,4 @@ func TestJobsExitCode(t *testing.T) {
 	} {
 		require.Equal(t, tc.want, jobsExitCode(tc.jobs), name)
 	}
-}
-
-// flakyJobs is a JobServiceClient whose WatchJob streams play scripts: each call takes the next
-// script, a list of snapshots followed by the error that ends the stream (nil: a clean end).
-type flakyJobs struct {
-	pipelinev1.JobServiceClient
-	mu      sync.Mutex
-	scripts []watchScript
-	calls   int
-}
-
-type watchScript struct {
-	dialErr error // returned by WatchJob itself
-	jobs    []*pipelinev1.Job
-	end     error
-}
-
-func (f *flakyJobs) WatchJob(ctx context.Context, _ *pipelinev1.WatchJobRequest, _ ...grpc.CallOption) (grpc.ServerStreamingClient[pipelinev1.WatchJobResponse], error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	s := f.scripts[f.calls]
-	f.calls++
-	if s.dialErr != nil {
-		return nil, s.dialErr
-	}
-	return &scriptedStream{ctx: ctx, script: s}, nil
-}
-
-type scriptedStream struct {
-	grpc.ClientStream
-	ctx    context.Context
-	script watchScript
-	i      int
-}
-
-func (s *scriptedStream) Recv() (*pipelinev1.WatchJobResponse, error) {
-	if s.i < len(s.script.jobs) {
-		s.i++
-		return &pipelinev1.WatchJobResponse{Job: s.script.jobs[s.i-1]}, nil
-	}
-	if s.script.end != nil {
-		return nil, s.script.end
-	}
-	return nil, io.EOF
-}
-
-var fastRetry = watchRetry{first: time.Millisecond, max: 2 * time.Millisecond, giveUp: time.Minute}
-
-func TestWatchJobResumesAfterUnavailable(t *testing.T) {
-	t.Parallel()
-	shutdown := status.Error(codes.Unavailable, "server is shutting down")
-	fake := &flakyJobs{scripts: []watchScript{
-		{jobs: []*pipelinev1.Job{snap("j", 1, pending, 4, 0, 0), snap("j", 2, inProgress, 4, 1, 0)}, end: shutdown},
-		{dialErr: status.Error(codes.Unavailable, "connection refused")},
-		{jobs: []*pipelinev1.Job{snap("j", 3, inProgress, 4, 2, 0)}}, // ends cleanly but early
-		{jobs: []*pipelinev1.Job{snap("j", 3, inProgress, 4, 2, 0), snap("j", 5, completed, 4, 4, 0)}},
-	}}
-	c := &client{settings: &clientSettings{Server: "fake", Timeout: time.Second}, jobs: fake}
-	var versions []int64
-	last, err := c.watchJob(t.Context(), "j", fastRetry, func(j *pipelinev1.Job) { versions = append(versions, j.GetVersion()) })
-	require.NoError(t, err)
-	require.Equal(t, completed, last.GetStatus())
-	require.Equal(t, []int64{1, 2, 3, 3, 5}, versions)
-	require.Equal(t, 4, fake.calls)
-}
-
-func TestWatchJobStopsOnOtherErrorsAndGivesUp(t *testing.T) {
-	t.Parallel()
-	c := &client{settings: &clientSettings{Server: "fake", Timeout: time.Second}}
-
-	c.jobs = &flakyJobs{scripts: []watchScript{{end: status.Error(codes.NotFound, "job j was deleted with its source")}}}
-	_, err := c.watchJob(t.Context(), "j", fastRetry, func(*pipelinev1.Job) {})
-	require.ErrorContains(t, err, "watch job j: the server answered NOT_FOUND: job j was deleted with its source")
-
-	down := make([]watchScript, 1000)
-	for i := range down {
-		down[i] = watchScript{dialErr: status.Error(codes.Unavailable, "connection refused")}
-	}
-	c.jobs = &flakyJobs{scripts: down}
-	_, err = c.watchJob(t.Context(), "j", watchRetry{first: time.Millisecond, max: time.Millisecond, giveUp: 20 * time.Millisecond}, func(*pipelinev1.Job) {})
-	require.ErrorContains(t, err, "cannot reach the server at fake")
-	require.ErrorContains(t, err, "gave up after 20ms")
-
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	c.jobs = &flakyJobs{scripts: down}
-	_, err = c.watchJob(ctx, "j", fastRetry, func(*pipelinev1.Job) {})
-	require.True(t, errors.Is(err, context.Canceled), "%v", err)
 }

@@ -37,7 +37,8 @@ the start of its text. --output json prints the SearchResponse as JSON instead.
 --source narrows the search to sources given by name or id; repeat it for several. A name
 stands for every source with that name.
 
-Exit code 0 on success (also when nothing is found), 1 on any error.`,
+Exit code 0 on success (also when nothing is found); errors as for every command
+(pipeline help exit-codes).`,
 		Example: `  pipeline search "how do I install on macOS"
   pipeline search rotate the api key --source handbook --top-k 3 --output json`,
 		Args: cobra.MinimumNArgs(1),
@@ -48,10 +49,10 @@ Exit code 0 on success (also when nothing is found), 1 on any error.`,
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		query := strings.TrimSpace(strings.Join(args, " "))
 		if query == "" {
-			return fmt.Errorf("QUERY: give the text to search for")
+			return usageErrorf("QUERY: give the text to search for")
 		}
 		if topK < 1 || topK > 100 {
-			return fmt.Errorf("--top-k: want 1-100, got %d", topK)
+			return usageErrorf("--top-k: want 1-100, got %d", topK)
 		}
 		c, err := dial(settings)
 		if err != nil {
@@ -112,7 +113,7 @@ func (c *client) resolveSources(ctx context.Context, values []string) ([]string,
 		}
 		m := sourcesNamed(all, v)
 		if len(m) == 0 {
-			return nil, fmt.Errorf("--source %q: no source has this name or id", v)
+			return nil, &exitCodeError{code: exitNotFound, err: fmt.Errorf("--source %q: no source has this name or id", v)}
 		}
 		for _, s := range m {
 			add(s.GetSourceId())

@@ -49,10 +49,11 @@ func TestSearchUnknownSourceName(t *testing.T) {
 	b := setupServer(t)
 	res := b.runClient(t, searchCmd(), "anything", "--source", "nope")
 	require.ErrorContains(t, res.err, `--source "nope": no source has this name or id`)
-	require.Equal(t, exitError, exitCode(res.err))
+	require.Equal(t, exitNotFound, exitCode(res.err))
 
 	res = b.runClient(t, searchCmd(), "anything", "--top-k", "0")
 	require.ErrorContains(t, res.err, "--top-k")
+	require.Equal(t, exitUsage, exitCode(res.err))
 }
 
 func TestResolveSources(t *testing.T) {

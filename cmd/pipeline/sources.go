@@ -45,11 +45,9 @@ get a progress bar; otherwise a line is printed when a job changes (at most one 
 {"source": {...}} when the source's status changes), and a final {"summary": {...}} object
 holds the source, both jobs and the exit code.
 
-Exit codes:
-  0  the source is READY and no document failed (or --wait=false and the call succeeded)
-  1  usage, connection or any other error, including an interrupted wait
-  3  the source is READY, but some documents failed
-  4  the source FAILED, or its crawl or processing job failed or was cancelled`
+Exit codes: 0 the source is READY and no document failed (or --wait=false and the call
+succeeded), 3 it is READY but some documents failed, 4 it FAILED or its crawl or processing job
+failed or was cancelled; the others as for every command (pipeline help exit-codes).`
 
 const sourcesResolveHelp = `A source is named by its id or by its exact name; when several sources share the name, the
 newest is meant.`
@@ -132,33 +130,33 @@ saves each page as a document; the pages are then processed into searchable chun
 func createSourceRequest(rawURL, name string, limit, maxDepth int, include, exclude []string, subdomains, ignoreQuery bool) (*pipelinev1.CreateSourceRequest, error) {
 	u, err := url.Parse(strings.TrimSpace(rawURL))
 	if err != nil {
-		return nil, fmt.Errorf("URL: %w", err)
+		return nil, usageErrorf("URL: %w", err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("URL: want an http or https URL with a host, like https://example.com/, got %q", rawURL)
+		return nil, usageErrorf("URL: want an http or https URL with a host, like https://example.com/, got %q", rawURL)
 	}
 	if n := utf8.RuneCountInString(name); n > 200 {
-		return nil, fmt.Errorf("--name: at most 200 characters, got %d", n)
+		return nil, usageErrorf("--name: at most 200 characters, got %d", n)
 	}
 	if limit < 0 || limit > 100000 {
-		return nil, fmt.Errorf("--limit: want 1-100000 (or 0 for the server's default), got %d", limit)
+		return nil, usageErrorf("--limit: want 1-100000 (or 0 for the server's default), got %d", limit)
 	}
 	if maxDepth < 0 || maxDepth > 100 {
-		return nil, fmt.Errorf("--max-depth: want 0-100, got %d", maxDepth)
+		return nil, usageErrorf("--max-depth: want 0-100, got %d", maxDepth)
 	}
 	for _, p := range []struct {
 		flag string
 		res  []string
 	}{{"--include", include}, {"--exclude", exclude}} {
 		if len(p.res) > 100 {
-			return nil, fmt.Errorf("%s: at most 100, got %d", p.flag, len(p.res))
+			return nil, usageErrorf("%s: at most 100, got %d", p.flag, len(p.res))
 		}
 		for _, re := range p.res {
 			if re == "" || len(re) > 500 {
-				return nil, fmt.Errorf("%s: want a regular expression of 1-500 characters, got %q", p.flag, re)
+				return nil, usageErrorf("%s: want a regular expression of 1-500 characters, got %q", p.flag, re)
 			}
 			if _, err := regexp.Compile(re); err != nil {
-				return nil, fmt.Errorf("%s %q: %w", p.flag, re, err)
+				return nil, usageErrorf("%s %q: %w", p.flag, re, err)
 			}
 		}
 	}
@@ -243,7 +241,7 @@ an upload source). --output json prints one ListSourcesResponse object holding a
 		}
 		out := cmd.OutOrStdout()
 		if settings.Output == "json" {
-			return sourcePrintProto(out, &pipelinev1.ListSourcesResponse{Sources: all})
+			return printProto(out, &pipelinev1.ListSourcesResponse{Sources: all})
 		}
 		if len(all) == 0 {
 			fmt.Fprintln(out, "no sources")
@@ -284,7 +282,7 @@ GetSourceResponse.
 			return err
 		}
 		if settings.Output == "json" {
-			return sourcePrintProto(w.out, &pipelinev1.GetSourceResponse{Source: src})
+			return printProto(w.out, &pipelinev1.GetSourceResponse{Source: src})
 		}
 		cctx, cancel := c.unary(ctx)
 		jobs, err := c.jobs.ListJobs(cctx, &pipelinev1.ListJobsRequest{SourceId: src.GetSourceId(), PageSize: 1})
@@ -304,10 +302,8 @@ GetSourceResponse.
 
 // printSourceDetails writes one "key: value" line per property of src.
 func printSourceDetails(out io.Writer, src *pipelinev1.Source, latest *pipelinev1.Job) {
-	tw := tabwriter.NewWriter(out, 0, 0, 1, ' ', 0)
-	line := func(k, format string, args ...any) {
-		fmt.Fprintf(tw, "%s:\t"+format+"\n", append([]any{k}, args...)...)
-	}
+	line, flush := detailLines(out)
+	defer flush()
 	line("id", "%s", src.GetSourceId())
 	line("name", "%s", sourceOneLine(src.GetName()))
 	line("status", "%s", sourceStatusName(src.GetStatus()))
@@ -341,7 +337,6 @@ func printSourceDetails(out io.Writer, src *pipelinev1.Source, latest *pipelinev
 	if latest != nil {
 		line("latest job", "%s %s %s", strings.TrimPrefix(latest.GetType().String(), "JOB_TYPE_"), latest.GetJobId(), statusName(latest.GetStatus()))
 	}
-	_ = tw.Flush()
 }
 
 func sourceOptNumber(n int64, zero string) string {
@@ -367,15 +362,6 @@ func sourceStatusName(s pipelinev1.SourceStatus) string {
 	return strings.TrimPrefix(s.String(), "SOURCE_STATUS_")
 }
 
-func sourcePrintProto(out io.Writer, m proto.Message) error {
-	b, err := protoJSON.Marshal(m)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(out, "%s\n", b)
-	return err
-}
-
 // --- delete
 
 func sourcesDeleteCmd() *cobra.Command {
@@ -397,7 +383,7 @@ terminal to ask on (a script, a pipe) --yes is required.
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		in := cmd.InOrStdin()
 		if !yes && !readerIsTerminal(in) {
-			return errors.New("refusing to delete without --yes: there is no terminal to confirm on")
+			return usageErrorf("refusing to delete without --yes: there is no terminal to confirm on")
 		}
 		c, err := dial(settings)
 		if err != nil {
@@ -503,7 +489,7 @@ func (w *sourceWatcher) say(format string, args ...any) {
 func (w *sourceWatcher) resolve(ctx context.Context, arg string) (*pipelinev1.Source, error) {
 	arg = strings.TrimSpace(arg)
 	if arg == "" {
-		return nil, errors.New("ID_OR_NAME: give a source's id or name")
+		return nil, usageErrorf("ID_OR_NAME: give a source's id or name")
 	}
 	if id, err := uuid.Parse(arg); err == nil {
 		src, err := w.c.getSource(ctx, id.String())
@@ -521,7 +507,7 @@ func (w *sourceWatcher) resolve(ctx context.Context, arg string) (*pipelinev1.So
 	}
 	named := sourcesNamed(all, arg)
 	if len(named) == 0 {
-		return nil, fmt.Errorf("no source has the id or name %q (pipeline sources list shows them)", arg)
+		return nil, &exitCodeError{code: exitNotFound, err: fmt.Errorf("no source has the id or name %q (pipeline sources list shows them)", arg)}
 	}
 	if len(named) > 1 {
 		w.say("%d sources are named %q; using the newest, %s", len(named), arg, named[0].GetSourceId())
@@ -529,23 +515,13 @@ func (w *sourceWatcher) resolve(ctx context.Context, arg string) (*pipelinev1.So
 	return named[0], nil
 }
 
-// sourceCallError keeps the gRPC status reachable with errors.Unwrap, so callers can tell
-// NotFound from other failures, while its message is callError's.
-type sourceCallError struct {
-	msg string
-	err error
-}
-
-func (e *sourceCallError) Error() string { return e.msg }
-func (e *sourceCallError) Unwrap() error { return e.err }
-
 // getSource reads one source. A NotFound status stays visible through errors.Unwrap.
 func (c *client) getSource(ctx context.Context, id string) (*pipelinev1.Source, error) {
 	cctx, cancel := c.unary(ctx)
 	defer cancel()
 	resp, err := c.content.GetSource(cctx, &pipelinev1.GetSourceRequest{SourceId: id})
 	if err != nil {
-		return nil, &sourceCallError{msg: c.callError("get source "+id, err).Error(), err: err}
+		return nil, c.callError("get source "+id, err)
 	}
 	return resp.GetSource(), nil
 }
@@ -718,7 +694,7 @@ func (w *sourceWatcher) readSource(ctx context.Context, id string) (*pipelinev1.
 	changed := src.GetStatus() != w.lastStatus
 	w.lastStatus = src.GetStatus()
 	if changed && !w.text {
-		if err := sourcePrintProto(w.out, &pipelinev1.GetSourceResponse{Source: src}); err != nil {
+		if err := printProto(w.out, &pipelinev1.GetSourceResponse{Source: src}); err != nil {
 			return nil, err
 		}
 	}

@@ -5,28 +5,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pipelinev1 "github.com/pipeline-dev/pipeline/gen/go/pipeline/v1"
-	"github.com/pipeline-dev/pipeline/internal/app"
-	"github.com/pipeline-dev/pipeline/internal/config"
-	"github.com/pipeline-dev/pipeline/internal/db/dbtest"
-	"github.com/pipeline-dev/pipeline/internal/redistest"
-	"github.com/pipeline-dev/pipeline/server"
+	"github.com/pipeline-dev/pipeline/internal/servertest"
 )
 
 const sampleSite = "../../examples/sample-site"
@@ -45,67 +37,7 @@ var sampleSitePages = []string{
 // runner, the reconciler and an in-process worker pool.
 func setupCrawlServer(t *testing.T) *clientBundle {
 	t.Helper()
-	_, dbURL := dbtest.NewWithURL(t)
-	rdb, prefix := redistest.New(t)
-	t.Cleanup(func() { cleanQueueKeysOf(rdb, prefix) })
-
-	cfg := config.Default()
-	cfg.DatabaseURL = dbURL
-	cfg.RedisURL = redistest.URL()
-	cfg.RedisPrefix = prefix
-	cfg.GRPCAddr = "127.0.0.1:0"
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.Migrate = false
-	cfg.DataDir = t.TempDir()
-	cfg.WatchPollInterval = 200 * time.Millisecond
-	cfg.PollInterval = 200 * time.Millisecond
-	cfg.RetryBaseDelay = 5 * time.Millisecond
-	cfg.ShutdownTimeout = 5 * time.Second
-	cfg.CrawlAllowLoopback = true // the sites are httptest servers on 127.0.0.1
-	cfg.CrawlDelay = 0
-
-	ctx, cancel := context.WithTimeout(context.Background(), clientWait)
-	defer cancel()
-	a, err := app.Build(ctx, cfg, slog.New(slog.DiscardHandler), app.RoleServer)
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, a.Close()) }) // after everything below has stopped
-	deps := a.ServerDeps()
-	srv, err := server.New(cfg, deps)
-	require.NoError(t, err)
-
-	runCtx, stop := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- srv.Run(runCtx) }()
-	var wg sync.WaitGroup
-	wg.Go(func() { a.Reconciler.Run(runCtx) })
-	wg.Go(func() { a.Crawls.Run(runCtx) })
-	t.Cleanup(func() {
-		stop()
-		wg.Wait()
-		select {
-		case err := <-runErr:
-			require.NoError(t, err)
-		case <-time.After(cfg.ShutdownTimeout + clientWait):
-			t.Error("server did not stop")
-		}
-	})
-	grpcAddr, _, err := srv.Addrs(ctx)
-	require.NoError(t, err, "server did not start listening")
-	wg.Go(func() {
-		if err := a.RunWorkers(runCtx, grpcAddr, ""); err != nil && runCtx.Err() == nil {
-			t.Errorf("workers: %v", err)
-		}
-	})
-
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	return &clientBundle{
-		addr:    grpcAddr,
-		deps:    deps,
-		content: pipelinev1.NewContentServiceClient(conn),
-		jobs:    pipelinev1.NewJobServiceClient(conn),
-	}
+	return startBundle(t, servertest.Options{Background: true, Workers: true})
 }
 
 // serveSampleSite serves examples/sample-site with the static command's handler.
@@ -129,6 +61,7 @@ func (b *clientBundle) runSources(t *testing.T, args ...string) cmdResult {
 	cmd.SetErr(&errOut)
 	cmd.SetIn(&bytes.Buffer{}) // not a terminal
 	cmd.SetArgs(append(args, "--server", b.addr))
+	markUsageErrors(cmd)
 	ctx, cancel := context.WithTimeout(t.Context(), crawlWait)
 	defer cancel()
 	err := cmd.ExecuteContext(ctx)
@@ -215,7 +148,7 @@ func TestSourcesAddListGetRefreshDelete(t *testing.T) {
 	// delete: refused without --yes and a terminal, then done with --yes.
 	res = b.runSources(t, "delete", "garden")
 	require.ErrorContains(t, res.err, "refusing to delete without --yes")
-	require.Equal(t, exitError, exitCode(res.err))
+	require.Equal(t, exitUsage, exitCode(res.err))
 	require.Len(t, b.sourcesNamedOnServer(t, "garden"), 1, "still there")
 
 	res = b.runSources(t, "delete", "garden", "--yes")
@@ -225,7 +158,7 @@ func TestSourcesAddListGetRefreshDelete(t *testing.T) {
 
 	res = b.runSources(t, "get", "garden")
 	require.ErrorContains(t, res.err, `no source has the id or name "garden"`)
-	require.Equal(t, exitError, exitCode(res.err))
+	require.Equal(t, exitNotFound, exitCode(res.err))
 }
 
 func TestSourcesAddJSONLinesParse(t *testing.T) {
@@ -371,7 +304,7 @@ func TestSourcesNameResolution(t *testing.T) {
 
 	_, res = get("nobody")
 	require.ErrorContains(t, res.err, `no source has the id or name "nobody"`)
-	require.Equal(t, exitError, exitCode(res.err))
+	require.Equal(t, exitNotFound, exitCode(res.err))
 
 	// Refreshing an upload source is refused by the server, with its reason.
 	res = b.runSources(t, "refresh", "twin")
@@ -418,9 +351,10 @@ func TestSourcesUsageErrors(t *testing.T) {
 		cmd.SetOut(&bytes.Buffer{})
 		cmd.SetErr(&bytes.Buffer{})
 		cmd.SetArgs(append(tc.args, "--server", "127.0.0.1:1"))
+		markUsageErrors(cmd)
 		err := cmd.ExecuteContext(callCtx(t))
 		require.ErrorContains(t, err, tc.want, "%v", tc.args)
-		require.Equal(t, exitError, exitCode(err), "%v", tc.args)
+		require.Equal(t, exitUsage, exitCode(err), "%v", tc.args)
 	}
 }
 
