@@ -45,11 +45,14 @@
 // over the vocabulary, and the count of any range is a difference of prefix sums, corrected
 // only at its two ends. Loading the vocabulary takes about 40 ms and 10 MB, once per process,
 // in the first New; each goroutine splitting at the same time holds a cache of up to 6 MB
-// and, while it splits, about twice the document's size in piece offsets and counts.
+// and, while it splits, about twice the document's size in piece offsets and counts. A Chunker
+// keeps up to GOMAXPROCS of those caches (and up to 2 MB of offsets each) between Splits for
+// as long as it lives, so that they stay warm.
 package chunk
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -129,7 +132,13 @@ const maxSegment = 1 << 30
 type Chunker struct {
 	cfg        Config
 	maxSegment int
-	pool       sync.Pool // of *splitState
+	// idle holds the split states not in use, their piece caches warm, at most maxIdle of
+	// them. Not a sync.Pool: a pool drops its contents after two garbage collections, and a
+	// worker that embeds and stores between documents collects often, so its next Split
+	// started cold (measured in docs/performance.md).
+	mu      sync.Mutex
+	idle    []*splitState
+	maxIdle int
 }
 
 // New returns a Chunker for cfg (zero fields take their defaults).
@@ -139,9 +148,30 @@ func New(cfg Config) (*Chunker, error) {
 		return nil, fmt.Errorf("chunk: %w", err)
 	}
 	loadVocabulary() // now rather than in the first Split
-	c := &Chunker{cfg: cfg, maxSegment: maxSegment}
-	c.pool.New = func() any { return new(splitState) }
-	return c, nil
+	return &Chunker{cfg: cfg, maxSegment: maxSegment, maxIdle: max(2, runtime.GOMAXPROCS(0))}, nil
+}
+
+// get takes an idle split state, or makes one.
+func (c *Chunker) get() *splitState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := len(c.idle); n > 0 {
+		st := c.idle[n-1]
+		c.idle[n-1] = nil
+		c.idle = c.idle[:n-1]
+		return st
+	}
+	return new(splitState)
+}
+
+// put keeps a state for the next Split, unless maxIdle are already kept (more goroutines than
+// that split at the same time only now and then; their extra states go to the collector).
+func (c *Chunker) put(st *splitState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.idle) < c.maxIdle {
+		c.idle = append(c.idle, st)
+	}
 }
 
 // Config returns the Chunker's settings, defaults applied.
@@ -155,8 +185,8 @@ func (c *Chunker) Fingerprint() string {
 
 // CountTokens returns the number of cl100k_base tokens in s.
 func (c *Chunker) CountTokens(s string) int {
-	st := c.pool.Get().(*splitState)
-	defer c.pool.Put(st)
+	st := c.get()
+	defer c.put(st)
 	return st.cache.countString(s)
 }
 
@@ -165,10 +195,10 @@ func (c *Chunker) Split(text string) []Chunk {
 	if len(text) > c.maxSegment {
 		return c.splitLong(text)
 	}
-	st := c.pool.Get().(*splitState)
+	st := c.get()
 	defer func() {
 		st.release()
-		c.pool.Put(st)
+		c.put(st)
 	}()
 	st.blocks, st.heads = scanBlocks(text, st.blocks[:0], st.heads[:0])
 	if len(st.blocks) == 0 {

@@ -30,6 +30,7 @@ func FuzzSplit(f *testing.F) {
 func FuzzCountTokens(f *testing.F) {
 	f.Add("hello world")
 	f.Add("  \n\n \r\n  x 's 'LL 12345 😀 \xff")
+	f.Add("| a | b |\n|:-----------------|:----:|-------------------:|\n| 1 | 2 |") // cut into parts
 	lib, err := tokenizer.Get(tokenizer.Cl100kBase)
 	require.NoError(f, err)
 	f.Fuzz(func(t *testing.T, text string) {

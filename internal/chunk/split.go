@@ -5,7 +5,7 @@ import (
 	"unicode/utf8"
 )
 
-// splitState is the reusable memory of one Split call; a Chunker pools them so that the piece
+// splitState is the reusable memory of one Split call; a Chunker keeps them so that the piece
 // cache stays warm and the index slices are not reallocated per document.
 type splitState struct {
 	cache  pieceCache
@@ -14,10 +14,12 @@ type splitState struct {
 	heads  []heading
 }
 
-// release drops references to the document and very large buffers before pooling.
+// release drops references to the document and very large buffers before the state is kept.
 func (st *splitState) release() {
 	st.idx.text = ""
-	const keep = 1 << 22 // pieces (16 MiB per slice) kept for the next document
+	// Pieces kept for the next document: 1 MiB per slice, a document of about 1 MB. Idle
+	// states live as long as their Chunker, so larger buffers are the collector's.
+	const keep = 1 << 18
 	if cap(st.idx.starts) > keep {
 		st.idx.starts, st.idx.cum, st.idx.buckets = nil, nil, nil
 	}

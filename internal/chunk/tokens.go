@@ -99,6 +99,16 @@ func loadVocabulary() {
 		for p := range pairRank {
 			pairRank[p] = vocabRank(uint64(p), 2<<56) // two bytes, the length in k1's top byte
 		}
+		for id := range uint(vocabSize) {
+			tok, err := c.Decode([]uint{id})
+			if err != nil {
+				continue
+			}
+			for i := 0; i+1 < len(tok); i++ {
+				p := uint16(tok[i]) | uint16(tok[i+1])<<8
+				pairInToken[p/64] |= 1 << (p % 64)
+			}
+		}
 		for p := range pairTokens {
 			pairTokens[p] = uint8(bpe(string([]byte{byte(p), byte(p >> 8)})))
 		}
@@ -109,6 +119,11 @@ func loadVocabulary() {
 // looked up without hashing or a cache miss. (A one-byte piece is always one token: every byte
 // is in the vocabulary, and an invalid byte becomes U+FFFD, which is too.)
 var pairTokens [1 << 16]uint8
+
+// pairInToken has bit b0 | b1<<8 set when the bytes b0 b1 occur, in that order, inside some
+// token. Where they do not, no merge can join the bytes on either side of them, so a piece's
+// count is the sum of its two sides' counts (see countParts).
+var pairInToken [1 << 16 / 64]uint64
 
 // pairRank[b0 | b1<<8] is the rank of the two-byte token b0 b1, or noRank: the first round
 // of every merge reads it instead of the large table.
@@ -537,7 +552,7 @@ type tableEntry struct {
 }
 
 // pieceCache maps pieces to their token counts. It belongs to one goroutine at a time (it
-// lives in a pooled splitState).
+// lives in a splitState).
 type pieceCache struct {
 	table []tableEntry
 	used  int
@@ -629,12 +644,18 @@ func (c *pieceCache) countAt(text string, i, e int) int {
 
 func (c *pieceCache) countLong(piece string) int {
 	if len(piece) > maxLongPiece {
-		return bpe(piece)
+		return c.countParts(piece)
 	}
 	if n, ok := c.long[piece]; ok {
 		return int(n)
 	}
-	n := bpe(piece)
+	n := c.countParts(piece)
+	c.storeLong(piece, n)
+	return n
+}
+
+// storeLong caches a long piece's count, emptying the cache when it is over its budget.
+func (c *pieceCache) storeLong(piece string, n int) {
 	if c.long == nil {
 		c.long = make(map[string]int32, 1024)
 	} else if c.bytes+len(piece) > maxLongBudget {
@@ -644,6 +665,49 @@ func (c *pieceCache) countLong(piece string) int {
 	// Clone: a substring key would keep the whole document alive.
 	c.long[strings.Clone(piece)] = int32(n)
 	c.bytes += len(piece)
+}
+
+// countParts counts a long piece as the sum of its parts, cut wherever two neighbouring bytes
+// occur together in no token (pairInToken), each part through the cache. Byte-pair encoding
+// can never merge across such a cut: a merge there would make a token holding those two
+// bytes. And since merges on one side never change the ranks on the other, each side goes
+// through the same merges as it would alone. Long pieces that are not cached are mostly
+// Markdown table rules ("|:-----|-----:|"), each of its own width, which cut at every "-|",
+// "|:" and ":|" into parts that recur: counting them whole was most of a cold Split's time.
+// Parts start at character boundaries of valid UTF-8, so each is its own valid text (bpe reads
+// an invalid byte as U+FFFD, which would not add up).
+func (c *pieceCache) countParts(piece string) int {
+	if !utf8.ValidString(piece) {
+		return bpe(piece)
+	}
+	total, a := 0, 0
+	for p := 1; p < len(piece); p++ {
+		pair := uint16(piece[p-1]) | uint16(piece[p])<<8
+		if pairInToken[pair/64]&(1<<(pair%64)) == 0 && utf8.RuneStart(piece[p]) {
+			total += c.countPart(piece, a, p)
+			a = p
+		}
+	}
+	if a == 0 {
+		return bpe(piece)
+	}
+	return total + c.countPart(piece, a, len(piece))
+}
+
+// countPart counts piece[a:b], a part with no cut in it.
+func (c *pieceCache) countPart(piece string, a, b int) int {
+	switch {
+	case b-a <= 15:
+		return c.countAt(piece, a, b)
+	case b-a > maxLongPiece:
+		return bpe(piece[a:b])
+	}
+	part := piece[a:b]
+	if n, ok := c.long[part]; ok {
+		return int(n)
+	}
+	n := bpe(part)
+	c.storeLong(part, n)
 	return n
 }
 
