@@ -202,7 +202,11 @@ func TestWorkersAndStatsFollowProcessing(t *testing.T) {
 	for _, w := range workers {
 		require.Empty(t, w.GetActiveJobIds())
 	}
-	st = b.stats(t)
+	// The queue acknowledges a message after its handler returned: a moment after the registry
+	// shows the batch ended.
+	st = eventually(t, func() *pipelinev1.GetStatsResponse { return b.stats(t) }, func(s *pipelinev1.GetStatsResponse) bool {
+		return s.GetQueue().GetMessagesWaiting()+s.GetQueue().GetMessagesInFlight() == 0
+	})
 	require.EqualValues(t, 6, st.GetThroughput().GetDocuments())
 	require.EqualValues(t, 5, st.GetThroughput().GetSucceeded())
 	require.EqualValues(t, 1, st.GetThroughput().GetFailed())
@@ -342,6 +346,9 @@ func TestStatsCountJobsByTypeAndStatus(t *testing.T) {
 	require.EqualValues(t, 1, st.GetQueue().GetBatchesQueued(), "the pending job's batch; finished jobs' batches do not count")
 	require.EqualValues(t, 2, st.GetQueue().GetDocumentsQueued())
 	require.Zero(t, st.GetQueue().GetBatchesRunning())
+	require.EqualValues(t, 4, st.GetQueue().GetMessagesWaiting(), "every job's one message; nothing consumes them")
+	require.Zero(t, st.GetQueue().GetMessagesInFlight())
+	require.Positive(t, st.GetQueue().GetOldestMessageAge().AsDuration())
 	require.EqualValues(t, 1, st.GetThroughput().GetDocuments(), "the completed job's document")
 	require.Zero(t, st.GetWorkers().GetWorkers())
 	require.NotNil(t, st.GetTime())

@@ -196,9 +196,16 @@ func (a *App) ServerDeps() server.Deps {
 	return server.Deps{
 		Pool: a.Pool, Redis: a.Redis, Bus: a.Bus, Jobs: a.Jobs, Content: a.Content, Log: a.Log,
 		Embedder: a.Embedder, Vectors: a.Vectors, Purger: a.Purger, Crawls: a.Crawls,
-		WorkerKey: a.workerKey,
-		Version:   a.Version,
+		WorkerKey:  a.workerKey,
+		Version:    a.Version,
+		QueueStats: a.queueStats,
 	}
+}
+
+// queueStats reads the processing queue's own figures for GetStats.
+func (a *App) queueStats(ctx context.Context) (server.QueueStats, error) {
+	st, err := a.Queue.Stats(ctx)
+	return server.QueueStats{Waiting: st.Waiting, InFlight: st.InFlight, Delayed: st.Delayed, OldestWaiting: st.OldestWaiting}, err
 }
 
 // Close releases everything Build opened, in reverse order.
