@@ -360,7 +360,10 @@ func TestJobsExitCodesOfCallFailures(t *testing.T) {
 
 func TestRootUsageErrorsAndExitCodesHelp(t *testing.T) {
 	t.Parallel()
-	for _, args := range [][]string{{"bogus"}, {"jobs", "bogus"}, {"sources", "bogus"}, {"jobs", "get"}, {"jobs", "list", "--bogus"}, {"version", "x"}} {
+	for _, args := range [][]string{
+		{"bogus"}, {"jobs", "bogus"}, {"sources", "bogus"}, {"jobs", "get"}, {"jobs", "list", "--bogus"}, {"version", "x"},
+		{"workers", "extra"}, {"stats", "--window", "2h", "--server", "127.0.0.1:1"}, {"search", "--server", "127.0.0.1:1", " "},
+	} {
 		_, err := run(t, args...)
 		require.Error(t, err, "%v", args)
 		require.Equal(t, exitUsage, exitCode(err), "%v: %v", args, err)

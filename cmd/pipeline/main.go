@@ -67,6 +67,7 @@ func newRoot() *cobra.Command {
 		ingestCmd(),
 		searchCmd(),
 		sourcesCmd(), jobsCmd(), staticCmd(), exitCodesCmd(),
+		workersCmd(), statsCmd(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",

@@ -30,7 +30,8 @@ on. A worker that stopped cleanly is gone at once; one that died is gone when it
 expires, three heartbeats (PIPELINE_WORKER_HEARTBEAT) after its last.
 
 --output json prints the ListWorkersResponse as JSON. Exit code 0 on success (also when no
-worker is alive); errors exit with the codes every client command uses.`,
+worker is alive); errors exit with the codes every client command uses (pipeline help
+exit-codes).`,
 		Example: `  pipeline workers
   pipeline workers --host worker-3 --output json`,
 		Args: cobra.NoArgs,
@@ -82,7 +83,7 @@ batch's age); documents processed per second over --window (default the last min
 outcome; and jobs of each type by status.
 
 --output json prints the GetStatsResponse as JSON. Exit code 0 on success; errors exit with
-the codes every client command uses.`,
+the codes every client command uses (pipeline help exit-codes).`,
 		Example: `  pipeline stats
   pipeline stats --window 5m --output json`,
 		Args: cobra.NoArgs,
@@ -91,7 +92,7 @@ the codes every client command uses.`,
 	cmd.Flags().DurationVar(&window, "window", time.Minute, "throughput window (1s to 1h)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if window < time.Second || window > time.Hour {
-			return fmt.Errorf("--window: want 1s to 1h, got %s", window)
+			return usageErrorf("--window: want 1s to 1h, got %s", window)
 		}
 		return runSystem(cmd, settings, "get stats",
 			func(ctx context.Context, sys pipelinev1.SystemServiceClient) (*pipelinev1.GetStatsResponse, error) {
