@@ -104,6 +104,7 @@ func TestWorkersAndStatsCommands(t *testing.T) {
 
 	res = b.runClient(t, statsCmd(), "--window", "2h")
 	require.ErrorContains(t, res.err, "--window")
+	require.Equal(t, exitUsage, exitCode(res.err))
 	require.Empty(t, res.stdout)
 }
 
@@ -115,9 +116,10 @@ func TestSystemCommandsNeedTheReadScope(t *testing.T) {
 		res := b.runClient(t, cmd(), "--api-key", writeOnly)
 		require.ErrorContains(t, res.err, "PERMISSION_DENIED")
 		require.ErrorContains(t, res.err, "read scope")
-		require.NotEqual(t, exitOK, exitCode(res.err))
+		require.Equal(t, exitAuth, exitCode(res.err))
 		res = b.runClient(t, cmd())
 		require.ErrorContains(t, res.err, "--api-key")
+		require.Equal(t, exitAuth, exitCode(res.err))
 	}
 }
 
