@@ -21,6 +21,7 @@ import (
 	"github.com/pipeline-dev/pipeline/internal/embed"
 	"github.com/pipeline-dev/pipeline/internal/redistest"
 	"github.com/pipeline-dev/pipeline/internal/registry"
+	"github.com/pipeline-dev/pipeline/server"
 )
 
 // gatedEmbedder fails texts containing "FAIL-ME" (permanently) and holds texts containing
@@ -352,4 +353,17 @@ func TestStatsCountJobsByTypeAndStatus(t *testing.T) {
 	require.EqualValues(t, 1, st.GetThroughput().GetDocuments(), "the completed job's document")
 	require.Zero(t, st.GetWorkers().GetWorkers())
 	require.NotNil(t, st.GetTime())
+}
+
+// With Redis away, the registry cannot be read: ListWorkers and GetStats answer UNAVAILABLE
+// (retry) rather than an empty list or zeros.
+func TestSystemRedisAway(t *testing.T) {
+	t.Parallel()
+	deadRedis := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { _ = deadRedis.Close() })
+	b := setupDeps(t, func(d *server.Deps) { d.Redis = deadRedis })
+	_, err := b.system.ListWorkers(tctx(t), &pipelinev1.ListWorkersRequest{})
+	requireCode(t, err, codes.Unavailable, "")
+	_, err = b.system.GetStats(tctx(t), &pipelinev1.GetStatsRequest{})
+	requireCode(t, err, codes.Unavailable, "")
 }
