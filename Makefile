@@ -86,5 +86,22 @@ chaos:
 chaos-short:
 	go run ./chaos -short
 
+# The benchmark suite against peers (bench/, its own Go module; docs/performance.md).
+.PHONY: bench bench-short
+
+bench/js/node_modules/.package-lock.json: bench/js/package.json bench/js/package-lock.json
+	cd bench/js && npm ci --no-audit --no-fund
+
+## bench: every case on the full corpus (postgresql-doc-15 must be installed), 7 alternating
+## runs per subject; the table on stdout, JSON in .build/bench.json.
+bench: bench/js/node_modules/.package-lock.json
+	mkdir -p .build
+	cd bench && go run . -v -json ../.build/bench.json
+
+## bench-short: the harness's own tests, then every case on a smaller corpus, 3 runs (CI).
+bench-short: bench/js/node_modules/.package-lock.json
+	mkdir -p .build
+	cd bench && go vet ./... && go test -count=1 ./... && go run . -short -json ../.build/bench-short.json
+
 clean:
 	rm -rf .bin .build pipeline tools/node_modules gen/ts/node_modules gen/ts/dist
