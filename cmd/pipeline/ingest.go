@@ -62,8 +62,8 @@ Uploads go in requests of at most 500 documents and about 8 MiB each; every requ
 own processing job, and all of them are watched. On a terminal each job gets a progress bar;
 otherwise a line is printed when a job changes (at most one a second per job). With
 --output json, every watch event is printed as one JSON object {"job": {...}} per line, and a
-final {"summary": {...}} object ends the output. A watch that loses the server reconnects for
-up to 30 seconds.
+final {"summary": {...}} object ends the output. A watch that loses the server reconnects and goes
+on where it was, for up to a minute without an answer.
 
 Exit codes: 0 every job completed and no document failed (or --wait=false and the upload
 succeeded), 3 every job completed but some documents failed, 4 a job failed or was cancelled;
