@@ -50,6 +50,8 @@ type options struct {
 	cfg     func(*config.Config)
 	app     func(*app.App) // adjusts the built service before anything runs
 	workers int
+	build   app.Options  // collaborators for app.BuildWith (a span recorder)
+	log     *slog.Logger // the service's logger; nil discards
 }
 
 // start runs a server and its reconciler, and opts.workers worker pools, on a fresh schema and
@@ -81,10 +83,13 @@ func start(t *testing.T, opts options) *bundle {
 		opts.cfg(&cfg)
 	}
 
-	log := slog.New(slog.DiscardHandler)
+	log := opts.log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	a, err := app.Build(ctx, cfg, log, app.RoleServer)
+	a, err := app.BuildWith(ctx, cfg, log, app.RoleServer, opts.build)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, a.Close()) })
 	fe := &faultyEmbedder{Embedder: a.Embedder, transient: map[string]int{}}

@@ -18,8 +18,9 @@ import (
 )
 
 // chain is the interceptor order, outermost first. Recovery is outermost so a panic anywhere,
-// including in another interceptor, becomes an Internal error; logging sees the final code (and
-// logs the method, code and duration only: never metadata, so never a key); error mapping turns
+// including in another interceptor, becomes an Internal error; observing (logging and metrics)
+// sees the final code (and logs the method, code and duration only: never metadata, so never a
+// key; a panicking call is counted as Internal there and logged by recovery); error mapping turns
 // domain errors into codes before logging reads them; the deadline (unary calls only) starts
 // inside those so a call that runs out is mapped and logged as DeadlineExceeded; auth runs
 // before rate limiting so each key has its own bucket and callers with a bad key spend no one's
@@ -32,7 +33,7 @@ import (
 func (s *Server) unaryChain() []grpc.UnaryServerInterceptor {
 	return []grpc.UnaryServerInterceptor{
 		s.recoverUnary,
-		s.logUnary,
+		s.observeUnary,
 		s.mapErrorsUnary,
 		s.deadlineUnary,
 		s.authUnary,
@@ -44,7 +45,7 @@ func (s *Server) unaryChain() []grpc.UnaryServerInterceptor {
 func (s *Server) streamChain() []grpc.StreamServerInterceptor {
 	return []grpc.StreamServerInterceptor{
 		s.recoverStream,
-		s.logStream,
+		s.observeStream,
 		s.mapErrorsStream,
 		// no deadline: streams last as long as their job
 		s.authStream,
@@ -78,7 +79,20 @@ func (s *Server) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamS
 	return next(srv, ss)
 }
 
-// --- logging
+// --- logging and metrics
+
+// observed records a finished call: its metrics, and its log line unless it panicked (recovery
+// logs that, with the stack). The trace span is otelgrpc's (observe.go).
+func (s *Server) observed(ctx context.Context, method string, start time.Time, err error, panicked bool) {
+	code := status.Code(err)
+	if panicked {
+		code = codes.Internal // what recovery, outside, will answer
+	}
+	s.deps.Metrics.ObserveRPC(method, code.String(), transportOf(ctx), time.Since(start))
+	if !panicked {
+		s.logCall(ctx, method, start, err)
+	}
+}
 
 func (s *Server) logCall(ctx context.Context, method string, start time.Time, err error) {
 	code := status.Code(err)
@@ -101,17 +115,22 @@ func quietMethod(method string) bool {
 	return strings.HasPrefix(method, "/grpc.health.") || strings.HasPrefix(method, "/grpc.reflection.")
 }
 
-func (s *Server) logUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+func (s *Server) observeUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
-	resp, err := next(ctx, req)
-	s.logCall(ctx, info.FullMethod, start, err)
+	ctx = requestLogAttrs(ctx, req)
+	panicked := true
+	defer func() { s.observed(ctx, info.FullMethod, start, err, panicked) }()
+	resp, err = next(ctx, req)
+	panicked = false
 	return resp, err
 }
 
-func (s *Server) logStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, next grpc.StreamHandler) error {
+func (s *Server) observeStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, next grpc.StreamHandler) (err error) {
 	start := time.Now()
-	err := next(srv, ss)
-	s.logCall(ss.Context(), info.FullMethod, start, err)
+	panicked := true
+	defer func() { s.observed(ss.Context(), info.FullMethod, start, err, panicked) }()
+	err = next(srv, ss)
+	panicked = false
 	return err
 }
 

@@ -20,7 +20,9 @@ import (
 	"buf.build/go/protovalidate"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -40,6 +42,7 @@ import (
 	"github.com/pipeline-dev/pipeline/internal/embed"
 	"github.com/pipeline-dev/pipeline/internal/events"
 	"github.com/pipeline-dev/pipeline/internal/jobs"
+	"github.com/pipeline-dev/pipeline/internal/metrics"
 	"github.com/pipeline-dev/pipeline/internal/processing"
 	"github.com/pipeline-dev/pipeline/internal/registry"
 	"github.com/pipeline-dev/pipeline/internal/stats"
@@ -61,6 +64,13 @@ type Deps struct {
 	Purger *processing.Purger
 	// Crawls runs crawl jobs; nil means web sources cannot be created.
 	Crawls *crawling.Runner
+	// Metrics records requests (observe.go); nil records nothing.
+	Metrics *metrics.Metrics
+	// Gatherer is served at GET /metrics on the HTTP port; nil serves no /metrics.
+	Gatherer prometheus.Gatherer
+	// TracerProvider, when set, traces every call (otelgrpc, and a span per HTTP request);
+	// nil: tracing is off and costs nothing.
+	TracerProvider trace.TracerProvider
 	// WorkerKey, when API keys are configured, is one more key accepted with the worker scope
 	// alone: the one workers in this process send (see NewWorkerKey). Empty means none.
 	WorkerKey string
@@ -133,6 +143,7 @@ func New(cfg config.Config, deps Deps) (*Server, error) {
 		grpc.StreamInterceptor(decodeStream),
 		grpc.ChainUnaryInterceptor(s.unaryChain()...),
 		grpc.ChainStreamInterceptor(s.streamChain()...),
+		s.traceServerOption(),
 		// Workers and watchers hold long streams; grpc's default policy (one ping per 5 min)
 		// answers their transports' pings with GOAWAY "too_many_pings". Allow pings every 10 s.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
@@ -195,6 +206,7 @@ func (s *Server) Run(ctx context.Context) error {
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return inproc.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
+		s.traceDialOption(),
 	)
 	if err != nil {
 		return fmt.Errorf("gateway connection: %w", err)
@@ -264,6 +276,7 @@ func (s *Server) httpHandler(ctx context.Context, conn *grpc.ClientConn) (http.H
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 		}),
 		runtime.WithErrorHandler(s.gatewayError),
+		runtime.WithMiddlewares(gatewayRoute),
 	)
 	for name, register := range map[string]func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 		"JobService":     pipelinev1.RegisterJobServiceHandler,
@@ -284,10 +297,14 @@ func (s *Server) httpHandler(ctx context.Context, conn *grpc.ClientConn) (http.H
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapi.Document)
 	})
+	if s.deps.Gatherer != nil {
+		// Open like /healthz: scrapers carry no API key, and metrics hold no secrets.
+		mux.Handle("GET /metrics", metrics.Handler(s.deps.Gatherer))
+	}
 	// The webhook is outside key auth (Firecrawl signs it) and has its own body limit.
 	mux.HandleFunc("POST /v1/webhooks/firecrawl", s.firecrawlWebhook)
 	mux.Handle("/", limitBody(gw, int64(s.maxMessageBytes)))
-	return mux, nil
+	return s.observeHTTP(mux), nil
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/pipeline-dev/pipeline/internal/errs"
 	"github.com/pipeline-dev/pipeline/internal/htmlmd"
 	"github.com/pipeline-dev/pipeline/internal/jobs"
+	"github.com/pipeline-dev/pipeline/internal/metrics"
 	"github.com/pipeline-dev/pipeline/internal/retry"
 	"github.com/pipeline-dev/pipeline/internal/vector"
 )
@@ -47,6 +49,13 @@ type Config struct {
 	ReportInterval time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Metrics records documents, stage times and (with Slots) busy slots. Nil records nothing.
+	Metrics *metrics.Metrics
+	// Slots is how many batches the worker is given at once (the queue's concurrency), for the
+	// utilization gauges. 0: no utilization gauges.
+	Slots int
+	// TracerProvider makes the document and stage spans. Nil: no spans.
+	TracerProvider trace.TracerProvider
 }
 
 // Deps are the worker's collaborators.
@@ -80,6 +89,9 @@ type Worker struct {
 	deps        Deps
 	log         *slog.Logger
 	fingerprint string
+	tracer      trace.Tracer
+	busy        func(delta int)
+	untrack     func()
 }
 
 // DefaultID is host-pid-random, unique per process.
@@ -95,12 +107,15 @@ func New(cfg Config, deps Deps) *Worker {
 	cfg.EmbedBatchSize = cmp.Or(cfg.EmbedBatchSize, 64)
 	cfg.ReportInterval = cmp.Or(cfg.ReportInterval, 200*time.Millisecond)
 	cfg.Logger = cmp.Or(cfg.Logger, slog.Default())
-	return &Worker{
+	w := &Worker{
 		cfg:         cfg,
 		deps:        deps,
 		log:         cfg.Logger.With("worker_id", cfg.ID),
 		fingerprint: Fingerprint(deps.Chunker, deps.Embedder),
+		tracer:      newTracer(cfg.TracerProvider),
 	}
+	w.trackSlots()
+	return w
 }
 
 // ID is the worker's id.
@@ -116,6 +131,7 @@ func Fingerprint(c *chunk.Chunker, e embed.Embedder) string {
 // handling (done, claimed by a live worker, job finished or deleted), and an error only when it
 // could not even claim (Postgres away): the queue then delivers the message again later.
 func (w *Worker) HandleBatch(ctx context.Context, batchID uuid.UUID) error {
+	defer w.slotBusy()()
 	b, job, err := w.deps.Jobs.ClaimBatch(ctx, batchID, w.cfg.ID, w.cfg.Lease)
 	switch {
 	case errors.Is(err, jobs.ErrNotClaimable), errors.Is(err, errs.ErrNotFound):
@@ -124,6 +140,7 @@ func (w *Worker) HandleBatch(ctx context.Context, batchID uuid.UUID) error {
 	case err != nil:
 		return fmt.Errorf("claim batch %s: %w", batchID, err)
 	}
+	ctx = w.observeBatch(ctx, b, job)
 	log := w.log.With("job_id", b.JobID, "batch_id", b.ID, "source_id", job.SourceID)
 	log.InfoContext(ctx, "batch claimed", "documents", len(b.DocumentIDs), "claims", b.Claims)
 	if a := w.deps.Activity; a != nil {
@@ -216,7 +233,9 @@ func (r *batchRun) giveBack(ctx context.Context, why error) error {
 // processDocument runs one document through load, chunk, embed and store, and returns its result.
 func (w *Worker) processDocument(ctx context.Context, job *jobs.Job, docID uuid.UUID, log *slog.Logger) *pipelinev1.DocumentResult {
 	res := &pipelinev1.DocumentResult{DocumentId: docID.String()}
-	chunks, attempts, err := w.index(ctx, job, docID)
+	ctx, obs := w.startDocument(ctx, docID.String())
+	defer func() { obs.finish(res, ctx.Err() != nil) }()
+	chunks, attempts, err := w.index(ctx, job, docID, obs)
 	res.Attempts = int32(attempts)
 	if err == nil {
 		res.Status = pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_SUCCEEDED
@@ -247,14 +266,16 @@ func (skipped) Error() string { return "unchanged" }
 
 // index does the work for one document and returns how many chunks it stored and how many
 // tries the slowest step took.
-func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID) (int, int, error) {
+func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID, obs *docObserver) (int, int, error) {
 	attempts := 1
 	var docs []*content.Document
-	n, err := w.cfg.Retry.Do(ctx, func(ctx context.Context) error {
+	lctx, endLoad := obs.stage(ctx, metrics.StageLoad)
+	n, err := w.cfg.Retry.Do(lctx, func(ctx context.Context) error {
 		var err error
 		docs, err = w.deps.Content.GetDocumentsByIDs(ctx, &content.GetDocumentsByIDsParams{IDs: []string{docID.String()}})
 		return transientIfUnavailable(err)
 	})
+	endLoad(err)
 	attempts = max(attempts, n)
 	if err != nil {
 		return 0, attempts, fmt.Errorf("load document: %w", err)
@@ -263,6 +284,7 @@ func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID) (int
 		return 0, attempts, errors.New("document not found: it was deleted")
 	}
 	doc := docs[0]
+	obs.contentType = string(doc.ContentType)
 
 	// Index state reads and writes are retried like the other steps: a Postgres restart breaks
 	// connections mid-query, and the upsert is idempotent.
@@ -290,14 +312,18 @@ func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID) (int
 
 	text, title := doc.Content, doc.Title
 	if doc.ContentType == content.ContentTypeHTML {
+		_, endConvert := obs.stage(ctx, metrics.StageConvert)
 		md, err := htmlmd.Convert(doc.Content, htmlmd.Options{})
+		endConvert(err)
 		if err != nil {
 			return 0, attempts, fmt.Errorf("convert HTML: %w", err)
 		}
 		text, title = md.Markdown, cmp.Or(title, md.Title)
 	}
 	title = cmp.Or(title, doc.URI)
+	_, endChunk := obs.stage(ctx, metrics.StageChunk)
 	chunks := w.deps.Chunker.Split(text)
+	endChunk(nil)
 
 	records := make([]vector.Record, len(chunks))
 	for i, c := range chunks {
@@ -314,32 +340,17 @@ func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID) (int
 			EndOffset:   int64(c.End),
 		}
 	}
-	for start := 0; start < len(chunks); start += w.cfg.EmbedBatchSize {
-		end := min(start+w.cfg.EmbedBatchSize, len(chunks))
-		texts := make([]string, 0, end-start)
-		for _, c := range chunks[start:end] {
-			texts = append(texts, c.Text)
-		}
-		var vecs [][]float32
-		n, err := w.cfg.Retry.Do(ctx, func(ctx context.Context) error {
-			var err error
-			vecs, err = w.deps.Embedder.Embed(ctx, texts)
-			return err
-		})
-		attempts = max(attempts, n)
-		if err != nil {
-			return 0, attempts, fmt.Errorf("embed: %w", err)
-		}
-		if len(vecs) != len(texts) {
-			return 0, attempts, fmt.Errorf("embed: %d vectors for %d texts", len(vecs), len(texts))
-		}
-		for i, v := range vecs {
-			records[start+i].Vector = v
-		}
+	ectx, endEmbed := obs.stage(ctx, metrics.StageEmbed)
+	n, err = w.embed(ectx, chunks, records)
+	endEmbed(err)
+	attempts = max(attempts, n)
+	if err != nil {
+		return 0, attempts, err
 	}
 	// Deterministic ids: upserting overwrites an earlier run's chunks; then the chunks beyond the
 	// new count go.
-	n, err = w.cfg.Retry.Do(ctx, func(ctx context.Context) error {
+	sctx, endStore := obs.stage(ctx, metrics.StageStore)
+	n, err = w.cfg.Retry.Do(sctx, func(ctx context.Context) error {
 		if len(records) > 0 {
 			if err := w.deps.Vectors.Upsert(ctx, records); err != nil {
 				return err
@@ -347,6 +358,7 @@ func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID) (int
 		}
 		return w.deps.Vectors.DeleteDocument(ctx, doc.ID, len(records))
 	})
+	endStore(err)
 	attempts = max(attempts, n)
 	if err != nil {
 		return 0, attempts, fmt.Errorf("store vectors: %w", err)
@@ -374,6 +386,36 @@ func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID) (int
 		return 0, attempts, errors.New("document not found: it was deleted while processing")
 	}
 	return len(records), attempts, nil
+}
+
+// embed fills in the records' vectors, EmbedBatchSize chunks per call, and returns how many
+// tries the slowest call took.
+func (w *Worker) embed(ctx context.Context, chunks []chunk.Chunk, records []vector.Record) (int, error) {
+	attempts := 1
+	for start := 0; start < len(chunks); start += w.cfg.EmbedBatchSize {
+		end := min(start+w.cfg.EmbedBatchSize, len(chunks))
+		texts := make([]string, 0, end-start)
+		for _, c := range chunks[start:end] {
+			texts = append(texts, c.Text)
+		}
+		var vecs [][]float32
+		n, err := w.cfg.Retry.Do(ctx, func(ctx context.Context) error {
+			var err error
+			vecs, err = w.deps.Embedder.Embed(ctx, texts)
+			return err
+		})
+		attempts = max(attempts, n)
+		if err != nil {
+			return attempts, fmt.Errorf("embed: %w", err)
+		}
+		if len(vecs) != len(texts) {
+			return attempts, fmt.Errorf("embed: %d vectors for %d texts", len(vecs), len(texts))
+		}
+		for i, v := range vecs {
+			records[start+i].Vector = v
+		}
+	}
+	return attempts, nil
 }
 
 // transientIfUnavailable marks database unavailability as transient.

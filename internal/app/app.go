@@ -10,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -31,10 +33,12 @@ import (
 	"github.com/pipeline-dev/pipeline/internal/embed"
 	"github.com/pipeline-dev/pipeline/internal/events"
 	"github.com/pipeline-dev/pipeline/internal/jobs"
+	"github.com/pipeline-dev/pipeline/internal/metrics"
 	"github.com/pipeline-dev/pipeline/internal/processing"
 	"github.com/pipeline-dev/pipeline/internal/queue"
 	"github.com/pipeline-dev/pipeline/internal/registry"
 	"github.com/pipeline-dev/pipeline/internal/retry"
+	"github.com/pipeline-dev/pipeline/internal/telemetry"
 	"github.com/pipeline-dev/pipeline/internal/vector"
 	"github.com/pipeline-dev/pipeline/server"
 	"github.com/pipeline-dev/pipeline/worker"
@@ -56,6 +60,11 @@ type App struct {
 	Purger     *processing.Purger
 	Reconciler *processing.Reconciler
 	Crawls     *crawling.Runner
+	// Registry is the process's metrics registry (served at /metrics), Metrics its collectors,
+	// Tracing the tracer provider (a no-op one unless PIPELINE_OTLP_ENDPOINT is set).
+	Registry *prometheus.Registry
+	Metrics  *metrics.Metrics
+	Tracing  *telemetry.Tracing
 	// Version is the binary's version, which workers show in the worker registry and the server
 	// in GetStats; cmd/pipeline sets it after Build. Empty means "unknown".
 	Version string
@@ -64,6 +73,9 @@ type App struct {
 	// handed to the server in ServerDeps, never configured or shown.
 	workerKey string
 	closers   []func() error
+	role      Role
+	// metricsLis is where a `pipeline worker` serves /metrics (PIPELINE_METRICS_ADDR).
+	metricsLis net.Listener
 }
 
 // Role says which process is being built: the server opens the vector store for search and
@@ -80,7 +92,12 @@ const (
 // Build connects everything the role needs. It fails, naming the setting, when a dependency
 // cannot be reached. Close releases what it opened.
 func Build(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) (*App, error) {
-	a := &App{Cfg: cfg, Log: log}
+	return BuildWith(ctx, cfg, log, role, Options{})
+}
+
+// BuildWith is Build with collaborators made by the caller (tests).
+func BuildWith(ctx context.Context, cfg config.Config, log *slog.Logger, role Role, opts Options) (*App, error) {
+	a := &App{Cfg: cfg, Log: log, Tracing: opts.Tracing}
 	if role == RoleServer && len(cfg.APIKeys) > 0 {
 		a.workerKey = server.NewWorkerKey()
 	}
@@ -92,6 +109,9 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) 
 }
 
 func (a *App) build(ctx context.Context, role Role) (err error) {
+	if err := a.buildTelemetry(ctx, role); err != nil {
+		return err
+	}
 	cfg, log := a.Cfg, a.Log
 	if role == RoleWorker && cfg.VectorStore == "embedded" {
 		return errors.New("PIPELINE_VECTOR_STORE=embedded: the embedded vector store lives inside one process, so a separate `pipeline worker` cannot share it; run `pipeline dev` (server and workers in one process), or use PIPELINE_VECTOR_STORE=milvus")
@@ -124,7 +144,7 @@ func (a *App) build(ctx context.Context, role Role) (err error) {
 	a.Bus = events.New(a.Redis, cfg.RedisPrefix, log)
 	a.Queue, err = queue.Open(queue.Config{
 		RedisURL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Workers: cfg.MaxConcurrentJobs, Logger: log,
-		ReservationTimeout: reservationTimeout(cfg),
+		ReservationTimeout: reservationTimeout(cfg), TracerProvider: a.Tracing.Provider,
 	}, a.Redis)
 	if err != nil {
 		return err
@@ -137,7 +157,7 @@ func (a *App) build(ctx context.Context, role Role) (err error) {
 	}
 	a.Jobs, err = jobs.NewManager(jobs.NewPgStore(a.Pool), jobs.Config{
 		Enqueuer:       a.Queue,
-		Notifier:       hooks,
+		Notifier:       observedNotifier{next: hooks, m: a.Metrics},
 		Logger:         log,
 		DefaultTimeout: cfg.JobTimeout,
 		BatchSize:      cfg.BatchSize,
@@ -164,6 +184,9 @@ func (a *App) build(ctx context.Context, role Role) (err error) {
 		return err
 	}
 	a.closers = append(a.closers, a.Vectors.Close)
+	if err := a.instrumentStores(role); err != nil {
+		return err
+	}
 	a.Purger = &processing.Purger{Content: a.Content, Vectors: a.Vectors, Log: log}
 	crawler, err := builtin.New(builtin.Config{
 		Concurrency: cfg.CrawlConcurrency, PerHostDelay: cmp.Or(cfg.CrawlDelay, builtin.NoDelay),
@@ -196,6 +219,7 @@ func (a *App) ServerDeps() server.Deps {
 	return server.Deps{
 		Pool: a.Pool, Redis: a.Redis, Bus: a.Bus, Jobs: a.Jobs, Content: a.Content, Log: a.Log,
 		Embedder: a.Embedder, Vectors: a.Vectors, Purger: a.Purger, Crawls: a.Crawls,
+		Metrics: a.Metrics, Gatherer: a.Registry, TracerProvider: a.tracerProvider(),
 		WorkerKey:  a.workerKey,
 		Version:    a.Version,
 		QueueStats: a.queueStats,
@@ -270,7 +294,7 @@ func (a *App) RunWorkers(ctx context.Context, serverAddr, apiKey string) error {
 	if err != nil {
 		return err
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds), a.traceDialOption()}
 	if apiKey != "" {
 		opts = append(opts, grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, callOpts ...grpc.CallOption) (grpc.ClientStream, error) {
 			return streamer(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+apiKey), desc, cc, method, callOpts...)
@@ -298,6 +322,9 @@ func (a *App) RunWorkers(ctx context.Context, serverAddr, apiKey string) error {
 		},
 		EmbedBatchSize: a.Cfg.EmbedBatchSize,
 		Logger:         a.Log,
+		Metrics:        a.Metrics,
+		Slots:          a.Cfg.MaxConcurrentJobs,
+		TracerProvider: a.Tracing.Provider,
 	}, worker.Deps{
 		Jobs: a.Jobs, Content: a.Content, Chunker: a.Chunker, Embedder: a.Embedder, Vectors: a.Vectors,
 		Reporter: pipelinev1.NewWorkerServiceClient(conn),
@@ -306,7 +333,7 @@ func (a *App) RunWorkers(ctx context.Context, serverAddr, apiKey string) error {
 	// A consumer of its own: a queue consumes once, and a process may run several pools (tests).
 	q, err := queue.Open(queue.Config{
 		RedisURL: a.Cfg.RedisURL, Prefix: a.Cfg.RedisPrefix, Workers: a.Cfg.MaxConcurrentJobs, Logger: a.Log,
-		ReservationTimeout: reservationTimeout(a.Cfg),
+		ReservationTimeout: reservationTimeout(a.Cfg), TracerProvider: a.Tracing.Provider,
 	}, a.Redis)
 	if err != nil {
 		return err
@@ -319,7 +346,7 @@ func (a *App) RunWorkers(ctx context.Context, serverAddr, apiKey string) error {
 	go func() { defer close(regDone); reg.Run(regCtx) }()
 	defer func() { stopReg(); <-regDone }()
 	a.Log.Info("worker started", "worker_id", w.ID(), "concurrency", a.Cfg.MaxConcurrentJobs, "server", serverAddr)
-	return q.Consume(ctx, w.HandleBatch, 30*time.Second)
+	return a.consume(ctx, q, w)
 }
 
 // reservationTimeout is how long a message taken by a consumer that died before claiming its

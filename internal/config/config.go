@@ -179,6 +179,31 @@ type Config struct {
 	// webhook is PublicURL/v1/webhooks/firecrawl. Required with FirecrawlAPIURL.
 	PublicURL string
 
+	// Observability (docs/architecture.md lists the metrics; docs/decisions/0009).
+
+	// MetricsAddr is where `pipeline worker` serves GET /metrics (host:port). `serve` and `dev`
+	// serve /metrics on the HTTP port instead, for the whole process (its in-process workers
+	// too). Defaults to none: a worker process serves no metrics.
+	MetricsAddr string
+	// OTLPEndpoint is the OpenTelemetry collector spans are exported to: host:port, or an
+	// http(s):// URL. Defaults to none: tracing is off (a no-op tracer, nothing sent).
+	OTLPEndpoint string
+	// OTLPProtocol is grpc (OTLP/gRPC, port 4317 by convention) or http (OTLP/HTTP protobuf,
+	// 4318). Defaults to grpc.
+	OTLPProtocol string
+	// OTLPInsecure sends spans without TLS to a host:port endpoint (a URL's scheme decides for
+	// itself). Defaults to false: TLS.
+	OTLPInsecure bool
+	// OTLPCAFile is a PEM file of the CAs trusted for the collector's certificate. Defaults to
+	// none: the system's roots.
+	OTLPCAFile string
+	// OTLPHeaders are KEY=VALUE headers sent with every export (a hosted collector's key).
+	// Defaults to none.
+	OTLPHeaders []string
+	// TraceSampleRatio is the share of new traces recorded, 0 to 1; a trace continued from a
+	// caller's traceparent follows the caller's decision. Defaults to 1: every trace.
+	TraceSampleRatio float64
+
 	// Worker side.
 
 	// Server is the gRPC address `pipeline worker` reports to. Defaults to 127.0.0.1:9090.
@@ -230,6 +255,9 @@ func Default() Config {
 		DataDir:          "./pipeline-data",
 		MilvusAddr:       "127.0.0.1:19530",
 		MilvusCollection: "pipeline_chunks",
+
+		OTLPProtocol:     "grpc",
+		TraceSampleRatio: 1,
 
 		MaxBacklogBatches: 20000,
 		MaxActiveCrawls:   8,
@@ -303,6 +331,13 @@ func (c *Config) settings() []setting {
 		{"firecrawl-api-key", "Firecrawl API key", &c.FirecrawlAPIKey, true},
 		{"firecrawl-webhook-secret", "secret that signs Firecrawl webhooks", &c.FirecrawlWebhookSecret, true},
 		{"public-url", "URL at which Firecrawl reaches this server's HTTP port", &c.PublicURL, false},
+		{"metrics-addr", "where `pipeline worker` serves /metrics (serve and dev use the HTTP port); empty = none", &c.MetricsAddr, false},
+		{"otlp-endpoint", "OpenTelemetry collector for traces, host:port or http(s) URL; empty = tracing off", &c.OTLPEndpoint, false},
+		{"otlp-protocol", "grpc or http (OTLP/HTTP protobuf)", &c.OTLPProtocol, false},
+		{"otlp-insecure", "export spans without TLS to a host:port endpoint", &c.OTLPInsecure, false},
+		{"otlp-ca-file", "PEM CAs trusted for the collector's certificate", &c.OTLPCAFile, false},
+		{"otlp-headers", "KEY=VALUE headers sent with every span export, comma-separated", &c.OTLPHeaders, true},
+		{"trace-sample-ratio", "share of new traces recorded, 0 to 1", &c.TraceSampleRatio, false},
 		{"server", "gRPC address a worker reports to", &c.Server, false},
 		{"worker-api-key", "API key a worker sends", &c.WorkerAPIKey, true},
 		{"worker-heartbeat", "how often a worker writes its registry record (it expires after three)", &c.WorkerHeartbeat, false},
@@ -535,10 +570,50 @@ func (c *Config) Validate() error {
 			return bad("public-url", "required with PIPELINE_FIRECRAWL_API_URL: the http(s) URL Firecrawl reaches this server at")
 		}
 	}
+	if c.MetricsAddr != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
+			return bad("metrics-addr", "want host:port, got %q", c.MetricsAddr)
+		}
+	}
+	if c.OTLPEndpoint != "" {
+		if strings.Contains(c.OTLPEndpoint, "://") {
+			if u, err := url.Parse(c.OTLPEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return bad("otlp-endpoint", "want host:port or an http(s) URL, got %s", showURL(c.OTLPEndpoint))
+			}
+		} else if _, port, err := net.SplitHostPort(c.OTLPEndpoint); err != nil || port == "" {
+			return bad("otlp-endpoint", "want host:port or an http(s) URL, got %q", c.OTLPEndpoint)
+		}
+	}
+	if c.OTLPProtocol != "grpc" && c.OTLPProtocol != "http" {
+		return bad("otlp-protocol", "want grpc or http, got %q", c.OTLPProtocol)
+	}
+	if _, err := c.ParseOTLPHeaders(); err != nil {
+		return err
+	}
+	if c.TraceSampleRatio < 0 || c.TraceSampleRatio > 1 {
+		return bad("trace-sample-ratio", "must be between 0 and 1, got %g", c.TraceSampleRatio)
+	}
 	if _, _, err := net.SplitHostPort(c.Server); err != nil {
 		return bad("server", "want host:port, got %q", c.Server)
 	}
 	return nil
+}
+
+// ParseOTLPHeaders parses OTLPHeaders. An error names the entry by position, never its value
+// (it may be a key).
+func (c *Config) ParseOTLPHeaders() (map[string]string, error) {
+	if len(c.OTLPHeaders) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(c.OTLPHeaders))
+	for i, h := range c.OTLPHeaders {
+		k, v, ok := strings.Cut(h, "=")
+		if k = strings.TrimSpace(k); !ok || k == "" {
+			return nil, fmt.Errorf("%s: entry %d: want KEY=VALUE", EnvName("otlp-headers"), i+1)
+		}
+		out[k] = strings.TrimSpace(v)
+	}
+	return out, nil
 }
 
 // showURL quotes a URL for an error message with any password replaced, and shows nothing of

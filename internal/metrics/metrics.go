@@ -115,7 +115,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			"Time a worker spent on one document (load, convert, chunk, embed, store, including retries), by outcome.",
 			"outcome"),
 		documents: counter("documents_processed_total",
-			"Documents a worker finished, by outcome (success, failed, skipped) and content type (markdown, text, html; unknown when it could not be loaded).",
+			"Documents a worker finished, by outcome (success, failed, skipped) and content type (text/markdown, text/plain, text/html; unknown when it could not be loaded).",
 			"outcome", "content_type"),
 		stageDuration: histogram("document_stage_duration_seconds", documentBuckets,
 			"Time one document spent in one processing stage (load, convert, chunk, embed, store), including retries.",

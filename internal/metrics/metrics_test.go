@@ -23,8 +23,8 @@ func TestRecordsExactValues(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
 
-	m.ObserveDocument(metrics.OutcomeSuccess, "markdown", 20*time.Millisecond)
-	m.ObserveDocument(metrics.OutcomeSuccess, "markdown", 30*time.Millisecond)
+	m.ObserveDocument(metrics.OutcomeSuccess, "text/markdown", 20*time.Millisecond)
+	m.ObserveDocument(metrics.OutcomeSuccess, "text/markdown", 30*time.Millisecond)
 	m.ObserveDocument(metrics.OutcomeFailed, "", time.Second)
 	m.ObserveStage(metrics.StageEmbed, 5*time.Millisecond)
 	m.ObserveJobFinished("process", "completed", 2*time.Second)
@@ -36,9 +36,9 @@ func TestRecordsExactValues(t *testing.T) {
 	m.ObserveVector("upsert", metrics.ErrorPermanent, time.Millisecond)
 
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP pipeline_documents_processed_total Documents a worker finished, by outcome (success, failed, skipped) and content type (markdown, text, html; unknown when it could not be loaded).
+# HELP pipeline_documents_processed_total Documents a worker finished, by outcome (success, failed, skipped) and content type (text/markdown, text/plain, text/html; unknown when it could not be loaded).
 # TYPE pipeline_documents_processed_total counter
-pipeline_documents_processed_total{content_type="markdown",outcome="success"} 2
+pipeline_documents_processed_total{content_type="text/markdown",outcome="success"} 2
 pipeline_documents_processed_total{content_type="unknown",outcome="failed"} 1
 # HELP pipeline_grpc_server_handled_total RPCs completed by the server, by service, method, status code and transport (grpc: a gRPC client; rest: the REST gateway on behalf of an HTTP request).
 # TYPE pipeline_grpc_server_handled_total counter

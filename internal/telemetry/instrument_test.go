@@ -143,3 +143,27 @@ func TestErrorKind(t *testing.T) {
 	require.Equal(t, metrics.ErrorTransient, telemetry.ErrorKind(errs.Transient(errors.New("x"), 0)))
 	require.Equal(t, metrics.ErrorPermanent, telemetry.ErrorKind(errors.New("x")))
 }
+
+// pingStore is a store with a Ping, as readiness checks look for.
+type pingStore struct {
+	vector.Store
+	pings int
+}
+
+func (p *pingStore) Ping(context.Context) error { p.pings++; return nil }
+
+func TestVectorStoreKeepsPing(t *testing.T) {
+	t.Parallel()
+	inner, err := embedded.Open(t.TempDir(), 4)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, inner.Close()) })
+	type pinger interface{ Ping(context.Context) error }
+
+	_, ok := telemetry.VectorStore(inner, nil, nil).(pinger)
+	require.False(t, ok, "a store without Ping gets none")
+	ps := &pingStore{Store: inner}
+	wrapped, ok := telemetry.VectorStore(ps, nil, nil).(pinger)
+	require.True(t, ok)
+	require.NoError(t, wrapped.Ping(t.Context()))
+	require.Equal(t, 1, ps.pings)
+}

@@ -1,0 +1,176 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+
+	"github.com/pipeline-dev/pipeline/internal/jobs"
+	"github.com/pipeline-dev/pipeline/internal/metrics"
+	"github.com/pipeline-dev/pipeline/internal/queue"
+	"github.com/pipeline-dev/pipeline/internal/telemetry"
+	"github.com/pipeline-dev/pipeline/worker"
+)
+
+// Options are collaborators a caller of BuildWith makes itself. Zero fields are built from the
+// Config.
+type Options struct {
+	// Tracing replaces the tracer provider built from the PIPELINE_OTLP_* settings (tests record
+	// spans in memory with it). Its Shutdown is the caller's.
+	Tracing *telemetry.Tracing
+}
+
+// buildTelemetry sets up what the rest of Build hands around: the log handler that stamps
+// trace, job and source ids, the process's metrics registry, and the tracer provider (a no-op
+// one unless PIPELINE_OTLP_ENDPOINT is set).
+func (a *App) buildTelemetry(ctx context.Context, role Role) error {
+	a.role = role
+	if _, ok := a.Log.Handler().(*telemetry.LogHandler); !ok {
+		a.Log = slog.New(telemetry.NewLogHandler(a.Log.Handler()))
+	}
+	a.Registry = metrics.NewRegistry()
+	a.Metrics = metrics.New(a.Registry)
+	if err := a.buildTracing(ctx, role); err != nil {
+		return err
+	}
+	return a.listenMetrics(role)
+}
+
+// buildTracing makes the tracer provider of the PIPELINE_OTLP_* settings, unless the caller
+// gave one.
+func (a *App) buildTracing(ctx context.Context, role Role) error {
+	if a.Tracing != nil {
+		return nil
+	}
+	headers, err := a.Cfg.ParseOTLPHeaders()
+	if err != nil {
+		return err
+	}
+	roleName := "server"
+	if role == RoleWorker {
+		roleName = "worker"
+	}
+	a.Tracing, err = telemetry.NewTracing(ctx, telemetry.TracingConfig{
+		Endpoint: a.Cfg.OTLPEndpoint, Protocol: a.Cfg.OTLPProtocol, Insecure: a.Cfg.OTLPInsecure,
+		CAFile: a.Cfg.OTLPCAFile, Headers: headers, SampleRatio: a.Cfg.TraceSampleRatio, Role: roleName,
+	})
+	if err != nil {
+		return err
+	}
+	a.closers = append(a.closers, func() error {
+		// Send what is buffered, but do not hold up shutdown for an unreachable collector.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := a.Tracing.Shutdown(ctx); err != nil {
+			a.Log.Warn("tracing: spans not exported at shutdown", "err", err)
+		}
+		return nil
+	})
+	if a.Tracing.Enabled {
+		a.Log.Info("tracing on", "otlp_endpoint", a.Cfg.OTLPEndpoint, "protocol", a.Cfg.OTLPProtocol, "sample_ratio", a.Cfg.TraceSampleRatio)
+	}
+	return nil
+}
+
+// listenMetrics opens a worker's /metrics listener now, so a taken port stops the worker at
+// start, naming the setting.
+func (a *App) listenMetrics(role Role) error {
+	if role == RoleWorker && a.Cfg.MetricsAddr != "" {
+		var err error
+		a.metricsLis, err = net.Listen("tcp", a.Cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("PIPELINE_METRICS_ADDR: listen on %s: %w", a.Cfg.MetricsAddr, err)
+		}
+		a.closers = append(a.closers, func() error { _ = a.metricsLis.Close(); return nil })
+	}
+	return nil
+}
+
+// MetricsAddr is the address a `pipeline worker` serves /metrics on, "" when it serves none.
+func (a *App) MetricsAddr() string {
+	if a.metricsLis == nil {
+		return ""
+	}
+	return a.metricsLis.Addr().String()
+}
+
+// instrumentStores wraps the embedder and vector store so every call is timed, counted and
+// traced, and, in a server, registers the scrape-time queue and backlog gauges.
+func (a *App) instrumentStores(role Role) error {
+	a.Embedder = telemetry.Embedder(a.Embedder, a.Metrics, a.Tracing.Provider)
+	a.Vectors = telemetry.VectorStore(a.Vectors, a.Metrics, a.Tracing.Provider)
+	if role != RoleServer {
+		return nil // every server reports the queue; workers would only repeat it
+	}
+	return metrics.RegisterQueueCollector(a.Registry, metrics.QueueReadings{
+		Queue: a.Queue.Stats, Backlog: a.Jobs.Backlog, Logger: a.Log,
+	})
+}
+
+// tracerProvider is what the server traces with: nil when tracing is off, so it adds no
+// tracing code to any call.
+func (a *App) tracerProvider() trace.TracerProvider {
+	if a.Tracing == nil || !a.Tracing.Enabled {
+		return nil
+	}
+	return a.Tracing.Provider
+}
+
+// traceDialOption carries the worker's spans to the server on its reports.
+func (a *App) traceDialOption() grpc.DialOption {
+	tp := a.tracerProvider()
+	if tp == nil {
+		return grpc.EmptyDialOption{}
+	}
+	return grpc.WithStatsHandler(otelgrpc.NewClientHandler(
+		otelgrpc.WithTracerProvider(tp), otelgrpc.WithPropagators(telemetry.Propagator)))
+}
+
+// observedNotifier counts jobs reaching a terminal status. A job is written only while it is
+// not terminal (the state machine, and every other write's WHERE clause), so the one change
+// that makes it terminal is the only terminal one the notifier hears: each finished job is
+// counted once, by the process that finished it.
+type observedNotifier struct {
+	next jobs.Notifier
+	m    *metrics.Metrics
+}
+
+func (n observedNotifier) JobChanged(ctx context.Context, job *jobs.Job) error {
+	if job.Status.Terminal() {
+		end := job.UpdatedAt
+		if job.FinishedAt != nil {
+			end = *job.FinishedAt
+		}
+		n.m.ObserveJobFinished(string(job.Type), string(job.Status), end.Sub(job.CreatedAt))
+	}
+	return n.next.JobChanged(ctx, job)
+}
+
+// consume runs the worker pool on the queue until ctx ends; a `pipeline worker` with
+// PIPELINE_METRICS_ADDR also serves its /metrics meanwhile.
+func (a *App) consume(ctx context.Context, q *queue.Queue, w *worker.Worker) error {
+	defer w.Close()
+	if a.metricsLis == nil {
+		return q.Consume(ctx, w.HandleBatch, 30*time.Second)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler(a.Registry))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	a.Log.Info("serving metrics", "addr", a.MetricsAddr())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(a.metricsLis) }()
+	err := q.Consume(ctx, w.HandleBatch, 30*time.Second)
+	_ = srv.Close()
+	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) && !errors.Is(serr, net.ErrClosed) {
+		err = errors.Join(err, fmt.Errorf("metrics server: %w", serr))
+	}
+	return err
+}
