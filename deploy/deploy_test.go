@@ -339,6 +339,10 @@ func TestComposeWiring(t *testing.T) {
 
 	worker := configOf(t, f, svcWorker)
 	require.Equal(t, svcServer+":"+grpcPort, worker.Server, "workers report to the server's gRPC port")
+	_, metricsPort := hostPort(t, worker.MetricsAddr)
+	require.Contains(t, services[svcWorker].Expose, metricsPort, "workers expose their metrics port")
+	require.Equal(t, []string{"CMD", "/usr/local/bin/healthcheck", "http://127.0.0.1:" + metricsPort + "/metrics"},
+		services[svcWorker].Healthcheck.Test, "a worker's health check asks its metrics port, its only listener")
 	require.NotEmpty(t, worker.WorkerAPIKey)
 	keys, err := server.ParseAPIKeys()
 	require.NoError(t, err)
@@ -382,7 +386,7 @@ func TestComposeStartOrder(t *testing.T) {
 			require.Equal(t, cond, services[name].DependsOn[dep].Condition, "%s must wait for %s", name, dep)
 		}
 	}
-	for _, name := range []string{svcPostgres, svcRedis, svcEtcd, svcMinio, svcMilvus, svcServer} {
+	for _, name := range []string{svcPostgres, svcRedis, svcEtcd, svcMinio, svcMilvus, svcServer, svcWorker} {
 		require.NotNil(t, services[name].Healthcheck, "%s has a health check", name)
 		require.NotEmpty(t, services[name].Healthcheck.Test, "%s: the health check has a test", name)
 		require.Equal(t, "unless-stopped", services[name].Restart, "%s restarts", name)
