@@ -260,7 +260,7 @@ func TestOneTraceFromIngestToStore(t *testing.T) {
 	}, waitTimeout, 10*time.Millisecond)
 	traceID := ingest.SpanContext().TraceID()
 
-	// Only this trace: readiness checks make embedder and vector-store calls of their own.
+	// Only this trace's spans (the search and source calls of the test make others).
 	var inTrace []sdktrace.ReadOnlySpan
 	for _, s := range b.spans.Ended() {
 		if s.SpanContext().TraceID() == traceID {

@@ -33,10 +33,15 @@ func ErrorKind(err error) string {
 	return metrics.ErrorPermanent
 }
 
-// call times one call, records it in a span and hands the result to observe.
+// call times one call, records it in a span and hands the result to observe. The span is a
+// child of the caller's: a call outside any trace (a readiness probe) makes no trace of its own,
+// which would only be noise.
 func call(ctx context.Context, tr trace.Tracer, name string, attrs []attribute.KeyValue, observe func(kind string, d time.Duration), fn func(ctx context.Context) error) error {
-	ctx, span := tr.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
-	defer span.End()
+	span := trace.SpanFromContext(ctx) // non-recording without a parent
+	if span.SpanContext().IsValid() {
+		ctx, span = tr.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+		defer span.End()
+	}
 	start := time.Now()
 	err := fn(ctx)
 	kind := ""

@@ -52,13 +52,17 @@ func TestEmbedderCallsAreTimedCountedAndTraced(t *testing.T) {
 	require.Equal(t, 16, e.Dimension())
 	require.Equal(t, h.Fingerprint(), e.Fingerprint())
 
+	ctx, parent := tp.Tracer("test").Start(t.Context(), "worker.embed")
 	for range 3 {
-		_, err := e.Embed(t.Context(), []string{"a"})
+		_, err := e.Embed(ctx, []string{"a"})
 		require.Error(t, err)
 	}
-	vecs, err := e.Embed(t.Context(), []string{"a", "b"})
+	vecs, err := e.Embed(ctx, []string{"a", "b"})
 	require.NoError(t, err)
 	require.Len(t, vecs, 2)
+	parent.End()
+	_, err = e.Embed(t.Context(), []string{"outside any trace"}) // a readiness probe
+	require.NoError(t, err)
 
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP pipeline_embedder_errors_total Failed embedder calls, by operation and kind (transient, permanent, canceled).
@@ -67,12 +71,14 @@ pipeline_embedder_errors_total{kind="canceled",operation="embed"} 1
 pipeline_embedder_errors_total{kind="permanent",operation="embed"} 1
 pipeline_embedder_errors_total{kind="transient",operation="embed"} 1
 `), "pipeline_embedder_errors_total"))
-	require.Equal(t, uint64(4), sampleCount(t, reg, "pipeline_embedder_request_duration_seconds"))
+	require.Equal(t, uint64(5), sampleCount(t, reg, "pipeline_embedder_request_duration_seconds"))
 
 	spans := rec.Ended()
-	require.Len(t, spans, 4)
-	for i, s := range spans {
+	require.Len(t, spans, 5, "four children of the caller's span and the caller's; none for the call outside a trace")
+	require.Equal(t, "worker.embed", spans[4].Name())
+	for i, s := range spans[:4] {
 		require.Equal(t, "embedder.embed", s.Name())
+		require.Equal(t, parent.SpanContext().SpanID(), s.Parent().SpanID())
 		if i < 3 {
 			require.Equal(t, codes.Error, s.Status().Code)
 		} else {
@@ -106,7 +112,8 @@ func TestVectorStoreCallsAreTimedCountedAndTraced(t *testing.T) {
 	require.NoError(t, err)
 	s := telemetry.VectorStore(inner, m, tp)
 	t.Cleanup(func() { require.NoError(t, s.Close()) })
-	ctx := t.Context()
+	ctx, parent := tp.Tracer("test").Start(t.Context(), "worker.store")
+	defer parent.End()
 
 	rec1 := vector.Record{ID: vector.ChunkID("d1", 0), SourceID: "s1", DocumentID: "d1", Text: "x", Vector: []float32{1, 0, 0, 0}}
 	require.NoError(t, s.Upsert(ctx, []vector.Record{rec1}))
