@@ -168,8 +168,9 @@ func (h *healthChecker) check() readiness {
 
 	r := readiness{Status: readyOK, Checks: make(map[string]depStatus, len(h.deps)), CheckedAt: time.Now().UTC()}
 	for i, d := range h.deps {
+		// Log changes, and at start only what is down: a healthy start needs no four lines.
 		prev, seen := h.last.Checks[d.name]
-		if cur := results[i]; !seen || prev.Status != cur.Status {
+		if cur := results[i]; (seen && prev.Status != cur.Status) || (!seen && cur.Status == depUnavailable) {
 			h.logChange(d.name, cur)
 		}
 		r.Checks[d.name] = results[i]

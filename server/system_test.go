@@ -106,7 +106,7 @@ func eventually[T any](t *testing.T, read func() T, cond func(T) bool) T {
 func TestWorkersAndStatsFollowProcessing(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(c *config.Config) {
-		c.WorkerHeartbeat = 100 * time.Millisecond
+		c.WorkerHeartbeat = 250 * time.Millisecond
 		c.MaxConcurrentJobs = 2
 		c.RetryBaseDelay = time.Millisecond
 	})
@@ -240,7 +240,7 @@ func TestDeadWorkerExpires(t *testing.T) {
 
 	dyingClient := redis.NewClient(&redis.Options{Addr: rdb.Options().Addr, DB: rdb.Options().DB})
 	t.Cleanup(func() { _ = dyingClient.Close() })
-	dying := registerWorker(t, registry.New(dyingClient, b.cfg.RedisPrefix), "dying-worker", "host-b", 50*time.Millisecond)
+	dying := registerWorker(t, registry.New(dyingClient, b.cfg.RedisPrefix), "dying-worker", "host-b", 200*time.Millisecond)
 
 	eventually(t, func() []*pipelinev1.Worker { return b.listWorkers(t) }, func(ws []*pipelinev1.Worker) bool { return len(ws) == 2 })
 	resp, err := b.system.ListWorkers(tctx(t), &pipelinev1.ListWorkersRequest{Host: "host-b"})

@@ -74,7 +74,7 @@ func TestWorkersComeAndGo(t *testing.T) {
 	bClient := redis.NewClient(&redis.Options{Addr: rdb.Options().Addr, DB: rdb.Options().DB})
 	t.Cleanup(func() { _ = bClient.Close() })
 
-	a := start(t, reg, registry.Config{ID: "a", Host: "h1", Version: "v1", TotalSlots: 3, Interval: 50 * time.Millisecond})
+	a := start(t, reg, registry.Config{ID: "a", Host: "h1", Version: "v1", TotalSlots: 3, Interval: 200 * time.Millisecond})
 	b := start(t, registry.New(bClient, prefix), registry.Config{ID: "b", Host: "h0", Version: "v1", TotalSlots: 2,
 		Interval: 50 * time.Millisecond, TTL: 2 * time.Second})
 
