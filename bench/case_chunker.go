@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"io"
+	"log"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
@@ -78,6 +80,9 @@ func prepareChunker(ctx context.Context, env *Env) (*Prepared, error) {
 	// document. Without the manual, the figures are taken on the generated pages.
 	lim.Only = func(i int) bool { return corpus.Pages == 0 || !strings.HasPrefix(corpus.Docs[i].Name, "gen-") }
 
+	// langchaingo logs a line for every chunk it makes over the size; keep stderr readable
+	// (and do not bill the peer for the writes).
+	log.SetOutput(io.Discard)
 	subjects := []*Subject{
 		projectSubject("project (cold)", docs, lim, func() (*chunk.Chunker, error) { return chunk.New(cfg) }),
 		projectSubject("project (warm)", docs, lim, func() (*chunk.Chunker, error) { return warm, nil }),

@@ -46,7 +46,7 @@
 // only at its two ends. Loading the vocabulary takes about 40 ms and 10 MB, once per process,
 // in the first New; each goroutine splitting at the same time holds a cache of up to 6 MB
 // and, while it splits, about twice the document's size in piece offsets and counts. A Chunker
-// keeps up to GOMAXPROCS of those caches (and up to 2 MB of offsets each) between Splits for
+// keeps up to GOMAXPROCS of those caches (and up to 8 MB of offsets each) between Splits for
 // as long as it lives, so that they stay warm.
 package chunk
 

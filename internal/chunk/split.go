@@ -17,9 +17,9 @@ type splitState struct {
 // release drops references to the document and very large buffers before the state is kept.
 func (st *splitState) release() {
 	st.idx.text = ""
-	// Pieces kept for the next document: 1 MiB per slice, a document of about 1 MB. Idle
+	// Pieces kept for the next document: 4 MiB per slice, a document of about 4 MB. Idle
 	// states live as long as their Chunker, so larger buffers are the collector's.
-	const keep = 1 << 18
+	const keep = 1 << 20
 	if cap(st.idx.starts) > keep {
 		st.idx.starts, st.idx.cum, st.idx.buckets = nil, nil, nil
 	}
