@@ -78,11 +78,12 @@ demo:
 # The chaos targets (fault-injection suite, chaos/).
 .PHONY: chaos chaos-short
 
-## chaos: the fault-injection suite on the real binaries (~5,000 documents, every fault several times).
+## chaos: the fault-injection suite on the real binaries, with a private Postgres cluster and
+## redis-server of its own (~5,000 documents, every fault several times). Needs root.
 chaos:
 	go run ./chaos
 
-## chaos-short: the same, ~1,500 documents, each fault at least once, under 5 minutes.
+## chaos-short: the same, ~1,500 documents, each fault at least once, under 5 minutes (CI).
 chaos-short:
 	go run ./chaos -short
 

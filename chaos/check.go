@@ -39,10 +39,11 @@ type report struct {
 	MilvusUpserts     int            `json:"milvus_upsert_calls"`
 	Faults            []*faultRec    `json:"faults"`
 	Skipped           []string       `json:"faults_skipped"`
+	Memory            memReport      `json:"memory"`
 	Problems          []string       `json:"problems"`
 }
 
-func (h *harness) check(ctx context.Context, c *corpus, faults []*faultRec, timedOut bool) (*report, error) {
+func (h *harness) check(ctx context.Context, c *corpus, faults []*faultRec, skippedKinds map[string]bool, timedOut bool) (*report, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	rep := &report{RunID: h.id, Seed: h.opts.seed, Short: h.opts.short, Documents: len(c.docURI),
@@ -191,13 +192,19 @@ func (h *harness) check(ctx context.Context, c *corpus, faults []*faultRec, time
 	}
 	kinds := map[string]bool{}
 	for _, f := range faults {
+		if f.Failed {
+			problem("fault %s could not be injected as planned: %s", f.Kind, f.Detail)
+			continue
+		}
 		kinds[f.Kind] = true
 	}
-	for _, k := range []string{"kill-worker", "kill-server", "milvus-unavailable", "redis-data-loss"} {
-		if !kinds[k] {
-			problem("fault %s was never injected", k)
+	for _, pf := range h.plan() {
+		if !kinds[pf.kind] && !skippedKinds[pf.kind] {
+			problem("fault %s was never injected", pf.kind)
+			kinds[pf.kind] = true // once
 		}
 	}
+	rep.Memory = h.mem.report()
 	rep.DurationSec = time.Since(h.started).Seconds()
 	return rep, nil
 }
@@ -259,9 +266,13 @@ func (r *report) print(w io.Writer) {
 	row("embedder outcomes", strings.Join(kinds, " "))
 	tw.Flush()
 
-	fmt.Fprintln(w, "\nfaults (recovery: next progress over all jobs / every job active at the fault terminal):")
+	fmt.Fprintln(w, "\nfaults: lasted = injecting it (restarts included); next progress = from the fault until documents")
+	fmt.Fprintln(w, "were seen being done again after it; hit batches = the batches it struck; requeued = how many of them the")
+	fmt.Fprintln(w, "reconciler put back in the queue because of this fault (the latest one to hit them), and when the last; claimed again = when the last of them was claimed again")
+	fmt.Fprintln(w, "by a worker (or done; a batch running under a live worker's claim counts when done); all done = when the last was finished;")
+	fmt.Fprintln(w, "active jobs = when every job active at the fault was terminal")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "at\tfault\tnext progress\tactive jobs done\tdetail")
+	fmt.Fprintln(tw, "#\tat\tfault\tlasted\tnext progress\thit batches\trequeued\tclaimed again\tall done\tactive jobs done")
 	var t0 time.Time
 	if len(r.Faults) > 0 {
 		t0 = r.Faults[0].At
@@ -272,14 +283,39 @@ func (r *report) print(w io.Writer) {
 		}
 		return fmt.Sprintf("%.1fs", s)
 	}
-	for _, f := range r.Faults {
-		fmt.Fprintf(tw, "+%.1fs\t%s\t%s\t%s\t%s\n", f.At.Sub(t0).Seconds(), f.Kind, secs(f.NextProgressSec), secs(f.ActiveDoneSec), f.Detail)
+	for i, f := range r.Faults {
+		requeued := fmt.Sprintf("%d", f.Requeued)
+		if f.Requeued > 0 {
+			requeued += " after " + secs(f.RequeuedSec)
+		}
+		fmt.Fprintf(tw, "%d\t+%.1fs\t%s\t%.1fs\t%s\t%d %s\t%s\t%s\t%s\t%s\n", i+1, f.At.Sub(t0).Seconds(), f.Kind,
+			f.ReadyAt.Sub(f.At).Seconds(), secs(f.NextProgressSec), f.Affected, f.AffectedWhat, requeued,
+			secs(f.AffectedClaimedSec), secs(f.AffectedDoneSec), secs(f.ActiveDoneSec))
 	}
-	fmt.Fprintln(tw, "continuous\tembedder faults\t\t\t10% of calls: 500, 503, 429 Retry-After 1, dropped connection, a few hangs past the 30s client timeout; 400 for "+badMarker)
+	tw.Flush()
+	for i, f := range r.Faults {
+		fmt.Fprintf(w, "%d. %s: %s\n", i+1, f.Kind, f.Detail)
+	}
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "continuously, embedder faults:\t10% of calls: 500, 503, 429 Retry-After 1, dropped connection, a few hangs past the 30s client timeout; 400 for "+badMarker)
 	tw.Flush()
 	for _, s := range r.Skipped {
 		fmt.Fprintln(w, "skipped:", s)
 	}
+
+	fmt.Fprintln(w, "\nmemory (from /proc/<pid>/status; peak VmRSS sampled every 500 ms and VmHWM, the kernel's peak):")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "process\tpid\tpeak VmRSS\tVmHWM")
+	for _, u := range r.Memory.Processes {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", u.Name, u.PID, mib(u.PeakRSSKB), mib(u.HWMKB))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "server peak (any incarnation): %s; worker peak: %s", mib(r.Memory.ServerPeakKB), mib(r.Memory.WorkerPeakKB))
+	if r.Memory.PostgresSumPeakKB > 0 {
+		fmt.Fprintf(w, "; private Postgres, up to %d processes: %s (their private memory summed, plus the largest shared and file-backed parts once)",
+			r.Memory.PostgresProcs, mib(r.Memory.PostgresSumPeakKB))
+	}
+	fmt.Fprintln(w)
 	if len(r.Problems) == 0 {
 		fmt.Fprintln(w, "\nPASS: nothing lost, nothing duplicated, counters agree, every job terminal")
 		return

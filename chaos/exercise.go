@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"os/exec"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	pipelinev1 "github.com/pipeline-dev/pipeline/gen/go/pipeline/v1"
 )
@@ -28,7 +31,8 @@ type corpus struct {
 
 // sample is one look at all jobs.
 type sample struct {
-	at          time.Time
+	start       time.Time // the look began (ListJobs sent)
+	at          time.Time // and ended
 	ok          bool
 	progress    int64 // sum of processed + failed documents over all jobs
 	jobs        int
@@ -45,13 +49,34 @@ type monitor struct {
 type faultRec struct {
 	Kind    string    `json:"kind"`
 	Detail  string    `json:"detail"`
-	At      time.Time `json:"at"`
-	ReadyAt time.Time `json:"ready_at"`
-	// Seconds from the fault to the next increase of the documents done over all jobs.
+	At      time.Time `json:"at"`       // the fault struck
+	ReadyAt time.Time `json:"ready_at"` // the harness was done injecting it (restarts included)
+	// Seconds from the fault until progress was seen again once it was over: the documents done
+	// over all jobs grew between two looks that both began after ReadyAt.
 	NextProgressSec float64 `json:"next_progress_s"`
+	// The batches the fault hit (see affectedBatches) and the seconds from the fault until the
+	// last of them was finished.
+	Affected        int     `json:"affected_batches"`
+	AffectedWhat    string  `json:"affected_what"`
+	AffectedDoneSec float64 `json:"affected_batches_done_s"`
+	// How many hit batches the reconciler put back in the queue (a new message) before the next
+	// fault, and the seconds from the fault until it had done so for the last of them (seen by
+	// polling every 500 ms).
+	Requeued    int     `json:"affected_batches_requeued"`
+	RequeuedSec float64 `json:"affected_batches_requeued_s"`
+	// Seconds from the fault until every hit batch had been claimed again by a worker (or was
+	// done): when the work the fault took away was picked up again.
+	AffectedClaimedSec float64 `json:"affected_batches_claimed_again_s"`
 	// Seconds from the fault until every job active at that moment was terminal.
 	ActiveDoneSec float64 `json:"active_jobs_terminal_s"`
-	active        []string
+	// Failed: injecting it went wrong (Detail says how).
+	Failed   bool `json:"failed,omitempty"`
+	active   []string
+	affected []batchRef
+
+	mu          sync.Mutex
+	claimedLast time.Time // when the last hit batch was seen claimed again
+	unclaimed   int       // hit batches not yet seen claimed again
 }
 
 func (h *harness) exercise(ctx context.Context) (*report, error) {
@@ -116,9 +141,12 @@ func (h *harness) exercise(ctx context.Context) (*report, error) {
 	}
 	stopRun()
 	wg.Wait()
-	fs := faults.finish(m)
+	fs := faults.finish(ctx, h, m)
 	h.logf("all jobs terminal (or gave up); checking")
-	rep, err := h.check(ctx, c, fs, timedOut)
+	faults.mu.Lock()
+	skippedKinds := faults.skippedKinds
+	faults.mu.Unlock()
+	rep, err := h.check(ctx, c, fs, skippedKinds, timedOut)
 	if rep != nil {
 		faults.mu.Lock()
 		rep.Skipped = append(rep.Skipped, faults.skipped...)
@@ -291,9 +319,10 @@ func terminal(s pipelinev1.JobStatus) bool {
 
 func (h *harness) monitorLoop(ctx context.Context, m *monitor) {
 	for ctx.Err() == nil {
+		start := time.Now()
 		jobs, err := h.listJobs(ctx)
 		now := time.Now()
-		s := sample{at: now, ok: err == nil}
+		s := sample{start: start, at: now, ok: err == nil}
 		var active []string
 		if err == nil {
 			s.jobs = len(jobs)
@@ -328,8 +357,11 @@ type faultLog struct {
 	mu   sync.Mutex
 	recs []*faultRec
 	done chan struct{}
-	// skipped lists faults not injected, and why.
-	skipped []string
+	// skipped lists faults not injected, and why; skippedKinds their kinds.
+	skipped      []string
+	skippedKinds map[string]bool
+	// requeues: when each hit batch was seen enqueued again (by trackClaims).
+	requeues map[string][]time.Time
 }
 
 func faultsDone(f *faultLog) bool {
@@ -358,42 +390,61 @@ type plannedFault struct {
 	kind  string
 }
 
+// The faults, in the order of the plan.
+const (
+	faultKillWorker  = "kill-worker"
+	faultKillServer  = "kill-server"
+	faultMilvus      = "milvus-unavailable"
+	faultRedisRstrt  = "redis-restart"
+	faultFlushAll    = "redis-flushall"
+	faultPostgresRst = "postgres-restart"
+)
+
 func (h *harness) plan() []plannedFault {
 	s := time.Second
 	if h.opts.short {
 		return []plannedFault{
-			{3 * s, "kill-worker"},
-			{6 * s, "milvus-unavailable"},
-			{9 * s, "kill-server"},
-			{14 * s, "redis-data-loss"},
-			{18 * s, "kill-worker"},
+			{3 * s, faultKillWorker},
+			{6 * s, faultMilvus},
+			{9 * s, faultKillServer},
+			{13 * s, faultRedisRstrt},
+			{17 * s, faultKillWorker},
+			{21 * s, faultPostgresRst},
+			{26 * s, faultFlushAll},
+			{30 * s, faultKillWorker},
+			{33 * s, faultMilvus},
 		}
 	}
 	return []plannedFault{
-		{3 * s, "kill-worker"},
-		{6 * s, "milvus-unavailable"},
-		{9 * s, "kill-server"},
-		{13 * s, "kill-worker"},
-		{16 * s, "redis-data-loss"},
-		{19 * s, "milvus-unavailable"},
-		{25 * s, "kill-worker"},
-		{28 * s, "postgres-restart"},
-		{31 * s, "kill-server"},
-		{34 * s, "milvus-unavailable"},
-		{37 * s, "kill-worker"},
-		{41 * s, "redis-data-loss"},
-		{45 * s, "milvus-unavailable"},
-		{49 * s, "kill-worker"},
-		{52 * s, "kill-server"},
+		{3 * s, faultKillWorker},
+		{6 * s, faultMilvus},
+		{9 * s, faultKillServer},
+		{13 * s, faultRedisRstrt},
+		{16 * s, faultKillWorker},
+		{19 * s, faultMilvus},
+		{23 * s, faultPostgresRst},
+		{27 * s, faultFlushAll},
+		{31 * s, faultKillWorker},
+		{34 * s, faultKillServer},
+		{38 * s, faultMilvus},
+		{41 * s, faultRedisRstrt},
+		{45 * s, faultKillWorker},
+		{49 * s, faultPostgresRst},
+		{54 * s, faultFlushAll},
+		{58 * s, faultMilvus},
+		{61 * s, faultKillWorker},
+		{65 * s, faultKillServer},
+		{70 * s, faultKillWorker},
 	}
 }
 
 func (h *harness) injectFaults(ctx context.Context, m *monitor, rng *rand.Rand) *faultLog {
-	fl := &faultLog{done: make(chan struct{})}
+	fl := &faultLog{done: make(chan struct{}), skippedKinds: map[string]bool{}, requeues: map[string][]time.Time{}}
+	go h.trackClaims(ctx, fl)
 	go func() {
 		defer close(fl.done)
 		begin := time.Now()
-		for _, pf := range h.plan() {
+		for i, pf := range h.plan() {
 			select {
 			case <-ctx.Done():
 				return
@@ -403,19 +454,24 @@ func (h *harness) injectFaults(ctx context.Context, m *monitor, rng *rand.Rand) 
 			active := append([]string(nil), m.activeJobIDs...)
 			m.mu.Unlock()
 			rec := &faultRec{Kind: pf.kind, At: time.Now(), active: active}
-			if err := h.inject(ctx, pf.kind, rec, rng); err != nil {
+			if err := h.inject(ctx, pf.kind, i, rec, rng); err != nil {
 				if ctx.Err() != nil {
 					return
 				}
 				rec.Detail += " ERROR: " + err.Error()
+				rec.Failed = true
 			}
 			if rec.Kind == "" { // skipped
 				fl.mu.Lock()
-				fl.skipped = append(fl.skipped, rec.Detail)
+				if !fl.skippedKinds[pf.kind] {
+					fl.skipped = append(fl.skipped, rec.Detail)
+				}
+				fl.skippedKinds[pf.kind] = true
 				fl.mu.Unlock()
 				continue
 			}
 			rec.ReadyAt = time.Now()
+			rec.unclaimed = len(rec.affected)
 			h.logf("fault %s: %s (%d jobs active)", rec.Kind, rec.Detail, len(active))
 			fl.mu.Lock()
 			fl.recs = append(fl.recs, rec)
@@ -425,29 +481,34 @@ func (h *harness) injectFaults(ctx context.Context, m *monitor, rng *rand.Rand) 
 	return fl
 }
 
-func (h *harness) inject(ctx context.Context, kind string, rec *faultRec, rng *rand.Rand) error {
+var milvusCodes = []string{"Unavailable", "DeadlineExceeded", "ResourceExhausted"}
+
+func (h *harness) inject(ctx context.Context, kind string, i int, rec *faultRec, rng *rand.Rand) error {
+	if kind != faultKillWorker {
+		open, err := h.openBatches(ctx)
+		if err != nil {
+			h.logf("listing open batches before %s: %v", kind, err)
+		}
+		rec.At = time.Now()
+		rec.affected, rec.AffectedWhat = affectedBatches(kind, open, 0, h.liveWorkerPIDs())
+	}
 	switch kind {
-	case "kill-worker":
-		h.mu.Lock()
-		var alive []*proc
-		for _, w := range h.workers {
-			if w.alive() {
-				alive = append(alive, w)
-			}
+	case faultKillWorker:
+		w, open, err := h.busyWorker(ctx, rng)
+		if err != nil {
+			return err
 		}
-		h.mu.Unlock()
-		if len(alive) == 0 {
-			return fmt.Errorf("no worker alive")
-		}
-		w := alive[rng.IntN(len(alive))]
+		rec.At = time.Now()
+		rec.affected, rec.AffectedWhat = affectedBatches(kind, open, w.cmd.Process.Pid, nil)
+		running := len(rec.affected)
 		w.kill9()
 		time.Sleep(time.Second)
 		nw, err := h.startWorker()
 		if err != nil {
 			return err
 		}
-		rec.Detail = fmt.Sprintf("kill -9 %s (pid %d) while its batches ran; started %s", w.name, w.cmd.Process.Pid, nw.name)
-	case "kill-server":
+		rec.Detail = fmt.Sprintf("kill -9 %s (pid %d) while it held %d running batch(es); started %s", w.name, w.cmd.Process.Pid, running, nw.name)
+	case faultKillServer:
 		h.mu.Lock()
 		s := h.server
 		h.mu.Unlock()
@@ -459,26 +520,48 @@ func (h *harness) inject(ctx context.Context, kind string, rec *faultRec, rng *r
 		h.mu.Lock()
 		rec.Detail = fmt.Sprintf("kill -9 %s (pid %d), restarted as server-%d after 2s", s.name, s.cmd.Process.Pid, h.serverStart)
 		h.mu.Unlock()
-	case "milvus-unavailable":
+	case faultMilvus:
 		n := 5 + rng.IntN(6)
-		resp, err := http.Post(fmt.Sprintf("http://%s/fail?n=%d&code=Unavailable", h.milvusControl, n), "", nil)
+		code := milvusCodes[i%len(milvusCodes)]
+		resp, err := http.Post(fmt.Sprintf("http://%s/fail?n=%d&code=%s", h.milvusControl, n, code), "", nil)
 		if err != nil {
 			return err
 		}
 		resp.Body.Close()
-		rec.Detail = fmt.Sprintf("next %d Milvus calls fail with UNAVAILABLE", n)
-	case "redis-data-loss":
-		n, err := h.deleteRedisKeys(ctx)
-		rec.Detail = fmt.Sprintf("deleted all %d keys of this run (%s*, taskq:{%s*), standing in for FLUSHALL, which would hit other users of this Redis", n, h.prefix, h.prefix)
-		return err
-	case "postgres-restart":
-		if !h.opts.allowPostgresRestart {
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("milvusfake /fail: %s", resp.Status)
+		}
+		rec.Detail = fmt.Sprintf("next %d Milvus calls fail with %s", n, code)
+	case faultRedisRstrt:
+		if h.redis == nil {
 			rec.Kind = ""
-			rec.Detail = "postgres-restart skipped (needs -allow-postgres-restart; disturbs other users of this Postgres)"
+			rec.Detail = "redis-restart skipped: -redis-url given, and restarting a shared Redis would hit its other users"
 			return nil
 		}
-		out, err := exec.CommandContext(ctx, "sh", "-c", "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main restart").CombinedOutput()
-		rec.Detail = "pg_ctlcluster restart " + strings.TrimSpace(string(out))
+		t0 := time.Now()
+		before, after, err := h.redis.restart(ctx, 2*time.Second)
+		rec.Detail = fmt.Sprintf("redis-server stopped (SIGTERM: append-only file written), down 2s, restarted as %s: %d keys before, %d after; %.1fs in all",
+			h.redis.p.name, before, after, time.Since(t0).Seconds())
+		return err
+	case faultFlushAll:
+		if h.redis == nil {
+			n, err := h.deleteRedisKeys(ctx)
+			rec.Detail = fmt.Sprintf("deleted all %d keys of this run (%s*, taskq:{%s*) at once, standing in for FLUSHALL on a shared Redis (-redis-url)", n, h.prefix, h.prefix)
+			return err
+		}
+		n, err := h.redis.flushAll(ctx)
+		rec.Detail = fmt.Sprintf("FLUSHALL: all %d keys gone (queue stream and consumer group, markers, status keys)", n)
+		return err
+	case faultPostgresRst:
+		if h.pg == nil {
+			rec.Kind = ""
+			rec.Detail = "postgres-restart skipped: -postgres-url given, and restarting a shared Postgres would hit its other users"
+			return nil
+		}
+		t0 := time.Now()
+		oldPID, newPID, err := h.pg.restartImmediate(ctx)
+		rec.Detail = fmt.Sprintf("pg_ctl restart -m immediate (no checkpoint, WAL replayed on start): postmaster %d -> %d, %.1fs until it accepted connections",
+			oldPID, newPID, time.Since(t0).Seconds())
 		return err
 	default:
 		return fmt.Errorf("unknown fault %q", kind)
@@ -486,22 +569,78 @@ func (h *harness) inject(ctx context.Context, kind string, rec *faultRec, rng *r
 	return nil
 }
 
-// finish computes the recovery figures of every fault from the samples.
-func (f *faultLog) finish(m *monitor) []*faultRec {
+// liveWorkerPIDs are the pids of the workers running now.
+func (h *harness) liveWorkerPIDs() map[int]bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := map[int]bool{}
+	for _, w := range h.workers {
+		if w.alive() {
+			out[w.cmd.Process.Pid] = true
+		}
+	}
+	return out
+}
+
+// busyWorker picks a live worker that holds a running batch in Postgres (under a live lease),
+// so the kill lands mid-batch; it waits up to 10 s for one, then takes any live worker. It also
+// returns the open batches it saw last.
+func (h *harness) busyWorker(ctx context.Context, rng *rand.Rand) (*proc, []batchRef, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h.mu.Lock()
+		byPID := map[int]*proc{}
+		var alive []*proc
+		for _, w := range h.workers {
+			if w.alive() {
+				byPID[w.cmd.Process.Pid] = w
+				alive = append(alive, w)
+			}
+		}
+		h.mu.Unlock()
+		if len(alive) == 0 {
+			return nil, nil, fmt.Errorf("no worker alive")
+		}
+		open, _ := h.openBatches(ctx)
+		var busy []*proc
+		seen := map[int]bool{}
+		for _, b := range open {
+			if w := byPID[b.pid]; w != nil && !seen[b.pid] {
+				seen[b.pid] = true
+				busy = append(busy, w)
+			}
+		}
+		if len(busy) > 0 {
+			sort.Slice(busy, func(i, j int) bool { return busy[i].name < busy[j].name })
+			return busy[rng.IntN(len(busy))], open, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return alive[rng.IntN(len(alive))], open, nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// finish computes the recovery figures of every fault from the samples and, for the affected
+// batches, from their finished_at in Postgres.
+func (f *faultLog) finish(ctx context.Context, h *harness, m *monitor) []*faultRec {
 	<-f.done
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	f.mu.Lock() // the claim tracker may still be finishing a round
+	defer f.mu.Unlock()
 	for _, r := range f.recs {
-		r.NextProgressSec, r.ActiveDoneSec = -1, -1
-		var before int64 = -1
+		r.NextProgressSec, r.ActiveDoneSec, r.AffectedDoneSec = -1, -1, -1
+		var base int64 = -1
 		for _, s := range m.samples {
-			if s.at.Before(r.At) {
-				if s.ok {
-					before = s.progress
-				}
+			if !s.ok || s.start.Before(r.ReadyAt) {
 				continue
 			}
-			if s.ok && before >= 0 && s.progress > before {
+			if base < 0 {
+				base = s.progress
+				continue
+			}
+			if s.progress > base {
 				r.NextProgressSec = s.at.Sub(r.At).Seconds()
 				break
 			}
@@ -521,6 +660,226 @@ func (f *faultLog) finish(m *monitor) []*faultRec {
 		if done {
 			r.ActiveDoneSec = max(0, last.Sub(r.At).Seconds())
 		}
+		r.Affected = len(r.affected)
+		r.AffectedDoneSec, r.AffectedClaimedSec = 0, 0
+		if len(r.affected) > 0 {
+			r.AffectedDoneSec = -1
+			ids := make([]string, len(r.affected))
+			for i, b := range r.affected {
+				ids[i] = b.id
+			}
+			if t, ok, err := h.batchesFinished(ctx, ids); err == nil && ok {
+				r.AffectedDoneSec = max(0, t.Sub(r.At).Seconds())
+			}
+			// A re-enqueue is the doing of the latest fault that hit the batch before it.
+			r.RequeuedSec = -1
+			for _, b := range r.affected {
+				counted := false
+				for _, t := range f.requeues[b.id] {
+					if latestHitBefore(f.recs, b.id, t) != r {
+						continue
+					}
+					if !counted {
+						r.Requeued++
+						counted = true
+					}
+					r.RequeuedSec = max(r.RequeuedSec, t.Sub(r.At).Seconds())
+				}
+			}
+			r.mu.Lock()
+			r.AffectedClaimedSec = -1
+			switch {
+			case r.unclaimed == 0:
+				r.AffectedClaimedSec = max(0, r.claimedLast.Sub(r.At).Seconds())
+			case r.AffectedDoneSec >= 0: // done between the tracker's last look and the end
+				r.AffectedClaimedSec = r.AffectedDoneSec
+			}
+			r.mu.Unlock()
+		}
 	}
 	return f.recs
+}
+
+// latestHitBefore is the last fault before t whose hit batches include id.
+func latestHitBefore(recs []*faultRec, id string, t time.Time) *faultRec {
+	var latest *faultRec
+	for _, r := range recs {
+		if r.At.After(t) {
+			continue
+		}
+		for _, b := range r.affected {
+			if b.id == id && (latest == nil || r.At.After(latest.At)) {
+				latest = r
+			}
+		}
+	}
+	return latest
+}
+
+// batchRef is an open batch at the moment of a fault.
+type batchRef struct {
+	id, state string
+	claims    int
+	enqueues  int
+	pid       int // of the worker holding it under a live lease (running only)
+}
+
+// openBatches lists the queued and running batches; a running batch's pid is that of the worker
+// process holding it under a live lease (worker ids are <host>-<pid>-<random>).
+func (h *harness) openBatches(ctx context.Context) ([]batchRef, error) {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, h.dbURL)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(cctx, `SELECT id::text, state, claims, enqueues, worker, coalesce(lease_until > now(), false)
+		FROM job_batches WHERE state IN ('queued', 'running')`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []batchRef
+	for rows.Next() {
+		var b batchRef
+		var worker string
+		var live bool
+		if err := rows.Scan(&b.id, &b.state, &b.claims, &b.enqueues, &worker, &live); err != nil {
+			return nil, err
+		}
+		if parts := strings.Split(worker, "-"); b.state == "running" && live && len(parts) >= 3 {
+			b.pid, _ = strconv.Atoi(parts[len(parts)-2])
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// affectedBatches picks what a fault hits: the killed worker's batches, the queued batches whose
+// messages a Redis fault may lose, or the running batches whose reports a server, Postgres or
+// store fault interrupts.
+func affectedBatches(kind string, open []batchRef, killedPID int, live map[int]bool) (hit []batchRef, what string) {
+	for _, b := range open {
+		var ok bool
+		switch kind {
+		case faultKillWorker:
+			ok, what = b.pid == killedPID && killedPID > 0, "held by the killed worker"
+		case faultRedisRstrt, faultFlushAll:
+			ok, what = b.state == "queued", "queued (messages in Redis)"
+		default:
+			ok, what = b.state == "running" && live[b.pid], "running"
+		}
+		if ok {
+			hit = append(hit, b)
+		}
+	}
+	return hit, what
+}
+
+// trackClaims watches the hit batches of every fault every 500 ms until ctx ends: when each was
+// enqueued again (its enqueues count grew: the reconciler sent a new message) and when every hit
+// batch of a fault had been claimed again (its claims count grew) or finished.
+func (h *harness) trackClaims(ctx context.Context, fl *faultLog) {
+	lastEnqueues := map[string]int{}
+	done := map[string]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+		fl.mu.Lock()
+		recs := append([]*faultRec(nil), fl.recs...)
+		fl.mu.Unlock()
+		var ids []string
+		for _, r := range recs {
+			for _, b := range r.affected {
+				if _, ok := lastEnqueues[b.id]; !ok {
+					lastEnqueues[b.id] = b.enqueues
+				}
+				if !done[b.id] {
+					ids = append(ids, b.id)
+				}
+			}
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		now, states, err := h.batchStates(ctx, ids)
+		if err != nil {
+			continue // Postgres restarting: next round
+		}
+		fl.mu.Lock()
+		for id, st := range states {
+			if st.enqueues > lastEnqueues[id] {
+				fl.requeues[id] = append(fl.requeues[id], now)
+				lastEnqueues[id] = st.enqueues
+			}
+			done[id] = st.state == "done"
+		}
+		fl.mu.Unlock()
+		for _, r := range recs {
+			r.mu.Lock()
+			if r.unclaimed > 0 {
+				n := 0
+				for _, b := range r.affected {
+					if st, ok := states[b.id]; !ok || (st.claims <= b.claims && st.state != "done") {
+						if !done[b.id] || !ok {
+							n++
+						}
+					}
+				}
+				if n == 0 {
+					r.claimedLast = now
+				}
+				r.unclaimed = n
+			}
+			r.mu.Unlock()
+		}
+	}
+}
+
+// batchStates reads the claims and state of some batches.
+func (h *harness) batchStates(ctx context.Context, ids []string) (time.Time, map[string]batchRef, error) {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, h.dbURL)
+	if err != nil {
+		return time.Time{}, nil, err
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(cctx, `SELECT id::text, state, claims, enqueues FROM job_batches WHERE id = ANY($1::uuid[])`, ids)
+	if err != nil {
+		return time.Time{}, nil, err
+	}
+	defer rows.Close()
+	out := map[string]batchRef{}
+	for rows.Next() {
+		var b batchRef
+		if err := rows.Scan(&b.id, &b.state, &b.claims, &b.enqueues); err != nil {
+			return time.Time{}, nil, err
+		}
+		out[b.id] = b
+	}
+	return time.Now(), out, rows.Err()
+}
+
+// batchesFinished returns when the last of the batches was finished, and whether all were.
+func (h *harness) batchesFinished(ctx context.Context, ids []string) (time.Time, bool, error) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, h.dbURL)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	defer conn.Close(context.Background())
+	var last *time.Time
+	var unfinished int
+	err = conn.QueryRow(cctx, `SELECT max(finished_at), count(*) FILTER (WHERE finished_at IS NULL)
+		FROM job_batches WHERE id = ANY($1::uuid[])`, ids).Scan(&last, &unfinished)
+	if err != nil || last == nil {
+		return time.Time{}, false, err
+	}
+	return *last, unfinished == 0, nil
 }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -32,10 +34,16 @@ type harness struct {
 	milvusBin   string
 	ps          *procs
 
-	dbName string
-	dbURL  string
-	prefix string
-	rdb    *redis.Client
+	pg       *pgCluster   // private Postgres (nil with -postgres-url)
+	redis    *redisServer // private Redis (nil with -redis-url)
+	mem      *memTracker
+	stopMem  context.CancelFunc
+	adminURL string
+	dbName   string
+	dbURL    string
+	redisURL string
+	prefix   string
+	rdb      *redis.Client
 
 	grpcAddr, httpAddr        string
 	milvusGRPC, milvusControl string
@@ -58,11 +66,19 @@ func (h *harness) logf(format string, args ...any) {
 }
 
 func (h *harness) setup(ctx context.Context) error {
+	reapStale(h.logf)
 	var err error
-	if h.tmp, err = os.MkdirTemp("", "chaos-"+h.id+"-"); err != nil {
+	if h.tmp, err = os.MkdirTemp("", runDirPrefix+h.id+"-"); err != nil {
 		return err
 	}
-	h.ps = &procs{dir: h.tmp}
+	if err := os.WriteFile(filepath.Join(h.tmp, "harness.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return err
+	}
+	h.mem = newMemTracker()
+	h.ps = &procs{dir: h.tmp, mem: h.mem}
+	memCtx, stopMem := context.WithCancel(context.Background())
+	h.stopMem = stopMem
+	go h.sampleMemory(memCtx, 500*time.Millisecond)
 	root, err := moduleRoot()
 	if err != nil {
 		return err
@@ -72,22 +88,38 @@ func (h *harness) setup(ctx context.Context) error {
 		return err
 	}
 
-	// Postgres: a database of our own.
+	// Postgres: a private cluster, or a database of our own on the given server.
+	adminURL := h.opts.pgURL
+	if adminURL == "" {
+		h.logf("starting a private Postgres cluster (initdb, pg_ctl as the postgres user)")
+		if h.pg, err = startPostgres(ctx, h.logf); err != nil {
+			return err
+		}
+		adminURL = h.pg.url("postgres")
+	}
+	h.adminURL = adminURL
 	h.dbName = "chaos_" + h.id
 	if err := h.adminExec(ctx, "CREATE DATABASE "+h.dbName); err != nil {
 		h.dbName = ""
 		return fmt.Errorf("create database: %w", err)
 	}
-	u, err := url.Parse(h.opts.pgURL)
+	u, err := url.Parse(adminURL)
 	if err != nil {
 		return err
 	}
 	u.Path = "/" + h.dbName
 	h.dbURL = u.String()
 
-	// Redis: a prefix of our own.
+	// Redis: a private redis-server, or a key prefix of our own on the given one.
+	h.redisURL = h.opts.redisURL
+	if h.redisURL == "" {
+		if h.redis, err = startRedis(ctx, h.ps, filepath.Join(h.tmp, "redis")); err != nil {
+			return err
+		}
+		h.redisURL = h.redis.url()
+	}
 	h.prefix = "chaos:" + h.id + ":"
-	ropt, err := redis.ParseURL(h.opts.redisURL)
+	ropt, err := redis.ParseURL(h.redisURL)
 	if err != nil {
 		return err
 	}
@@ -138,9 +170,25 @@ func (h *harness) setup(ctx context.Context) error {
 	}
 	h.jobs = pipelinev1.NewJobServiceClient(h.conn)
 	h.content = pipelinev1.NewContentServiceClient(h.conn)
-	h.logf("up: server grpc %s http %s, 3 workers, milvusfake %s (control %s), embedder %s, database %s, redis prefix %s",
-		h.grpcAddr, h.httpAddr, h.milvusGRPC, h.milvusControl, h.emb.baseURL(), h.dbName, h.prefix)
+	pgDesc, redisDesc := "database "+h.dbName+" on "+redact(adminURL), "prefix "+h.prefix+" on "+redact(h.redisURL)
+	if h.pg != nil {
+		pgDesc = fmt.Sprintf("private Postgres 127.0.0.1:%d (pid %d, %s)", h.pg.port, h.pg.postmasterPID(), h.pg.root)
+	}
+	if h.redis != nil {
+		redisDesc = fmt.Sprintf("private Redis %s (append-only file)", h.redis.addr)
+	}
+	h.logf("up: server grpc %s http %s, 3 workers, milvusfake %s (control %s), embedder %s, %s, %s",
+		h.grpcAddr, h.httpAddr, h.milvusGRPC, h.milvusControl, h.emb.baseURL(), pgDesc, redisDesc)
 	return nil
+}
+
+// redact drops the password of a URL for printing.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 // buildEnv is the environment of the server and the workers: ours, minus any PIPELINE_* the
@@ -154,7 +202,7 @@ func (h *harness) buildEnv() []string {
 	}
 	return append(env,
 		"PIPELINE_DATABASE_URL="+h.dbURL,
-		"PIPELINE_REDIS_URL="+h.opts.redisURL,
+		"PIPELINE_REDIS_URL="+h.redisURL,
 		"PIPELINE_REDIS_PREFIX="+h.prefix,
 		"PIPELINE_GRPC_ADDR="+h.grpcAddr,
 		"PIPELINE_HTTP_ADDR="+h.httpAddr,
@@ -231,7 +279,7 @@ func (h *harness) startWorker() (*proc, error) {
 func (h *harness) adminExec(ctx context.Context, sql string) error {
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(cctx, h.opts.pgURL)
+	conn, err := pgx.Connect(cctx, h.adminURL)
 	if err != nil {
 		return err
 	}
@@ -262,17 +310,21 @@ end
 return n
 `)
 
-// cleanup stops every process, drops the database, deletes the Redis keys and the temp dir.
+// cleanup stops every process (the private Postgres too), drops the database and deletes the
+// Redis keys when they live on shared servers, and removes the temp dirs.
 func (h *harness) cleanup(failed bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if h.conn != nil {
 		_ = h.conn.Close()
 	}
+	if h.stopMem != nil {
+		h.stopMem()
+	}
 	if h.ps != nil {
 		h.ps.stopAll()
 		if failed {
-			for _, p := range h.ps.all {
+			for _, p := range h.ps.list() {
 				lines := tail(p.logPath, 8)
 				if len(lines) > 0 {
 					fmt.Fprintf(os.Stderr, "--- last lines of %s:\n%s\n", p.name, strings.Join(lines, "\n"))
@@ -284,14 +336,29 @@ func (h *harness) cleanup(failed bool) {
 		h.emb.close()
 	}
 	if h.rdb != nil {
-		if n, err := h.deleteRedisKeys(ctx); err != nil {
-			fmt.Fprintf(os.Stderr, "chaos: cleanup: redis keys under %s: %v\n", h.prefix, err)
-		} else {
-			fmt.Printf("cleanup: deleted %d redis keys under %s and taskq:{%s\n", n, h.prefix, h.prefix)
+		if h.redis == nil { // shared Redis: our keys only
+			if n, err := h.deleteRedisKeys(ctx); err != nil {
+				fmt.Fprintf(os.Stderr, "chaos: cleanup: redis keys under %s: %v\n", h.prefix, err)
+			} else {
+				fmt.Printf("cleanup: deleted %d redis keys under %s and taskq:{%s\n", n, h.prefix, h.prefix)
+			}
 		}
 		_ = h.rdb.Close()
 	}
-	if h.dbName != "" {
+	if h.pg != nil {
+		if failed {
+			if lines := tail(filepath.Join(h.pg.root, "postgres.log"), 8); len(lines) > 0 {
+				fmt.Fprintf(os.Stderr, "--- last lines of the private Postgres log:\n%s\n", strings.Join(lines, "\n"))
+			}
+		}
+		if h.opts.keepLogs && h.tmp != "" {
+			if b, err := os.ReadFile(filepath.Join(h.pg.root, "postgres.log")); err == nil {
+				_ = os.WriteFile(filepath.Join(h.tmp, "postgres.log"), b, 0o644)
+			}
+		}
+		h.pg.stop()
+		fmt.Printf("cleanup: stopped the private Postgres and removed %s\n", h.pg.root)
+	} else if h.dbName != "" {
 		if err := h.adminExec(ctx, "DROP DATABASE IF EXISTS "+h.dbName+" WITH (FORCE)"); err != nil {
 			fmt.Fprintf(os.Stderr, "chaos: cleanup: drop database %s: %v\n", h.dbName, err)
 		} else {
@@ -303,6 +370,8 @@ func (h *harness) cleanup(failed bool) {
 			fmt.Printf("cleanup: logs kept in %s\n", h.tmp)
 		} else if err := os.RemoveAll(h.tmp); err != nil {
 			fmt.Fprintf(os.Stderr, "chaos: cleanup: %v\n", err)
+		} else if h.redis != nil {
+			fmt.Printf("cleanup: stopped the private Redis and removed %s\n", h.tmp)
 		}
 	}
 }

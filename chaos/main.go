@@ -1,16 +1,22 @@
 // Command chaos is the fault-injection suite (make chaos, make chaos-short). It builds the real
-// binaries, runs `pipeline serve`, three `pipeline worker` processes and a fake Milvus
-// (cmd/milvusfake) as separate processes against a fresh Postgres database and a Redis key
-// prefix of its own, serves an OpenAI-compatible embedder with faults itself, ingests a corpus
-// across many jobs and, while they run, kills workers and the server, makes the vector store
-// fail, empties the run's Redis keys (and, when allowed, restarts Postgres). At the end it checks
-// that nothing was lost or duplicated and prints the figures; it exits 1 when a check fails.
+// binaries and runs `pipeline serve`, three `pipeline worker` processes and a fake Milvus
+// (cmd/milvusfake) as separate processes against a private Postgres cluster and a private
+// redis-server it starts itself (temp dirs, free ports on 127.0.0.1), serves an
+// OpenAI-compatible embedder with faults itself, ingests a corpus across many jobs and, while
+// they run, kills workers and the server with -9, makes the vector store fail, restarts Redis,
+// flushes it (FLUSHALL) and restarts Postgres (pg_ctl restart -m immediate). It samples every
+// process's memory. At the end it checks that nothing was lost or duplicated and prints the
+// figures; it exits 1 when a check fails.
 //
 //	go run ./chaos -short        # ~1,500 documents, each fault at least once, under 5 minutes
 //	go run ./chaos -out chaos.json
 //
-// It cleans up everything it started (processes, database, Redis keys, temp dir), also on
-// failure and on Ctrl-C.
+// With -postgres-url / -redis-url it uses those servers instead (a database and a key prefix of
+// its own) and skips the faults that would hit their other users: Postgres and Redis restarts;
+// FLUSHALL becomes deleting the run's own keys.
+//
+// It cleans up everything it started (processes, the private servers, database, Redis keys,
+// temp dirs), also on failure and on Ctrl-C; a run killed with -9 is cleaned up by the next one.
 package main
 
 import (
@@ -27,25 +33,23 @@ import (
 )
 
 type options struct {
-	short                bool
-	out                  string
-	pgURL                string
-	redisURL             string
-	seed                 uint64
-	allowPostgresRestart bool
-	keepLogs             bool
-	docs                 int
-	perCall              int
+	short    bool
+	out      string
+	pgURL    string
+	redisURL string
+	seed     uint64
+	keepLogs bool
+	docs     int
+	perCall  int
 }
 
 func main() {
 	var o options
 	flag.BoolVar(&o.short, "short", false, "short run (~1,500 documents, each fault once, bounded to ~4 min)")
 	flag.StringVar(&o.out, "out", "", "write the figures as JSON to this file")
-	flag.StringVar(&o.pgURL, "postgres-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "Postgres admin URL (a database chaos_<random> is created and dropped)")
-	flag.StringVar(&o.redisURL, "redis-url", "redis://127.0.0.1:6379/0", "Redis URL (only keys under a prefix of the run's own are touched)")
+	flag.StringVar(&o.pgURL, "postgres-url", "", "use this Postgres (admin URL; a database chaos_<random> is created and dropped) instead of a private cluster; no Postgres restart then")
+	flag.StringVar(&o.redisURL, "redis-url", "", "use this Redis (only keys under a prefix of the run's own are touched) instead of a private redis-server; no Redis restart or FLUSHALL then")
 	flag.Uint64Var(&o.seed, "seed", 0, "random seed of the corpus and embedder faults (0 = from the clock)")
-	flag.BoolVar(&o.allowPostgresRestart, "allow-postgres-restart", false, "full mode: restart the machine's Postgres cluster mid-run (disturbs other users)")
 	flag.BoolVar(&o.keepLogs, "keep-logs", false, "keep the temp dir with the processes' logs")
 	flag.IntVar(&o.docs, "docs", 0, "documents to ingest (default 1500 short, 5000 full)")
 	flag.Parse()

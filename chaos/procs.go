@@ -25,13 +25,22 @@ type proc struct {
 	done    chan struct{}
 	err     error // valid once done is closed
 	killed  bool  // by the harness (kill -9 or cleanup): an exit is expected
+	mem     *memTracker
 }
 
 // procs tracks every child ever started, for cleanup.
 type procs struct {
 	mu  sync.Mutex
 	all []*proc
-	dir string // logs go here
+	dir string      // logs go here
+	mem *memTracker // every child's memory is sampled into it (may be nil)
+}
+
+// list returns every child ever started.
+func (ps *procs) list() []*proc {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return append([]*proc(nil), ps.all...)
 }
 
 func (ps *procs) start(name string, env []string, bin string, args ...string) (*proc, error) {
@@ -48,7 +57,7 @@ func (ps *procs) start(name string, env []string, bin string, args ...string) (*
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &proc{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	p := &proc{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{}), mem: ps.mem}
 	go func() {
 		p.err = cmd.Wait()
 		logf.Close()
@@ -69,8 +78,16 @@ func (p *proc) alive() bool {
 	}
 }
 
+// sampleMem records the process's memory figures (a last look before it is ended).
+func (p *proc) sampleMem() {
+	if p.mem != nil {
+		p.mem.sample(p.name, p.cmd.Process.Pid)
+	}
+}
+
 // kill9 sends SIGKILL to the process's group and waits for it to be gone.
 func (p *proc) kill9() {
+	p.sampleMem()
 	p.killed = true
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	select {
@@ -84,6 +101,7 @@ func (p *proc) stop(grace time.Duration) {
 	if !p.alive() {
 		return
 	}
+	p.sampleMem()
 	p.killed = true
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
 	select {
@@ -95,9 +113,7 @@ func (p *proc) stop(grace time.Duration) {
 
 // stopAll ends every child still running.
 func (ps *procs) stopAll() {
-	ps.mu.Lock()
-	all := append([]*proc(nil), ps.all...)
-	ps.mu.Unlock()
+	all := ps.list()
 	var wg sync.WaitGroup
 	for _, p := range all {
 		wg.Add(1)
