@@ -84,6 +84,10 @@ func loadVocabulary() {
 			if err != nil || tok == "" {
 				continue
 			}
+			for i := 0; i+1 < len(tok); i++ {
+				p := uint16(tok[i]) | uint16(tok[i+1])<<8
+				pairInToken[p/64] |= 1 << (p % 64)
+			}
 			if len(tok) > 15 {
 				longRanks[tok] = uint32(id)
 				continue
@@ -99,16 +103,7 @@ func loadVocabulary() {
 		for p := range pairRank {
 			pairRank[p] = vocabRank(uint64(p), 2<<56) // two bytes, the length in k1's top byte
 		}
-		for id := range uint(vocabSize) {
-			tok, err := c.Decode([]uint{id})
-			if err != nil {
-				continue
-			}
-			for i := 0; i+1 < len(tok); i++ {
-				p := uint16(tok[i]) | uint16(tok[i+1])<<8
-				pairInToken[p/64] |= 1 << (p % 64)
-			}
-		}
+
 		for p := range pairTokens {
 			pairTokens[p] = uint8(bpe(string([]byte{byte(p), byte(p >> 8)})))
 		}
