@@ -255,8 +255,14 @@ func TestOneTraceFromIngestToStore(t *testing.T) {
 				ingest = s
 			}
 		}
-		// the batch's delivery span ends after its last report
-		return ingest != nil && len(byName(b.spans.Ended(), "queue.process")) > 0
+		// The batch's delivery span ends after its last report; wait for it, not for the span of
+		// a duplicate delivery (the reconciler may enqueue a batch twice), which ends at once.
+		ups := byName(b.spans.Ended(), "vector_store.upsert")
+		anc := []string{}
+		if len(ups) > 0 {
+			anc = tree.ancestors(ups[0])
+		}
+		return ingest != nil && len(anc) > 0 && anc[len(anc)-1] == ingest.Name()
 	}, waitTimeout, 10*time.Millisecond)
 	traceID := ingest.SpanContext().TraceID()
 
