@@ -87,6 +87,9 @@ type Queue struct {
 
 	consumeMu sync.Mutex
 	consuming bool
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Open connects the queue. rdb is the service's Redis client, used for markers.
@@ -177,12 +180,25 @@ func (q *Queue) handle(msg *taskq.Message) (err error) {
 	if h == nil {
 		return errors.New("queue: no handler")
 	}
+	// After the handler returns, taskq acknowledges the message, or gives it back for a retry,
+	// with msg.Ctx: the consumer's context, cancelled when the consumer stops. With it cancelled
+	// the ack or give-back fails and the message stays pending under this consumer, which taskq
+	// deletes from the stream's group on Close: the message is lost and, when its marker is still
+	// set, the reconciler trusts the marker until the batch is overdue. So taskq gets a context
+	// that outlives the stop; the handler keeps the cancellable one.
+	handlerCtx := msg.Ctx
+	msg.Ctx = context.WithoutCancel(handlerCtx)
+	if err := handlerCtx.Err(); err != nil {
+		// Handed out after the consumer stopped (taskq drains its buffer on the way out): give it
+		// back untouched, marker and all, for another consumer.
+		return fmt.Errorf("queue: consumer stopping: %w", err)
+	}
 	batchID, carrier, err := parseArgs(msg)
 	if err != nil {
 		q.cfg.Logger.ErrorContext(msg.Ctx, "queue: dropping an undecodable message", "err", err)
 		return nil
 	}
-	ctx, end := q.startDeliverySpan(msg.Ctx, carrier, batchID, msg.ReservedCount)
+	ctx, end := q.startDeliverySpan(handlerCtx, carrier, batchID, msg.ReservedCount)
 	defer func() { end(err) }()
 	// Delivered: from here on the batch's fate is in Postgres (claim, lease, reconciler).
 	if err := q.rdb.Del(ctx, q.markerKey(batchID)).Err(); err != nil {
@@ -219,8 +235,11 @@ func (q *Queue) Consume(ctx context.Context, h Handler, grace time.Duration) err
 	return nil
 }
 
-// Close stops the queue's background work and closes taskq's Redis client.
+// Close stops the queue's background work and closes taskq's Redis client. Calls after the
+// first do nothing.
 func (q *Queue) Close() error {
-	err := q.q.Close()
-	return errors.Join(err, q.rdb8.Close())
+	q.closeOnce.Do(func() {
+		q.closeErr = errors.Join(q.q.Close(), q.rdb8.Close())
+	})
+	return q.closeErr
 }

@@ -2,6 +2,8 @@ package queue
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	redisv8 "github.com/go-redis/redis/v8"
 )
@@ -26,4 +28,51 @@ func (p nilContextPipeline) Exec(ctx context.Context) ([]redisv8.Cmder, error) {
 		ctx = context.Background()
 	}
 	return p.Pipeliner.Exec(ctx)
+}
+
+// XGroupDelConsumer gives back the messages the consumer still holds before deleting it from the
+// group. taskq deletes its own consumer on Close, and other consumers that have been idle for
+// hours; Redis forgets a deleted consumer's pending messages, so they would never be delivered
+// again while their markers said they wait. A consumer holds messages after a stop when taskq
+// could not acknowledge or give back what it took (the consumer's context was cancelled), or
+// when a process died mid-batch and its consumer is cleaned up as a zombie. Each message goes
+// back as a new stream entry, atomically with the removal of the old one.
+func (c taskqRedis) XGroupDelConsumer(ctx context.Context, stream, group, consumer string) *redisv8.IntCmd {
+	if err := c.giveBack(context.WithoutCancel(ctx), stream, group, consumer); err != nil {
+		cmd := redisv8.NewIntCmd(ctx)
+		cmd.SetErr(fmt.Errorf("queue: give back the messages of consumer %s: %w", consumer, err))
+		return cmd // keep the consumer (and its messages) rather than lose them
+	}
+	return c.Client.XGroupDelConsumer(ctx, stream, group, consumer)
+}
+
+func (c taskqRedis) giveBack(ctx context.Context, stream, group, consumer string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		pending, err := c.XPendingExt(ctx, &redisv8.XPendingExtArgs{
+			Stream: stream, Group: group, Start: "-", End: "+", Count: 100, Consumer: consumer,
+		}).Result()
+		if err != nil {
+			return err
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		for _, p := range pending {
+			msgs, err := c.XRangeN(ctx, stream, p.ID, p.ID, 1).Result()
+			if err != nil {
+				return err
+			}
+			pipe := c.Client.TxPipeline()
+			pipe.XAck(ctx, stream, group, p.ID)
+			if len(msgs) == 1 {
+				pipe.XDel(ctx, stream, p.ID)
+				pipe.XAdd(ctx, &redisv8.XAddArgs{Stream: stream, Values: msgs[0].Values})
+			}
+			if _, err := pipe.Exec(ctx); err != nil {
+				return err
+			}
+		}
+	}
 }
