@@ -183,6 +183,7 @@ func build(ctx context.Context, root, dir string) (pipeline, milvus string, err 
 	for _, b := range []struct{ out, pkg string }{{pipeline, "./cmd/pipeline"}, {milvus, "./cmd/milvusfake"}} {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", b.out, b.pkg)
 		cmd.Dir = root
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return "", "", fmt.Errorf("go build %s: %w\n%s", b.pkg, err, out)
 		}
