@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"io"
-	"log"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"io"
+	"log"
 	"os"
 	"path/filepath"
 	"runtime"

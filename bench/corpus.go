@@ -38,17 +38,19 @@ type Corpus struct {
 	// Pages and Generated count the documents by origin; HTMLBytes is the HTML they came from.
 	Pages, Generated int
 	HTMLBytes        int
-	// Fallback is set when the manual was missing and -short used generated pages instead.
-	Fallback bool
+	// Fallback is set when the manual was missing and -short used Substitutes generated pages
+	// instead.
+	Fallback    bool
+	Substitutes int
 }
 
 func (c *Corpus) String() string {
-	s := fmt.Sprintf("%d postgresql-doc-15 pages + %d generated documents, %.1f MB of HTML -> %.1f MB of Markdown (internal/htmlmd)",
-		c.Pages, c.Generated, float64(c.HTMLBytes)/1e6, float64(c.Bytes)/1e6)
+	pages := fmt.Sprintf("%d postgresql-doc-15 pages", c.Pages)
 	if c.Fallback {
-		s += "; postgresql-doc-15 NOT INSTALLED, generated pages stand in for it"
+		pages = fmt.Sprintf("%d generated pages standing in for postgresql-doc-15, which is NOT INSTALLED,", c.Substitutes)
 	}
-	return s
+	return fmt.Sprintf("%s + %d generated documents, %.1f MB of HTML -> %.1f MB of Markdown (internal/htmlmd)",
+		pages, c.Generated, float64(c.HTMLBytes)/1e6, float64(c.Bytes)/1e6)
 }
 
 type htmlDoc struct {
@@ -96,7 +98,7 @@ func loadCorpus(ctx context.Context, env *Env) (*Corpus, error) {
 	}
 	c := &Corpus{Pages: len(pages), Fallback: fallback}
 	if fallback {
-		c.Pages = 0
+		c.Pages, c.Substitutes = 0, len(pages)
 	}
 	// Generated documents for scale: long single pages, as a whole manual on one page would be.
 	sizes := []int{256 << 10, 512 << 10, 1 << 20, 2 << 20, 4 << 20}
@@ -191,6 +193,7 @@ func writeCorpus(dir string, docs []Doc) error {
 // (At 20%, 11% are distinct, and the project's warm throughput halves: see
 // docs/performance.md.)
 const madeUpPercent = 2
+
 type htmlGen struct {
 	r *rand.Rand
 	b strings.Builder
