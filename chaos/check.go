@@ -48,7 +48,7 @@ func (h *harness) check(ctx context.Context, c *corpus, faults []*faultRec, skip
 	defer c.mu.Unlock()
 	rep := &report{RunID: h.id, Seed: h.opts.seed, Short: h.opts.short, Documents: len(c.docURI),
 		IngestCalls: c.calls, IngestRetries: c.retries, DocsPermanentBad: len(c.badURIs), Faults: faults,
-		EmbedderCalls: h.emb.snapshot()}
+		EmbedderCalls: h.emb.snapshot(), Problems: []string{}, Skipped: []string{}}
 	problem := func(format string, args ...any) { rep.Problems = append(rep.Problems, fmt.Sprintf(format, args...)) }
 	if timedOut {
 		problem("gave up waiting: jobs still active at the deadline")

@@ -121,8 +121,11 @@ func (h *harness) exercise(ctx context.Context) (*report, error) {
 		}
 		m.mu.Lock()
 		var last sample
-		if n := len(m.samples); n > 0 {
-			last = m.samples[n-1]
+		for i := len(m.samples) - 1; i >= 0; i-- { // the last good look (the server may be restarting)
+			if m.samples[i].ok {
+				last = m.samples[i]
+				break
+			}
 		}
 		m.mu.Unlock()
 		if last.ok && last.nonTerminal == 0 && last.jobs >= len(c.jobIDs) && last.at.After(faultsEnd(faults)) && faultsDone(faults) {
