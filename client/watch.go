@@ -71,10 +71,14 @@ func WatchJob(ctx context.Context, jobs pipelinev1.JobServiceClient, jobID strin
 	)
 	for {
 		err := watchOnce(ctx, jobs, jobID, func(j *pipelinev1.Job) bool {
-			failingSince, wait = time.Time{}, minWait
+			// The server answered, so the watch is not failing; but only progress resets the
+			// backoff, so a stream that is accepted and then dropped again and again (a proxy's
+			// idle timeout) is reopened at most every MaxBackoff, not every MinBackoff.
+			failingSince = time.Time{}
 			if last != nil && j.GetVersion() <= last.GetVersion() {
 				return false // seen before this stream began
 			}
+			wait = minWait
 			last = j
 			if opts.OnUpdate != nil {
 				opts.OnUpdate(j)

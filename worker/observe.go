@@ -92,10 +92,15 @@ func (o *docObserver) stage(ctx context.Context, name string) (context.Context, 
 	}
 }
 
-// finish records the document's outcome. An interrupted document (shutdown, cancel) that did
-// not succeed is not counted: it is not finished, someone will take it up again.
+// finish records the document's outcome. An interrupted document (the caller decides: shutdown,
+// cancel or lost lease before a final outcome) is not counted: it is not finished, someone will
+// take it up again.
 func (o *docObserver) finish(res *pipelinev1.DocumentResult, interrupted bool) {
 	defer o.span.End()
+	if interrupted {
+		o.span.SetAttributes(attribute.Bool("pipeline.interrupted", true))
+		return
+	}
 	var outcome string
 	switch res.GetStatus() {
 	case pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_SUCCEEDED:
@@ -103,10 +108,6 @@ func (o *docObserver) finish(res *pipelinev1.DocumentResult, interrupted bool) {
 	case pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_SKIPPED:
 		outcome = metrics.OutcomeSkipped
 	default:
-		if interrupted {
-			o.span.SetAttributes(attribute.Bool("pipeline.interrupted", true))
-			return
-		}
 		outcome = metrics.OutcomeFailed
 		o.span.SetStatus(codes.Error, res.GetLastError())
 	}

@@ -131,7 +131,6 @@ func Fingerprint(c *chunk.Chunker, e embed.Embedder) string {
 // handling (done, claimed by a live worker, job finished or deleted), and an error only when it
 // could not even claim (Postgres away): the queue then delivers the message again later.
 func (w *Worker) HandleBatch(ctx context.Context, batchID uuid.UUID) error {
-	defer w.slotBusy()()
 	b, job, err := w.deps.Jobs.ClaimBatch(ctx, batchID, w.cfg.ID, w.cfg.Lease)
 	switch {
 	case errors.Is(err, jobs.ErrNotClaimable), errors.Is(err, errs.ErrNotFound):
@@ -140,6 +139,8 @@ func (w *Worker) HandleBatch(ctx context.Context, batchID uuid.UUID) error {
 	case err != nil:
 		return fmt.Errorf("claim batch %s: %w", batchID, err)
 	}
+	// A slot is busy while it holds a claimed batch: the same meaning as the registry's.
+	defer w.slotBusy()()
 	ctx = w.observeBatch(ctx, b, job)
 	log := w.log.With("job_id", b.JobID, "batch_id", b.ID, "source_id", job.SourceID)
 	log.InfoContext(ctx, "batch claimed", "documents", len(b.DocumentIDs), "claims", b.Claims)
@@ -188,9 +189,14 @@ func (r *batchRun) do(ctx context.Context) error {
 		if workCtx.Err() != nil {
 			break
 		}
-		res := w.processDocument(workCtx, r.job, docID, r.log)
-		if workCtx.Err() != nil && res.GetStatus() != pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_SUCCEEDED {
-			break // interrupted mid-document: leave it to whoever takes the batch next
+		res, obs := w.processDocument(workCtx, r.job, docID, r.log)
+		// Interrupted mid-document (cancel, lease lost, shutdown) without a final outcome: not
+		// finished, not reported, not counted; whoever takes the batch next does it. Decided once
+		// here, for the report, the registry and the metrics alike.
+		interrupted := workCtx.Err() != nil && !final(res)
+		obs.finish(res, interrupted)
+		if interrupted {
+			break
 		}
 		r.rep.add(res)
 		if a := w.deps.Activity; a != nil {
@@ -231,22 +237,34 @@ func (r *batchRun) giveBack(ctx context.Context, why error) error {
 }
 
 // processDocument runs one document through load, chunk, embed and store, and returns its result.
-func (w *Worker) processDocument(ctx context.Context, job *jobs.Job, docID uuid.UUID, log *slog.Logger) *pipelinev1.DocumentResult {
+// final says a result is an outcome even when the work was interrupted: the document was
+// indexed, or needed no work.
+func final(res *pipelinev1.DocumentResult) bool {
+	switch res.GetStatus() {
+	case pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_SUCCEEDED,
+		pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_SKIPPED:
+		return true
+	}
+	return false
+}
+
+// processDocument indexes one document and returns its result, and its observer for the caller
+// to finish once it knows whether the result counts.
+func (w *Worker) processDocument(ctx context.Context, job *jobs.Job, docID uuid.UUID, log *slog.Logger) (*pipelinev1.DocumentResult, *docObserver) {
 	res := &pipelinev1.DocumentResult{DocumentId: docID.String()}
 	ctx, obs := w.startDocument(ctx, docID.String())
-	defer func() { obs.finish(res, ctx.Err() != nil) }()
 	chunks, attempts, err := w.index(ctx, job, docID, obs)
 	res.Attempts = int32(attempts)
 	if err == nil {
 		res.Status = pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_SUCCEEDED
 		res.ChunkCount = int64(chunks)
-		return res
+		return res, obs
 	}
 	var skip skipped
 	if errors.As(err, &skip) {
 		res.Status = pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_SKIPPED
 		res.ChunkCount = skip.chunks
-		return res
+		return res, obs
 	}
 	res.Status = pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_FAILED
 	res.LastError = truncate(err.Error(), 2000)
@@ -255,7 +273,7 @@ func (w *Worker) processDocument(ctx context.Context, job *jobs.Job, docID uuid.
 		res.ErrorKind = pipelinev1.ErrorKind_ERROR_KIND_TRANSIENT
 	}
 	log.WarnContext(ctx, "document failed", "document_id", docID, "attempts", attempts, "kind", res.ErrorKind, "err", err)
-	return res
+	return res, obs
 }
 
 // skipped says a document needs no work: its vectors were built from the same content with the
@@ -286,16 +304,14 @@ func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID, obs 
 	doc := docs[0]
 	obs.contentType = string(doc.ContentType)
 
-	// Index state reads and writes are retried like the other steps: a Postgres restart breaks
-	// connections mid-query, and the upsert is idempotent.
+	// Index state reads and writes are retried when Postgres is unavailable (a restart breaks
+	// connections mid-query; the content store says Unavailable); the upsert is idempotent.
 	var state content.IndexState
 	var ok bool
 	n, err = w.cfg.Retry.Do(ctx, func(ctx context.Context) error {
 		var err error
-		if state, ok, err = w.deps.Content.GetIndexState(ctx, doc.ID); err != nil {
-			return errs.Transient(err, 0)
-		}
-		return nil
+		state, ok, err = w.deps.Content.GetIndexState(ctx, doc.ID)
+		return transientIfUnavailable(err)
 	})
 	attempts = max(attempts, n)
 	if err != nil {
@@ -369,10 +385,7 @@ func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID, obs 
 		written, err = w.deps.Content.PutIndexState(ctx, content.IndexState{
 			DocumentID: doc.ID, ContentHash: doc.ContentHash, Fingerprint: w.fingerprint, ChunkCount: int64(len(records)),
 		})
-		if err != nil {
-			return errs.Transient(err, 0)
-		}
-		return nil
+		return transientIfUnavailable(err)
 	})
 	attempts = max(attempts, n)
 	if err != nil {

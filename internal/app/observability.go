@@ -154,12 +154,13 @@ func (n observedNotifier) JobChanged(ctx context.Context, job *jobs.Job) error {
 	return n.next.JobChanged(ctx, job)
 }
 
-// consume runs the worker pool on the queue until ctx ends; a `pipeline worker` with
+// consume runs the worker pool on the queue until ctx ends, then gives running batches up to
+// PIPELINE_SHUTDOWN_TIMEOUT to report and hand back; a `pipeline worker` with
 // PIPELINE_METRICS_ADDR also serves its /metrics meanwhile.
 func (a *App) consume(ctx context.Context, q *queue.Queue, w *worker.Worker) error {
 	defer w.Close()
 	if a.metricsLis == nil {
-		return q.Consume(ctx, w.HandleBatch, 30*time.Second)
+		return q.Consume(ctx, w.HandleBatch, a.Cfg.ShutdownTimeout)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler(a.Registry))
@@ -167,7 +168,7 @@ func (a *App) consume(ctx context.Context, q *queue.Queue, w *worker.Worker) err
 	a.Log.Info("serving metrics", "addr", a.MetricsAddr())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(a.metricsLis) }()
-	err := q.Consume(ctx, w.HandleBatch, 30*time.Second)
+	err := q.Consume(ctx, w.HandleBatch, a.Cfg.ShutdownTimeout)
 	_ = srv.Close()
 	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) && !errors.Is(serr, net.ErrClosed) {
 		err = errors.Join(err, fmt.Errorf("metrics server: %w", serr))

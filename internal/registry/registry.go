@@ -113,7 +113,9 @@ func (r *Registry) List(ctx context.Context) ([]Info, error) {
 		}
 		var info Info
 		if err := json.Unmarshal([]byte(s), &info); err != nil {
-			return nil, fmt.Errorf("registry: worker %s has an unreadable record: %w", ids[i], err)
+			// A record this version cannot read (a newer worker's, during a rolling upgrade)
+			// leaves the list rather than breaking it; it is kept, and expires with its worker.
+			continue
 		}
 		out = append(out, info)
 	}

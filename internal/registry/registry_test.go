@@ -173,3 +173,19 @@ func TestConfig(t *testing.T) {
 	_, err = reg.NewWorker(registry.Config{ID: "w", Interval: time.Second, TTL: time.Millisecond})
 	require.ErrorContains(t, err, "interval")
 }
+
+// TestUnreadableRecordIsSkipped: a record this version cannot read (a newer worker's, during a
+// rolling upgrade) leaves the list instead of failing ListWorkers and GetStats for everyone.
+func TestUnreadableRecordIsSkipped(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := redistest.New(t)
+	reg := registry.New(rdb, prefix)
+	start(t, reg, registry.Config{ID: "a", Host: "h1", Version: "v1", TotalSlots: 1, Interval: 200 * time.Millisecond})
+	ctx := t.Context()
+	require.NoError(t, rdb.Set(ctx, prefix+"workers:future", "not json", time.Minute).Err())
+	require.NoError(t, rdb.SAdd(ctx, prefix+"workers", "future").Err())
+	list, err := reg.List(ctx)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	require.Equal(t, "a", list[0].ID)
+}
