@@ -22,6 +22,9 @@ type Case struct {
 	About string
 	// Primary is the metric the summary table compares (e.g. "MB/s").
 	Primary Metric
+	// Summary, when set, replaces Primary in the summary table with several metrics (e.g. p50
+	// and p99), each compared for every pair.
+	Summary []Metric
 	// Columns are the metrics of the details table, in order: medians of the runs' Metrics
 	// (with min-max) or, when a run does not report them, the subject's Quality.
 	Columns []Metric
@@ -125,6 +128,17 @@ type Comparison struct {
 	Ours    Stat    `json:"project_stat"`
 	Theirs  Stat    `json:"peer_stat"`
 	Ratio   float64 `json:"ratio"` // above 1: the project is better
+	// LowerBetter says the ratio is peer / project (latencies).
+	LowerBetter bool `json:"lower_better,omitempty"`
+	spec        Metric
+}
+
+// summary is the metrics of the summary table.
+func (c *Case) summary() []Metric {
+	if len(c.Summary) > 0 {
+		return c.Summary
+	}
+	return []Metric{c.Primary}
 }
 
 // CaseResult is one case's outcome.
@@ -195,18 +209,20 @@ func measure(ctx context.Context, c *Case, p *Prepared, runs int, logf func(stri
 	for i := range res.Subjects {
 		byName[res.Subjects[i].Name] = &res.Subjects[i]
 	}
-	for _, pair := range p.Compare {
-		ours, theirs := byName[pair[0]], byName[pair[1]]
-		if ours == nil || theirs == nil {
-			return res, fmt.Errorf("%s: comparison names unknown subject %q or %q", c.Name, pair[0], pair[1])
+	for _, m := range c.summary() {
+		for _, pair := range p.Compare {
+			ours, theirs := byName[pair[0]], byName[pair[1]]
+			if ours == nil || theirs == nil {
+				return res, fmt.Errorf("%s: comparison names unknown subject %q or %q", c.Name, pair[0], pair[1])
+			}
+			cmp := Comparison{Metric: m.Name, Project: pair[0], Peer: pair[1],
+				Ours: ours.Stats[m.Name], Theirs: theirs.Stats[m.Name], LowerBetter: m.LowerBetter, spec: m}
+			cmp.Ratio = cmp.Ours.Median / cmp.Theirs.Median
+			if m.LowerBetter {
+				cmp.Ratio = 1 / cmp.Ratio
+			}
+			res.Comparisons = append(res.Comparisons, cmp)
 		}
-		cmp := Comparison{Metric: c.Primary.Name, Project: pair[0], Peer: pair[1],
-			Ours: ours.Stats[c.Primary.Name], Theirs: theirs.Stats[c.Primary.Name]}
-		cmp.Ratio = cmp.Ours.Median / cmp.Theirs.Median
-		if c.Primary.LowerBetter {
-			cmp.Ratio = 1 / cmp.Ratio
-		}
-		res.Comparisons = append(res.Comparisons, cmp)
 	}
 	return res, nil
 }

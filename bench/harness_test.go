@@ -50,7 +50,15 @@ func TestMeasureAlternatesAndCompares(t *testing.T) {
 
 	var sb strings.Builder
 	printReport(&sb, &Report{Cases: []*CaseResult{res}})
-	require.Contains(t, sb.String(), "| t v: ours vs a | 10 (10-10) | 5 (5-5)    | 0.50  |")
+	require.Contains(t, sb.String(), "| t v (lower is better; ratio = peer/project): ours vs a | 10 (10-10) | 5 (5-5)    | 0.50  |")
+
+	// Summary metrics replace the primary one: one row per metric and pair, each in its own direction.
+	c.Summary = []Metric{{Name: "v", Format: "%.0f"}, {Name: "v", Format: "%.0f", LowerBetter: true}}
+	res, err = measure(context.Background(), c, p, 1, func(string, ...any) {})
+	require.NoError(t, err)
+	require.Len(t, res.Comparisons, 4)
+	require.Equal(t, []float64{2, 0.5, 0.5, 2}, []float64{res.Comparisons[0].Ratio, res.Comparisons[1].Ratio, res.Comparisons[2].Ratio, res.Comparisons[3].Ratio})
+	require.True(t, res.Comparisons[2].LowerBetter)
 }
 
 func TestCheckProjectChunks(t *testing.T) {

@@ -75,9 +75,13 @@ func printReport(w io.Writer, rep *Report) {
 			continue
 		}
 		for _, c := range cr.Comparisons {
-			m := cr.spec.Primary
+			m := c.spec
+			name := m.Name
+			if m.LowerBetter {
+				name += " (lower is better; ratio = peer/project)"
+			}
 			rows = append(rows, []string{
-				fmt.Sprintf("%s %s: %s vs %s", cr.Name, m.Name, c.Project, c.Peer),
+				fmt.Sprintf("%s %s: %s vs %s", cr.Name, name, c.Project, c.Peer),
 				formatStat(m, c.Ours), formatStat(m, c.Theirs), fmt.Sprintf("%.2f", c.Ratio),
 			})
 		}

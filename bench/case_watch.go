@@ -1,0 +1,355 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	pipelinev1 "github.com/pipeline-dev/pipeline/gen/go/pipeline/v1"
+	"github.com/pipeline-dev/pipeline/internal/config"
+)
+
+// The watch latency case: a worker's progress report (WorkerService.ReportProgress, on one
+// stream per batch as worker/worker.go keeps it) to the matching update at a WatchJob client,
+// for 50 jobs at once, on a real server in this process. Floor: a Redis PUBLISH to a
+// SUBSCRIBE on the same Redis, 50 channels at once.
+//
+// Each job is a closed loop: its next report is sent once the watcher has the previous one's
+// update, so every report must produce its own update (a report that coalesced with the next
+// would be indistinguishable from a lost event). The server's watch poll is turned off (an hour),
+// so every update comes from the event path: a lost notice is a timeout, not a 5 s delay.
+const (
+	watchJobs    = 50
+	watchTimeout = 10 * time.Second // a report whose update takes longer is lost
+)
+
+func init() {
+	ms := func(name string) Metric { return Metric{Name: name + " ms", Format: "%.2f", LowerBetter: true} }
+	register(&Case{
+		Name:    "watch",
+		About:   fmt.Sprintf("progress report -> WatchJob update latency, %d jobs at once, vs Redis PUBLISH -> SUBSCRIBE", watchJobs),
+		Primary: ms("p99"),
+		Summary: []Metric{ms("p50"), ms("p99")},
+		Columns: []Metric{ms("p50"), ms("p99"), ms("max"), {Name: "events/s", Format: "%.0f"},
+			{Name: "events", Format: "%.0f"}, {Name: "lost", Format: "%.0f"}, {Name: "reordered", Format: "%.0f"}},
+		Prepare: prepareWatch,
+	})
+}
+
+// watchEvent is what a watcher saw: the sequence number of the update and when it arrived.
+type watchEvent struct {
+	seq int64
+	at  time.Time
+	err error
+}
+
+// awaitSeq reads events until the one numbered want, which must come next: an earlier number
+// than the last one seen is a reordering, a later one than want or none within the timeout a
+// loss. Repeats of the last number (an update without progress) are skipped. It returns the
+// arrival time.
+func awaitSeq(ch <-chan watchEvent, last, want int64, timeout time.Duration) (time.Time, error) {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case ev := <-ch:
+			switch {
+			case ev.err != nil:
+				return time.Time{}, ev.err
+			case ev.seq == want:
+				return ev.at, nil
+			case ev.seq == last:
+				continue
+			case ev.seq < last:
+				return time.Time{}, correctness("reordered: update %d arrived after %d", ev.seq, last)
+			default:
+				return time.Time{}, correctness("lost: update %d arrived while waiting for %d", ev.seq, want)
+			}
+		case <-timer.C:
+			return time.Time{}, correctness("lost: no update %d within %s", want, timeout)
+		}
+	}
+}
+
+// loopFunc sends job j's update number seq and returns when it was sent.
+type loopFunc func(ctx context.Context, j int, seq int64) (time.Time, error)
+
+// closedLoops runs perJob updates on each of the jobs at once, each job waiting (at most timeout)
+// for its update before sending the next, and returns the latencies in milliseconds.
+func closedLoops(ctx context.Context, events []chan watchEvent, next []int64, perJob int, timeout time.Duration, send loopFunc) ([]float64, time.Duration, error) {
+	lat := make([][]float64, len(events))
+	g, gctx := errgroup.WithContext(ctx)
+	t0 := time.Now()
+	for j := range events {
+		g.Go(func() error {
+			for range perJob {
+				seq := next[j] + 1
+				sent, err := send(gctx, j, seq)
+				if err != nil {
+					return fmt.Errorf("job %d, update %d: %w", j, seq, err)
+				}
+				at, err := awaitSeq(events[j], next[j], seq, timeout)
+				if err != nil {
+					return fmt.Errorf("job %d: %w", j, err)
+				}
+				lat[j] = append(lat[j], float64(at.Sub(sent).Nanoseconds())/1e6)
+				next[j] = seq
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	return slices.Concat(lat...), time.Since(t0), err
+}
+
+func percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return math.NaN()
+	}
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+func latencySample(lat []float64, wall time.Duration) Sample {
+	s := slices.Clone(lat)
+	slices.Sort(s)
+	return Sample{
+		"p50 ms": percentile(s, 0.50), "p99 ms": percentile(s, 0.99), "max ms": s[len(s)-1],
+		"events/s": float64(len(s)) / wall.Seconds(), "events": float64(len(s)),
+	}
+}
+
+func prepareWatch(ctx context.Context, env *Env) (p *Prepared, err error) {
+	perJob := 40
+	if env.Short {
+		perJob = 10
+	}
+	// Each report marks one more document done, so a job needs a document per report of every
+	// run, plus one that is never reported, so that it never finishes.
+	docs := (env.Runs+1)*perJob + 1
+	srv, err := startServer(ctx, env.Dir, func(c *config.Config) {
+		c.WatchPollInterval = time.Hour
+		c.BatchSize = docs // one batch per job, held by one reporting "worker"
+	})
+	if err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	var closers []func()
+	closeAll := func() {
+		cancel()
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+		srv.Close()
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
+
+	project, err := watchProject(ctx, runCtx, env, srv, docs, perJob, &closers)
+	if err != nil {
+		return nil, err
+	}
+	floor, err := watchFloor(ctx, runCtx, srv, perJob, &closers)
+	if err != nil {
+		return nil, err
+	}
+	return &Prepared{
+		Input:    fmt.Sprintf("%d jobs at once, %d updates each per run, %d documents a job", watchJobs, perJob, docs),
+		Subjects: []*Subject{project, floor},
+		Compare:  [][2]string{{project.Name, floor.Name}},
+		Notes: []string{
+			"latency: from just before the report is sent to the arrival of the update that shows it (a WatchJob message whose processed_count counts it; the Redis message carrying its number); lower is better, so ratio = floor / project (below 1: the project is slower than the floor, as it must be)",
+			"project: a real server in this process (app.Build, server.New) on its own Postgres schema and Redis prefix; each report marks one document done (a transaction recounting the job, a notice on the event bus, a re-read of the job per watcher); WatchJob's poll is off, so every update comes from a notice",
+			"each job is a closed loop: the next report is sent when the previous one's update has arrived; lost: an update missing for 10 s or skipped; reordered: an update older than one already seen; either fails the case",
+		},
+		Close: closeAll,
+	}, nil
+}
+
+// watchProject ingests a job per watcher, claims its batch as a worker does, and opens a
+// ReportProgress stream and a WatchJob stream per job; they live until the case closes.
+func watchProject(ctx, runCtx context.Context, env *Env, srv *liveServer, docs, perJob int, closers *[]func()) (*Subject, error) {
+	content := pipelinev1.NewContentServiceClient(srv.Conn)
+	jobsClient := pipelinev1.NewJobServiceClient(srv.Conn)
+	workers := pipelinev1.NewWorkerServiceClient(srv.Conn)
+	src, err := content.CreateSource(ctx, &pipelinev1.CreateSourceRequest{Name: "bench-watch"})
+	if err != nil {
+		return nil, fmt.Errorf("create source: %w", err)
+	}
+	type jobLoop struct {
+		jobID, batchID string
+		docIDs         []string
+		reports        pipelinev1.WorkerService_ReportProgressClient
+	}
+	loops := make([]*jobLoop, watchJobs)
+	events := make([]chan watchEvent, watchJobs)
+	next := make([]int64, watchJobs)
+	for j := range loops {
+		in := make([]*pipelinev1.DocumentInput, docs)
+		for d := range in {
+			in[d] = &pipelinev1.DocumentInput{Uri: fmt.Sprintf("watch/%d/%d.md", j, d), Content: fmt.Sprintf("# Job %d\n\nDocument %d.", j, d)}
+		}
+		resp, err := content.IngestDocuments(ctx, &pipelinev1.IngestDocumentsRequest{SourceId: src.GetSource().GetSourceId(), Documents: in})
+		if err != nil {
+			return nil, fmt.Errorf("ingest job %d: %w", j, err)
+		}
+		l := &jobLoop{jobID: resp.GetJob().GetJobId()}
+		for _, d := range resp.GetDocuments() {
+			l.docIDs = append(l.docIDs, d.GetDocumentId())
+		}
+		jobID, err := uuid.Parse(l.jobID)
+		if err != nil {
+			return nil, err
+		}
+		batches, err := srv.Deps.Jobs.Batches(ctx, jobID)
+		if err != nil {
+			return nil, err
+		}
+		if len(batches) != 1 {
+			return nil, fmt.Errorf("job %d has %d batches, want 1", j, len(batches))
+		}
+		// The worker's claim (worker/worker.go claims through the job manager too).
+		if _, _, err := srv.Deps.Jobs.ClaimBatch(ctx, batches[0].ID, "bench-worker", time.Hour); err != nil {
+			return nil, fmt.Errorf("claim job %d's batch: %w", j, err)
+		}
+		l.batchID = batches[0].ID.String()
+		if l.reports, err = workers.ReportProgress(runCtx); err != nil {
+			return nil, err
+		}
+		watch, err := jobsClient.WatchJob(runCtx, &pipelinev1.WatchJobRequest{JobId: l.jobID})
+		if err != nil {
+			return nil, err
+		}
+		first, err := watch.Recv()
+		if err != nil {
+			return nil, fmt.Errorf("watch job %d: %w", j, err)
+		}
+		if st := first.GetJob().GetStatus(); st != pipelinev1.JobStatus_JOB_STATUS_IN_PROGRESS {
+			return nil, fmt.Errorf("job %d is %v after the claim", j, st)
+		}
+		next[j] = first.GetJob().GetProcessing().GetProcessedCount()
+		ch := make(chan watchEvent, docs+1)
+		events[j] = ch
+		go func() {
+			for {
+				m, err := watch.Recv()
+				if err != nil {
+					if runCtx.Err() == nil {
+						ch <- watchEvent{err: fmt.Errorf("watch: %w", err)}
+					}
+					return
+				}
+				ch <- watchEvent{seq: m.GetJob().GetProcessing().GetProcessedCount(), at: time.Now()}
+			}
+		}()
+		loops[j] = l
+	}
+	env.Logf("watch: %d jobs of %d documents ingested, claimed and watched", watchJobs, docs)
+	*closers = append(*closers, func() {
+		for _, l := range loops {
+			if l != nil && l.reports != nil {
+				_ = l.reports.CloseSend()
+			}
+		}
+	})
+
+	send := func(ctx context.Context, j int, seq int64) (time.Time, error) {
+		l := loops[j]
+		req := &pipelinev1.ReportProgressRequest{
+			WorkerId: "bench-worker", JobId: l.jobID, BatchId: l.batchID,
+			Results: []*pipelinev1.DocumentResult{{
+				DocumentId: l.docIDs[seq-1], Status: pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_SUCCEEDED,
+				ChunkCount: 1, Attempts: 1,
+			}},
+		}
+		sent := time.Now()
+		if err := l.reports.Send(req); err != nil {
+			return sent, err
+		}
+		ack, err := l.reports.Recv()
+		if err != nil {
+			return sent, err
+		}
+		if ack.GetStop() || ack.GetJobStatus() != pipelinev1.JobStatus_JOB_STATUS_IN_PROGRESS {
+			return sent, fmt.Errorf("the server answered stop=%v (%s), job %v", ack.GetStop(), ack.GetStopReason(), ack.GetJobStatus())
+		}
+		return sent, nil
+	}
+	return loopSubject("project ReportProgress -> WatchJob", true, events, next, perJob, send), nil
+}
+
+// watchFloor subscribes to a channel per job and publishes numbered messages on it.
+func watchFloor(ctx, runCtx context.Context, srv *liveServer, perJob int, closers *[]func()) (*Subject, error) {
+	events := make([]chan watchEvent, watchJobs)
+	channels := make([]string, watchJobs)
+	for j := range events {
+		channels[j] = srv.Prefix + "watch-floor:" + strconv.Itoa(j)
+		sub := srv.Redis.Subscribe(ctx, channels[j])
+		*closers = append(*closers, func() { _ = sub.Close() })
+		if _, err := sub.Receive(ctx); err != nil { // the subscription's confirmation
+			return nil, fmt.Errorf("subscribe: %w", err)
+		}
+		ch := make(chan watchEvent, 1024)
+		events[j] = ch
+		go func() {
+			for {
+				m, err := sub.ReceiveMessage(runCtx)
+				if err != nil {
+					if runCtx.Err() == nil && !errors.Is(err, redis.ErrClosed) {
+						ch <- watchEvent{err: fmt.Errorf("subscribe: %w", err)}
+					}
+					return
+				}
+				at := time.Now()
+				n, err := strconv.ParseInt(m.Payload, 10, 64)
+				if err != nil {
+					ch <- watchEvent{err: correctness("message %q is not a number", m.Payload)}
+					return
+				}
+				ch <- watchEvent{seq: n, at: at}
+			}
+		}()
+	}
+	send := func(ctx context.Context, j int, seq int64) (time.Time, error) {
+		sent := time.Now()
+		n, err := srv.Redis.Publish(ctx, channels[j], strconv.FormatInt(seq, 10)).Result()
+		if err == nil && n != 1 {
+			err = correctness("PUBLISH reached %d subscribers, want 1", n)
+		}
+		return sent, err
+	}
+	return loopSubject("Redis PUBLISH -> SUBSCRIBE", false, events, make([]int64, watchJobs), perJob, send), nil
+}
+
+func loopSubject(name string, project bool, events []chan watchEvent, next []int64, perJob int, send loopFunc) *Subject {
+	sub := &Subject{Name: name, Project: project}
+	var mu sync.Mutex
+	sub.Run = func(ctx context.Context, warmup bool) (Sample, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		lat, wall, err := closedLoops(ctx, events, next, perJob, watchTimeout, send)
+		if err != nil {
+			return nil, err
+		}
+		if len(lat) != len(events)*perJob {
+			return nil, correctness("%d updates measured, want %d", len(lat), len(events)*perJob)
+		}
+		// A run stops at the first lost or reordered update, so one that returns had none.
+		sub.Quality = map[string]float64{"lost": 0, "reordered": 0}
+		return latencySample(lat, wall), nil
+	}
+	return sub
+}
