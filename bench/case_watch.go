@@ -119,12 +119,13 @@ func percentile(sorted []float64, p float64) float64 {
 	return sorted[max(0, min(i, len(sorted)-1))]
 }
 
-func latencySample(lat []float64, wall time.Duration) Sample {
+// latencySample summarises latencies in milliseconds of what (events, calls) measured over wall.
+func latencySample(lat []float64, wall time.Duration, what string) Sample {
 	s := slices.Clone(lat)
 	slices.Sort(s)
 	return Sample{
 		"p50 ms": percentile(s, 0.50), "p99 ms": percentile(s, 0.99), "max ms": s[len(s)-1],
-		"events/s": float64(len(s)) / wall.Seconds(), "events": float64(len(s)),
+		what + "/s": float64(len(s)) / wall.Seconds(), what: float64(len(s)),
 	}
 }
 
@@ -349,7 +350,7 @@ func loopSubject(name string, project bool, events []chan watchEvent, next []int
 		}
 		// A run stops at the first lost or reordered update, so one that returns had none.
 		sub.Quality = map[string]float64{"lost": 0, "reordered": 0}
-		return latencySample(lat, wall), nil
+		return latencySample(lat, wall, "events"), nil
 	}
 	return sub
 }

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	pipelinev1 "github.com/pipeline-dev/pipeline/gen/go/pipeline/v1"
+)
+
+// The API case: GetJob over gRPC and over the REST gateway, on the same server, by the same Go
+// load loop at the same concurrency. The REST side is the "project" of the comparison and gRPC
+// its peer, so the summary's ratio is REST / gRPC (QPS) and gRPC / REST (p99, lower is better):
+// above 1, REST does better.
+const apiConcurrency = 16
+
+func init() {
+	ms := func(name string) Metric { return Metric{Name: name + " ms", Format: "%.2f", LowerBetter: true} }
+	qps := Metric{Name: "calls/s", Format: "%.0f"}
+	register(&Case{
+		Name:    "api",
+		About:   fmt.Sprintf("GetJob calls/s and latency over REST (gateway) vs gRPC, %d concurrent callers, same server", apiConcurrency),
+		Primary: qps,
+		Summary: []Metric{qps, ms("p99")},
+		Columns: []Metric{qps, ms("p50"), ms("p99"), ms("max"), {Name: "calls", Format: "%.0f"}},
+		Prepare: prepareAPI,
+	})
+}
+
+// loadLoop makes total calls from conc goroutines at once and returns each call's latency in
+// milliseconds and the wall time of all.
+func loadLoop(ctx context.Context, conc, total int, call func(ctx context.Context) error) ([]float64, time.Duration, error) {
+	lat := make([][]float64, conc)
+	var left atomic.Int64
+	left.Store(int64(total))
+	g, gctx := errgroup.WithContext(ctx)
+	t0 := time.Now()
+	for w := range conc {
+		g.Go(func() error {
+			for gctx.Err() == nil && left.Add(-1) >= 0 {
+				t := time.Now()
+				if err := call(gctx); err != nil {
+					return err
+				}
+				lat[w] = append(lat[w], float64(time.Since(t).Nanoseconds())/1e6)
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	return slices.Concat(lat...), time.Since(t0), err
+}
+
+func prepareAPI(ctx context.Context, env *Env) (p *Prepared, err error) {
+	total := 20000
+	if env.Short {
+		total = 3000
+	}
+	srv, err := startServer(ctx, env.Dir, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			srv.Close()
+		}
+	}()
+	content := pipelinev1.NewContentServiceClient(srv.Conn)
+	src, err := content.CreateSource(ctx, &pipelinev1.CreateSourceRequest{Name: "bench-api"})
+	if err != nil {
+		return nil, fmt.Errorf("create source: %w", err)
+	}
+	docs := make([]*pipelinev1.DocumentInput, 10)
+	for i := range docs {
+		docs[i] = &pipelinev1.DocumentInput{Uri: fmt.Sprintf("api/%d.md", i), Content: fmt.Sprintf("# Page %d\n\nSome text.", i)}
+	}
+	ing, err := content.IngestDocuments(ctx, &pipelinev1.IngestDocumentsRequest{SourceId: src.GetSource().GetSourceId(), Documents: docs})
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	// No worker runs, so the job stays as it is: every answer must be this one.
+	want := ing.GetJob()
+	check := func(via string, got *pipelinev1.Job) error {
+		if got.GetJobId() != want.GetJobId() || got.GetVersion() != want.GetVersion() || got.GetProcessing().GetDocumentCount() != int64(len(docs)) {
+			return correctness("GetJob over %s answered job %s version %d with %d documents; want %s version %d with %d",
+				via, got.GetJobId(), got.GetVersion(), got.GetProcessing().GetDocumentCount(), want.GetJobId(), want.GetVersion(), len(docs))
+		}
+		return nil
+	}
+
+	jobsClient := pipelinev1.NewJobServiceClient(srv.Conn)
+	grpcCall := func(ctx context.Context) error {
+		resp, err := jobsClient.GetJob(ctx, &pipelinev1.GetJobRequest{JobId: want.GetJobId()})
+		if err != nil {
+			return err
+		}
+		return check("gRPC", resp.GetJob())
+	}
+	// Keep-alive connections, one per caller, as a load tool or a busy client would hold.
+	httpClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: apiConcurrency, MaxConnsPerHost: apiConcurrency}, Timeout: 30 * time.Second}
+	url := "http://" + srv.HTTPAddr + "/v1/jobs/" + want.GetJobId()
+	restCall := func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			return err
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return correctness("GET %s: %s: %.200s", url, resp.Status, body)
+		}
+		var out pipelinev1.GetJobResponse
+		if err := protojson.Unmarshal(body, &out); err != nil {
+			return correctness("GET %s: %v", url, err)
+		}
+		return check("REST", out.GetJob())
+	}
+	subject := func(name string, project bool, call func(context.Context) error) *Subject {
+		sub := &Subject{Name: name, Project: project}
+		sub.Run = func(ctx context.Context, warmup bool) (Sample, error) {
+			lat, wall, err := loadLoop(ctx, apiConcurrency, total, call)
+			if err != nil {
+				return nil, err // the harness names the subject
+			}
+			if len(lat) != total {
+				return nil, correctness("%d calls answered, want %d", len(lat), total)
+			}
+			return latencySample(lat, wall, "calls"), nil
+		}
+		return sub
+	}
+	rest := subject("REST GET /v1/jobs/{id}", true, restCall)
+	grpcSub := subject("gRPC JobService.GetJob", false, grpcCall)
+	return &Prepared{
+		Input:    fmt.Sprintf("%d GetJob calls per run from %d concurrent callers, one job of %d documents", total, apiConcurrency, len(docs)),
+		Subjects: []*Subject{rest, grpcSub},
+		Compare:  [][2]string{{rest.Name, grpcSub.Name}},
+		Notes: []string{
+			"REST is compared with gRPC: ratio calls/s = REST / gRPC; ratio p99 = gRPC / REST (lower is better); above 1, REST does better",
+			"a real server in this process (app.Build, server.New) on its own Postgres schema and Redis prefix; each call reads the job from Postgres; REST goes through the gateway (HTTP/1.1, JSON) to the same handler",
+			fmt.Sprintf("clients: gRPC over one connection (HTTP/2, multiplexed); REST over up to %d keep-alive connections; every answer is decoded and checked to be the job (id, version, document count)", apiConcurrency),
+		},
+		Close: srv.Close,
+	}, nil
+}
