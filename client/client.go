@@ -93,7 +93,6 @@ var ErrInsecureKey = errors.New("refusing to send the API key over plaintext to 
 type Client struct {
 	addr    string
 	conn    *grpc.ClientConn
-	retry   RetryPolicy
 	jobs    pipelinev1.JobServiceClient
 	content pipelinev1.ContentServiceClient
 	search  pipelinev1.SearchServiceClient
@@ -154,7 +153,6 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	c := &Client{
 		addr:    addr,
 		conn:    conn,
-		retry:   policy,
 		jobs:    pipelinev1.NewJobServiceClient(conn),
 		content: pipelinev1.NewContentServiceClient(conn),
 		search:  pipelinev1.NewSearchServiceClient(conn),

@@ -75,7 +75,7 @@ type Deps struct {
 	// alone: the one workers in this process send (see NewWorkerKey). Empty means none.
 	WorkerKey string
 	// QueueStats reads the processing queue's figures for GetStats; nil leaves them zero.
-	QueueStats func(context.Context) (QueueStats, error)
+	QueueStats func(context.Context) (metrics.QueueStats, error)
 	// Version is the binary's version, shown by GetStats. Empty means "unknown".
 	Version string
 }

@@ -12,6 +12,7 @@ import (
 
 	pipelinev1 "github.com/pipeline-dev/pipeline/gen/go/pipeline/v1"
 	"github.com/pipeline-dev/pipeline/internal/errs"
+	"github.com/pipeline-dev/pipeline/internal/metrics"
 	"github.com/pipeline-dev/pipeline/internal/registry"
 	"github.com/pipeline-dev/pipeline/internal/stats"
 )
@@ -19,13 +20,6 @@ import (
 // defaultRateWindow is GetStats's throughput window when the request sets none: the spec's
 // "documents per second over the last minute".
 const defaultRateWindow = time.Minute
-
-// QueueStats are the processing queue's own figures (Redis), as internal/queue reads them.
-type QueueStats struct {
-	Waiting, InFlight, Delayed int64
-	// OldestWaiting is the age of the oldest waiting message; 0 when none waits.
-	OldestWaiting time.Duration
-}
 
 // systemService implements pipelinev1.SystemService: the worker registry and the figures an
 // operator watches.
@@ -69,7 +63,7 @@ func (h *systemService) GetStats(ctx context.Context, req *pipelinev1.GetStatsRe
 		jobCounts  stats.Jobs
 		backlog    stats.Backlog
 		throughput stats.Throughput
-		queue      QueueStats
+		queue      metrics.QueueStats
 		workers    []registry.Info
 	)
 	g, gctx := errgroup.WithContext(ctx)

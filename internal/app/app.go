@@ -222,14 +222,8 @@ func (a *App) ServerDeps() server.Deps {
 		Metrics: a.Metrics, Gatherer: a.Registry, TracerProvider: a.tracerProvider(),
 		WorkerKey:  a.workerKey,
 		Version:    a.Version,
-		QueueStats: a.queueStats,
+		QueueStats: a.Queue.Stats,
 	}
-}
-
-// queueStats reads the processing queue's own figures for GetStats.
-func (a *App) queueStats(ctx context.Context) (server.QueueStats, error) {
-	st, err := a.Queue.Stats(ctx)
-	return server.QueueStats{Waiting: st.Waiting, InFlight: st.InFlight, Delayed: st.Delayed, OldestWaiting: st.OldestWaiting}, err
 }
 
 // Close releases everything Build opened, in reverse order.
@@ -330,6 +324,7 @@ func (a *App) RunWorkers(ctx context.Context, serverAddr, apiKey string) error {
 		Reporter: pipelinev1.NewWorkerServiceClient(conn),
 		Activity: reg,
 	})
+	defer w.Close() // its metric series go with it, also when the queue below cannot open
 	// A consumer of its own: a queue consumes once, and a process may run several pools (tests).
 	q, err := queue.Open(queue.Config{
 		RedisURL: a.Cfg.RedisURL, Prefix: a.Cfg.RedisPrefix, Workers: a.Cfg.MaxConcurrentJobs, Logger: a.Log,

@@ -158,7 +158,6 @@ func (n observedNotifier) JobChanged(ctx context.Context, job *jobs.Job) error {
 // PIPELINE_SHUTDOWN_TIMEOUT to report and hand back; a `pipeline worker` with
 // PIPELINE_METRICS_ADDR also serves its /metrics meanwhile.
 func (a *App) consume(ctx context.Context, q *queue.Queue, w *worker.Worker) error {
-	defer w.Close()
 	if a.metricsLis == nil {
 		return q.Consume(ctx, w.HandleBatch, a.Cfg.ShutdownTimeout)
 	}
