@@ -106,3 +106,28 @@ bench-short: bench/js/node_modules/.package-lock.json
 
 clean:
 	rm -rf .bin .build pipeline tools/node_modules gen/ts/node_modules gen/ts/dist
+	rm -rf web/node_modules
+
+# The web console (web/: TypeScript sources bundled by esbuild into web/dist/, which is committed
+# and embedded in the binary; docs/console.md). Its browser test is e2e/console_test.go.
+.PHONY: web web-check check-web
+
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+
+tools: web/node_modules/.package-lock.json
+lint: web-check
+test: web-check
+
+## web: build the console into web/dist (commit the result: the server embeds it).
+web: web/node_modules/.package-lock.json
+	cd web && node build.mjs
+
+## web-check: type-check the console's sources against the generated TypeScript messages.
+web-check: web/node_modules/.package-lock.json
+	cd web && npx tsc -p tsconfig.json
+
+## check-web: fail when rebuilding the console changes web/dist (CI).
+check-web: web
+	@if [ -n "$$(git status --porcelain -- web/dist)" ]; then \
+		echo "web/dist is stale; run make web and commit:"; git status --porcelain -- web/dist; exit 1; fi

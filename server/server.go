@@ -303,7 +303,8 @@ func (s *Server) httpHandler(ctx context.Context, conn *grpc.ClientConn) (http.H
 	}
 	// The webhook is outside key auth (Firecrawl signs it) and has its own body limit.
 	mux.HandleFunc("POST /v1/webhooks/firecrawl", s.firecrawlWebhook)
-	mux.Handle("/", limitBody(gw, int64(s.maxMessageBytes)))
+	// The REST gateway under /v1/, with the web console's files (console.go) at / in front of it.
+	mux.Handle("/", withConsole(limitBody(gw, int64(s.maxMessageBytes))))
 	return s.observeHTTP(mux), nil
 }
 

@@ -1,0 +1,113 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/pipeline-dev/pipeline/internal/config"
+)
+
+// consoleScreenshots is where the console tests leave a screenshot of each page (CI keeps them).
+const consoleScreenshots = "../.build/console-screenshots"
+
+// TestConsole drives the web console in headless Chromium against a real server and workers:
+// upload a folder, watch the progress bar reach 100% without a reload, open the job, see a
+// failed document's error, retry it, search, and delete the source (web/test/console.test.mjs).
+// One document fails every try of its first job (the embedder answers 503 for it exactly that
+// often), so the retry succeeds.
+func TestConsole(t *testing.T) {
+	t.Parallel()
+	script := consoleTools(t)
+	b := start(t, options{workers: 1})
+	b.embedder.mu.Lock()
+	b.embedder.transient["CONSOLE-FLAKY"] = b.cfg.MaxRetries + 1
+	b.embedder.mu.Unlock()
+
+	folder := filepath.Join(t.TempDir(), "handbook")
+	files := map[string]string{
+		"install.md":           "# Installing\n\n## From packages\n\nThe zephyrine installer unpacks the service and starts it.\n",
+		"guide/usage.md":       "# Usage\n\nCall the search endpoint with a query.\n",
+		"guide/flaky.md":       "# Flaky\n\nThis page hits CONSOLE-FLAKY on its first job.\n",
+		"notes/faq.txt":        "Questions and answers about running the pipeline.\n",
+		"notes/reference.html": "<html><head><title>Reference</title></head><body><h1>Reference</h1><p>Every setting.</p></body></html>\n",
+		"notes/image.png":      "not a document: the console leaves it out",
+		".hidden/secret.md":    "# Hidden\n\nLeft out.\n",
+	}
+	for name, text := range files {
+		p := filepath.Join(folder, name)
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte(text), 0o644))
+	}
+
+	runConsole(t, script, b.httpAddr, "flow",
+		"CONSOLE_FOLDER="+folder,
+		"CONSOLE_SOURCE_NAME=handbook",
+		"CONSOLE_FAILED_URI=guide/flaky.md",
+		"CONSOLE_QUERY=zephyrine installer",
+		"CONSOLE_QUERY_URI=install.md",
+	)
+}
+
+// TestConsoleAPIKey: against a server with API keys the console says it is unauthorized until a
+// key is entered, and says when the server cannot be reached.
+func TestConsoleAPIKey(t *testing.T) {
+	t.Parallel()
+	script := consoleTools(t)
+	const key = "console-test-key-0123456789"
+	b := start(t, options{cfg: func(c *config.Config) { c.APIKeys = []string{key + ":read"} }})
+	runConsole(t, script, b.httpAddr, "auth", "CONSOLE_API_KEY="+key)
+}
+
+// consoleTools returns the browser test's script, or skips (fails under PIPELINE_REQUIRE_TOOLS=1,
+// as `make test` sets) when node, web/node_modules or Chromium is missing.
+func consoleTools(t *testing.T) string {
+	t.Helper()
+	web, err := filepath.Abs("../web")
+	require.NoError(t, err)
+	_, nodeErr := exec.LookPath("node")
+	_, modErr := os.Stat(filepath.Join(web, "node_modules", "playwright-core"))
+	_, chromeErr := os.Stat(chromium())
+	if nodeErr != nil || modErr != nil || chromeErr != nil {
+		msg := "the console test needs node, web/node_modules (make tools) and Chromium (apt-get install chromium)"
+		if os.Getenv("PIPELINE_REQUIRE_TOOLS") == "1" {
+			t.Fatalf("%s: node: %v, modules: %v, chromium: %v", msg, nodeErr, modErr, chromeErr)
+		}
+		t.Skipf("%s; make test sets PIPELINE_REQUIRE_TOOLS=1 and fails instead", msg)
+	}
+	return filepath.Join(web, "test", "console.test.mjs")
+}
+
+func chromium() string {
+	if p := os.Getenv("PIPELINE_CHROMIUM"); p != "" {
+		return p
+	}
+	return "/usr/bin/chromium"
+}
+
+// runConsole runs the browser test in one mode against the server at httpAddr.
+func runConsole(t *testing.T, script, httpAddr, mode string, env ...string) {
+	t.Helper()
+	shots, err := filepath.Abs(filepath.Join(consoleScreenshots, mode))
+	require.NoError(t, err)
+	require.NoError(t, os.RemoveAll(shots))
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", script)
+	cmd.Dir = filepath.Dir(script)
+	cmd.Env = append(os.Environ(),
+		"CONSOLE_URL=http://"+httpAddr,
+		"CONSOLE_MODE="+mode,
+		"CONSOLE_SCREENSHOTS="+shots,
+		"CHROMIUM="+chromium(),
+	)
+	cmd.Env = append(cmd.Env, env...)
+	out, err := cmd.CombinedOutput()
+	t.Logf("console test (%s), screenshots in %s:\n%s", mode, shots, out)
+	require.NoError(t, err, "the console's browser test failed")
+}

@@ -1,0 +1,262 @@
+// The console's browser test: headless Chromium (Debian's, driven by playwright-core) against a
+// live server, run by e2e/console_test.go, which starts the server, writes the folder to upload
+// and passes these settings:
+//
+//   CONSOLE_URL          the server's HTTP address, http://host:port
+//   CONSOLE_MODE         "flow" (upload, progress, failure, retry, search, delete) or "auth"
+//                        (a server with API keys: the unauthorized state, then the key dialog)
+//   CONSOLE_FOLDER       the folder to upload (flow)
+//   CONSOLE_SOURCE_NAME  the upload source's name (flow)
+//   CONSOLE_FAILED_URI   the document whose first job fails (flow)
+//   CONSOLE_QUERY, CONSOLE_QUERY_URI  a search and the uri its first result must have (flow)
+//   CONSOLE_API_KEY      the key to enter (auth)
+//   CONSOLE_SCREENSHOTS  the folder for a screenshot of each page
+//   CHROMIUM             the browser (default /usr/bin/chromium)
+//
+// It prints each step and exits non-zero on the first failure, with a screenshot of the page
+// as it was.
+import { chromium } from "playwright-core";
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const env = (name, fallback) => {
+  const v = process.env[name] ?? fallback;
+  if (v === undefined) throw new Error(`${name} is not set`);
+  return v;
+};
+const base = env("CONSOLE_URL");
+const mode = env("CONSOLE_MODE", "flow");
+const shots = env("CONSOLE_SCREENSHOTS");
+mkdirSync(shots, { recursive: true });
+const timeout = 60_000;
+
+// Without the networking flags Chromium reaches out to Google's services, which a closed
+// network refuses; the rest keep a CI run quiet and reproducible.
+const flags = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+const profile = mkdtempSync(join(tmpdir(), "console-chromium-"));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: env("CHROMIUM", "/usr/bin/chromium"),
+  headless: true,
+  args: flags,
+  viewport: { width: 1280, height: 860 },
+});
+const page = context.pages()[0] ?? (await context.newPage());
+page.setDefaultTimeout(timeout);
+const pageErrors = [];
+page.on("pageerror", (e) => pageErrors.push(String(e)));
+
+let n = 0;
+const shot = async (name) => {
+  n++;
+  await page.screenshot({ path: join(shots, `${String(n).padStart(2, "0")}-${name}.png`), fullPage: true });
+};
+const step = async (name, fn) => {
+  const t0 = Date.now();
+  try {
+    await fn();
+  } catch (e) {
+    console.log(`FAIL ${name}: ${e?.stack ?? e}`);
+    await page.screenshot({ path: join(shots, `failed-${name.replaceAll(/[^a-z0-9]+/gi, "-")}.png`), fullPage: true }).catch(() => undefined);
+    throw e;
+  }
+  console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+};
+
+/** progressOf reads the job page's bar. */
+const progressOf = () => page.locator("#job-progress [role=progressbar]").getAttribute("aria-valuenow");
+
+/** waitFull waits for the job page's bar to reach 100 and records every value it showed. */
+async function waitFull() {
+  const seen = await page.evaluate(async (ms) => {
+    const bar = () => document.querySelector("#job-progress [role=progressbar]");
+    const values = [];
+    const deadline = Date.now() + ms;
+    return await new Promise((resolve, reject) => {
+      const look = () => {
+        const b = bar();
+        const v = b?.getAttribute("aria-valuenow");
+        if (v !== undefined && v !== null && values.at(-1) !== v) values.push(v);
+        if (v === "100" && b?.dataset.status === "COMPLETED") return resolve(values);
+        if (Date.now() > deadline) return reject(new Error(`progress stuck at ${v}; seen ${values}`));
+        requestAnimationFrame(look);
+      };
+      look();
+    });
+  }, timeout);
+  return seen.map(Number);
+}
+
+async function flow() {
+  const folder = env("CONSOLE_FOLDER");
+  const sourceName = env("CONSOLE_SOURCE_NAME");
+  const failedUri = env("CONSOLE_FAILED_URI");
+  let firstJob = "";
+
+  await step("sources page loads", async () => {
+    await page.goto(`${base}/`);
+    await page.getByRole("heading", { name: "Sources" }).waitFor();
+    await page.locator("#no-sources, #sources").first().waitFor();
+    // Set on the page: if anything reloads it, the mark is gone.
+    await page.evaluate(() => (window.__sameLoad = true));
+    await shot("sources");
+  });
+
+  await step("upload a folder", async () => {
+    await page.locator("#upload-name").fill(sourceName);
+    await page.locator("#upload-folder").setInputFiles(folder);
+    await page.getByRole("button", { name: "Upload" }).click();
+    await page.waitForURL(/#\/jobs\/[0-9a-f-]{36}$/);
+    firstJob = page.url().split("/").at(-1);
+    await page.locator("#job-progress [role=progressbar]").waitFor();
+    await shot("job-progress");
+  });
+
+  await step("the progress bar reaches 100% without a reload", async () => {
+    const seen = await waitFull();
+    console.log(`     progress values shown: ${seen.join(", ")}`);
+    assert.equal(seen.at(-1), 100);
+    for (let i = 1; i < seen.length; i++) assert.ok(seen[i] >= seen[i - 1], `progress went back: ${seen}`);
+    assert.equal(await page.evaluate(() => window.__sameLoad), true, "the page was reloaded");
+  });
+
+  await step("the job's failed document shows its error", async () => {
+    const row = page.locator("#results tr[data-status=FAILED]", { hasText: failedUri });
+    await row.waitFor();
+    const text = await row.innerText();
+    assert.match(text, /transient/i, "error kind");
+    assert.match(text, /503 service unavailable/, "error message");
+    const attempts = Number(await row.locator("td[data-label=Attempts]").innerText());
+    assert.ok(attempts > 1, `attempts ${attempts}`);
+    await page.locator("#results tr[data-status=SUCCEEDED]").first().waitFor();
+    await shot("job-detail-failed-document");
+  });
+
+  await step("retry the failed document", async () => {
+    await page.locator("#retry-job").click();
+    await page.waitForURL((u) => /#\/jobs\/[0-9a-f-]{36}$/.test(u.hash) && !u.hash.endsWith(firstJob));
+    const seen = await waitFull();
+    assert.equal(seen.at(-1), 100);
+    const row = page.locator("#results tr", { hasText: failedUri });
+    await row.and(page.locator("[data-status=SUCCEEDED]")).waitFor();
+    assert.equal(await page.locator("#results tr[data-status=FAILED]").count(), 0);
+    await page.getByText("Retry of").waitFor();
+    await shot("job-detail-retried");
+  });
+
+  await step("jobs page lists both jobs", async () => {
+    await page.getByRole("link", { name: "Jobs", exact: true }).click();
+    await page.locator("#jobs tbody tr[data-job-id]").nth(1).waitFor();
+    assert.equal(await page.locator(`#jobs tr[data-job-id="${firstJob}"] [role=progressbar]`).getAttribute("aria-valuenow"), "100");
+    await page.locator("#filter-status").selectOption("JOB_STATUS_COMPLETED");
+    await page.waitForURL(/status=JOB_STATUS_COMPLETED/);
+    await page.locator("#jobs tbody tr[data-job-id]").first().waitFor();
+    await shot("jobs");
+  });
+
+  await step("search finds the right document", async () => {
+    await page.getByRole("link", { name: "Search" }).click();
+    await page.locator("#search-query").fill(env("CONSOLE_QUERY"));
+    await page.locator("#search-source").selectOption({ label: sourceName });
+    await page.locator("#search-query").press("Enter");
+    const first = page.locator("#search-results .result").first();
+    await first.waitFor();
+    assert.equal(await first.getAttribute("data-uri"), env("CONSOLE_QUERY_URI"));
+    assert.match(await first.innerText(), /\d\.\d{3}/, "score shown");
+    await shot("search");
+  });
+
+  await step("workers and stats", async () => {
+    await page.getByRole("link", { name: "Workers & stats" }).click();
+    await page.locator("#workers tr[data-worker-id]").first().waitFor();
+    await page.getByText("documents / s").waitFor();
+    await shot("workers");
+  });
+
+  await step("keyboard: the sections are reachable with Tab and Enter", async () => {
+    await page.locator("body").focus();
+    let reached = false;
+    for (let i = 0; i < 10 && !reached; i++) {
+      await page.keyboard.press("Tab");
+      reached = await page.evaluate(() => document.activeElement?.getAttribute("data-route") === "sources");
+    }
+    assert.ok(reached, "Tab did not reach the Sources link");
+    await page.keyboard.press("Enter");
+    await page.waitForURL(/#\/sources$/);
+  });
+
+  await step("phone layout", async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.locator("#sources tr[data-source-id]").first().waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 0, `the page is ${overflow}px wider than a phone`);
+    await shot("sources-phone");
+    await page.setViewportSize({ width: 1280, height: 860 });
+  });
+
+  await step("delete the source after confirming", async () => {
+    const row = page.locator("#sources tr[data-source-id]", { hasText: sourceName });
+    await row.waitFor();
+    assert.notEqual((await row.locator("td[data-label=Chunks]").innerText()).trim(), "0");
+    await row.getByRole("button", { name: /^Delete/ }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.waitFor();
+    await shot("delete-confirm");
+    await dialog.getByRole("button", { name: "Delete" }).click();
+    await row.waitFor({ state: "detached" });
+    await page.locator("#no-sources").waitFor();
+    assert.equal(await page.evaluate(() => window.__sameLoad), true, "the page was reloaded");
+    await shot("sources-after-delete");
+  });
+}
+
+async function auth() {
+  await step("a server with keys: the console says unauthorized", async () => {
+    await page.goto(`${base}/#/sources`);
+    const banner = page.getByRole("alert").filter({ hasText: "Unauthorized" });
+    await banner.waitFor();
+    await shot("unauthorized");
+  });
+  await step("entering the API key loads the page", async () => {
+    await page.getByRole("button", { name: "Enter API key" }).click();
+    await page.getByLabel("Key", { exact: true }).fill(env("CONSOLE_API_KEY"));
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.locator("#no-sources, #sources").first().waitFor();
+    assert.equal(await page.locator(".banner").isHidden(), true);
+    await shot("authorized");
+  });
+  await step("the server gone: the console says it is unreachable", async () => {
+    // Refused API calls stand in for a stopped server, on the same page.
+    await page.route("**/v1/**", (r) => r.abort("connectionrefused"));
+    await page.getByRole("button", { name: "Reload list" }).click();
+    await page.getByRole("alert").filter({ hasText: "Server unreachable" }).waitFor();
+    await shot("server-unreachable");
+    await page.unroute("**/v1/**");
+    await page.getByRole("button", { name: "Try again" }).click();
+    await page.locator(".banner").waitFor({ state: "hidden" });
+  });
+}
+
+let failed = false;
+try {
+  if (mode === "auth") await auth();
+  else await flow();
+  assert.deepEqual(pageErrors, [], "uncaught errors in the page");
+} catch (e) {
+  failed = true;
+  if (pageErrors.length) console.log(`page errors:\n${pageErrors.join("\n")}`);
+} finally {
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);
