@@ -72,12 +72,18 @@ func decodeInto(recv func(any) error, m any) error {
 
 // decodingRegistrar registers services with every unary handler decoding through decodeInto.
 // Streams are covered by decodeStream instead, which must wrap the stream before validation does.
-type decodingRegistrar struct{ srv *grpc.Server }
+// It also notes each unary method's own handler in unary, for the gateway (gateway.go), which
+// hands it a message, not bytes.
+type decodingRegistrar struct {
+	srv   *grpc.Server
+	unary map[string]unaryMethod
+}
 
 func (r decodingRegistrar) RegisterService(desc *grpc.ServiceDesc, impl any) {
 	d := *desc
 	d.Methods = make([]grpc.MethodDesc, len(desc.Methods))
 	for i, m := range desc.Methods {
+		r.unary["/"+desc.ServiceName+"/"+m.MethodName] = unaryMethod{impl: impl, handler: m.Handler}
 		m.Handler = decodingHandler(m.Handler)
 		d.Methods[i] = m
 	}

@@ -22,8 +22,8 @@ import (
 )
 
 // Observability of the API: request metrics (gRPC by method, code and transport; HTTP by route
-// pattern, method and status), spans (otelgrpc on the gRPC server and on the gateway's
-// in-process connection, and one span per HTTP request here), and the ids on the log context.
+// pattern, method and status), spans (otelgrpc on the gRPC server and on the gateway's calls to
+// it, and one span per HTTP request here), and the ids on the log context.
 //
 // A REST call is one HTTP request and one RPC the gateway makes for it. Each metric family
 // counts it once: pipeline_http_requests_total as its route, pipeline_grpc_server_handled_total
@@ -35,31 +35,44 @@ const tracerName = "github.com/pipeline-dev/pipeline/server"
 // code to any call.
 func (s *Server) tracingOn() bool { return s.deps.TracerProvider != nil }
 
-// traceServerOption adds otelgrpc's server span to every RPC, continuing a caller's trace from
-// the traceparent metadata.
-func (s *Server) traceServerOption() grpc.ServerOption {
+// newStatsHandlers returns otelgrpc's server and client stats handlers, nil when tracing is off.
+// The server's adds a span to every RPC, continuing a caller's trace from the traceparent
+// metadata; the client's makes the gateway's calls carry the HTTP request's span to the server.
+// The gRPC server and its in-process connection use them, and so do the gateway's in-process
+// calls (gateway.go), which call them as grpc would.
+func (s *Server) newStatsHandlers() (server, client stats.Handler) {
 	if !s.tracingOn() {
-		return grpc.EmptyServerOption{}
+		return nil, nil
 	}
-	return grpc.StatsHandler(otelgrpc.NewServerHandler(
+	server = otelgrpc.NewServerHandler(
 		otelgrpc.WithTracerProvider(s.deps.TracerProvider),
 		otelgrpc.WithPropagators(telemetry.Propagator),
 		otelgrpc.WithFilter(func(info *stats.RPCTagInfo) bool { return !quietMethod(info.FullMethodName) }),
-	))
-}
-
-// traceDialOption makes the gateway's RPCs carry the HTTP request's span to the server.
-func (s *Server) traceDialOption() grpc.DialOption {
-	if !s.tracingOn() {
-		return grpc.EmptyDialOption{}
-	}
-	return grpc.WithStatsHandler(otelgrpc.NewClientHandler(
+	)
+	client = otelgrpc.NewClientHandler(
 		otelgrpc.WithTracerProvider(s.deps.TracerProvider),
 		otelgrpc.WithPropagators(telemetry.Propagator),
-	))
+	)
+	return server, client
 }
 
-// transportOf tells the gateway's calls (through the in-process connection) from gRPC clients'.
+// traceServerOption adds the server stats handler to the gRPC server.
+func (s *Server) traceServerOption() grpc.ServerOption {
+	if s.serverStats == nil {
+		return grpc.EmptyServerOption{}
+	}
+	return grpc.StatsHandler(s.serverStats)
+}
+
+// traceDialOption adds the client stats handler to the gateway's in-process connection.
+func (s *Server) traceDialOption() grpc.DialOption {
+	if s.clientStats == nil {
+		return grpc.EmptyDialOption{}
+	}
+	return grpc.WithStatsHandler(s.clientStats)
+}
+
+// transportOf tells the gateway's calls (in process, gateway.go) from gRPC clients'.
 func transportOf(ctx context.Context) string {
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil && p.Addr.Network() == inprocNetwork {
 		return metrics.TransportREST

@@ -1,7 +1,7 @@
 // Package server serves the pipeline API: gRPC on one port, and on another the REST gateway,
-// health endpoints and the OpenAPI document. REST calls go through an in-process gRPC connection,
-// so both share one interceptor chain (recovery, logging, error mapping, deadline, auth with
-// scoped keys, rate limiting, validation).
+// health endpoints and the OpenAPI document. REST calls reach the same handlers in process,
+// through the same interceptor chain (recovery, logging, error mapping, deadline, auth with
+// scoped keys, rate limiting, validation) as gRPC calls (gateway.go).
 // Services translate between protobuf and the domain packages; domain logic lives in those.
 package server
 
@@ -30,6 +30,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+	grpcstats "google.golang.org/grpc/stats"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -99,6 +100,14 @@ type Server struct {
 	checker *healthChecker
 	http    *http.Server
 
+	// unary holds the handlers of the unary methods and chain the interceptors of every unary
+	// call, for the gateway's in-process calls (gateway.go).
+	unary map[string]unaryMethod
+	chain grpc.UnaryServerInterceptor
+	// serverStats and clientStats trace the gRPC server's calls and the gateway's; nil when
+	// tracing is off.
+	serverStats, clientStats grpcstats.Handler
+
 	mu        sync.Mutex
 	grpcAddr  net.Addr
 	httpAddr  net.Addr
@@ -134,6 +143,9 @@ func New(cfg config.Config, deps Deps) (*Server, error) {
 		stopping:  make(chan struct{}),
 	}
 	s.maxMessageBytes, s.rpcTimeout = limitsOf(cfg)
+	s.serverStats, s.clientStats = s.newStatsHandlers()
+	s.chain = chainUnary(s.unaryChain())
+	s.unary = map[string]unaryMethod{}
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(s.maxMessageBytes),
 		// Undecodable requests get InvalidArgument, not grpc's Internal (codec.go): the codec,
@@ -141,14 +153,14 @@ func New(cfg config.Config, deps Deps) (*Server, error) {
 		// chain, so it wraps the stream first.
 		grpc.ForceServerCodecV2(newServerCodec()),
 		grpc.StreamInterceptor(decodeStream),
-		grpc.ChainUnaryInterceptor(s.unaryChain()...),
+		grpc.UnaryInterceptor(s.chain),
 		grpc.ChainStreamInterceptor(s.streamChain()...),
 		s.traceServerOption(),
 		// Workers and watchers hold long streams; grpc's default policy (one ping per 5 min)
 		// answers their transports' pings with GOAWAY "too_many_pings". Allow pings every 10 s.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
-	reg := decodingRegistrar{srv: s.grpc}
+	reg := decodingRegistrar{srv: s.grpc, unary: s.unary}
 	pipelinev1.RegisterJobServiceServer(reg, &jobService{s: s})
 	pipelinev1.RegisterContentServiceServer(reg, &contentService{s: s})
 	pipelinev1.RegisterSearchServiceServer(reg, &searchService{s: s})
@@ -200,12 +212,13 @@ func (s *Server) Run(ctx context.Context) error {
 		grpcLis = tls.NewListener(grpcLis, c)
 	}
 
-	// The gateway reaches the gRPC server through memory, not the network.
+	// The gateway calls unary methods in process (gateway.go) and opens streams (WatchJob)
+	// on an in-process gRPC connection, through memory, not the network.
 	inproc := bufconn.Listen(1 << 20)
 	conn, err := grpc.NewClient("passthrough:///inprocess",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return inproc.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(gatewayMaxResponseBytes)),
 		s.traceDialOption(),
 	)
 	if err != nil {
@@ -278,13 +291,18 @@ func (s *Server) httpHandler(ctx context.Context, conn *grpc.ClientConn) (http.H
 		runtime.WithErrorHandler(s.gatewayError),
 		runtime.WithMiddlewares(gatewayRoute),
 	)
-	for name, register := range map[string]func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
-		"JobService":     pipelinev1.RegisterJobServiceHandler,
-		"ContentService": pipelinev1.RegisterContentServiceHandler,
-		"SearchService":  pipelinev1.RegisterSearchServiceHandler,
-		"SystemService":  pipelinev1.RegisterSystemServiceHandler,
+	gc := &gatewayConn{
+		methods: s.unary, chain: s.chain, streams: conn,
+		maxRequest: s.maxMessageBytes, maxResponse: gatewayMaxResponseBytes,
+		clientStats: s.clientStats, serverStats: s.serverStats,
+	}
+	for name, err := range map[string]error{
+		"JobService":     pipelinev1.RegisterJobServiceHandlerClient(ctx, gw, pipelinev1.NewJobServiceClient(gc)),
+		"ContentService": pipelinev1.RegisterContentServiceHandlerClient(ctx, gw, pipelinev1.NewContentServiceClient(gc)),
+		"SearchService":  pipelinev1.RegisterSearchServiceHandlerClient(ctx, gw, pipelinev1.NewSearchServiceClient(gc)),
+		"SystemService":  pipelinev1.RegisterSystemServiceHandlerClient(ctx, gw, pipelinev1.NewSystemServiceClient(gc)),
 	} {
-		if err := register(ctx, gw, conn); err != nil {
+		if err != nil {
 			return nil, fmt.Errorf("register %s gateway: %w", name, err)
 		}
 	}
