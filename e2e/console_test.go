@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,20 +23,27 @@ const consoleScreenshots = "../.build/console-screenshots"
 // upload a folder, watch the progress bar reach 100% without a reload, open the job, see a
 // failed document's error, retry it, search, and delete the source (web/test/console.test.mjs).
 // One document fails every try of its first job (the embedder answers 503 for it exactly that
-// often), so the retry succeeds.
+// often), so the retry succeeds. Another document is held in the embedder until the browser has
+// shown the job part done (the script prints UNBLOCK), so the bar is seen moving, not only full.
 func TestConsole(t *testing.T) {
 	t.Parallel()
 	script := consoleTools(t)
 	b := start(t, options{workers: 1})
+	unblock := make(chan struct{})
 	b.embedder.mu.Lock()
 	b.embedder.transient["CONSOLE-FLAKY"] = b.cfg.MaxRetries + 1
+	b.embedder.block = unblock
 	b.embedder.mu.Unlock()
+	var once sync.Once
+	release := func() { once.Do(func() { close(unblock) }) }
+	t.Cleanup(release)
 
 	folder := filepath.Join(t.TempDir(), "handbook")
 	files := map[string]string{
 		"install.md":           "# Installing\n\n## From packages\n\nThe zephyrine installer unpacks the service and starts it.\n",
 		"guide/usage.md":       "# Usage\n\nCall the search endpoint with a query.\n",
 		"guide/flaky.md":       "# Flaky\n\nThis page hits CONSOLE-FLAKY on its first job.\n",
+		"guide/slow.md":        "# Slow\n\nThis page waits in the embedder: BLOCK.\n",
 		"notes/faq.txt":        "Questions and answers about running the pipeline.\n",
 		"notes/reference.html": "<html><head><title>Reference</title></head><body><h1>Reference</h1><p>Every setting.</p></body></html>\n",
 		"notes/image.png":      "not a document: the console leaves it out",
@@ -45,7 +55,11 @@ func TestConsole(t *testing.T) {
 		require.NoError(t, os.WriteFile(p, []byte(text), 0o644))
 	}
 
-	runConsole(t, script, b.httpAddr, "flow",
+	runConsole(t, script, b.httpAddr, "flow", func(line string) {
+		if line == "UNBLOCK" {
+			release()
+		}
+	},
 		"CONSOLE_FOLDER="+folder,
 		"CONSOLE_SOURCE_NAME=handbook",
 		"CONSOLE_FAILED_URI=guide/flaky.md",
@@ -61,7 +75,7 @@ func TestConsoleAPIKey(t *testing.T) {
 	script := consoleTools(t)
 	const key = "console-test-key-0123456789"
 	b := start(t, options{cfg: func(c *config.Config) { c.APIKeys = []string{key + ":read"} }})
-	runConsole(t, script, b.httpAddr, "auth", "CONSOLE_API_KEY="+key)
+	runConsole(t, script, b.httpAddr, "auth", nil, "CONSOLE_API_KEY="+key)
 }
 
 // consoleTools returns the browser test's script, or skips (fails under PIPELINE_REQUIRE_TOOLS=1,
@@ -90,8 +104,9 @@ func chromium() string {
 	return "/usr/bin/chromium"
 }
 
-// runConsole runs the browser test in one mode against the server at httpAddr.
-func runConsole(t *testing.T, script, httpAddr, mode string, env ...string) {
+// runConsole runs the browser test in one mode against the server at httpAddr; onLine, when
+// set, sees each line the script prints as it comes.
+func runConsole(t *testing.T, script, httpAddr, mode string, onLine func(string), env ...string) {
 	t.Helper()
 	shots, err := filepath.Abs(filepath.Join(consoleScreenshots, mode))
 	require.NoError(t, err)
@@ -107,7 +122,19 @@ func runConsole(t *testing.T, script, httpAddr, mode string, env ...string) {
 		"CHROMIUM="+chromium(),
 	)
 	cmd.Env = append(cmd.Env, env...)
-	out, err := cmd.CombinedOutput()
-	t.Logf("console test (%s), screenshots in %s:\n%s", mode, shots, out)
+	var out, stderr bytes.Buffer // stderr is written by exec's own goroutine
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		out.WriteString(lines.Text() + "\n")
+		if onLine != nil {
+			onLine(lines.Text())
+		}
+	}
+	err = cmd.Wait()
+	t.Logf("console test (%s), screenshots in %s:\n%s%s", mode, shots, out.String(), stderr.String())
 	require.NoError(t, err, "the console's browser test failed")
 }

@@ -13,8 +13,13 @@ import { allSources, api, terminal, watchJob } from "./api.js";
 import { badge, date, enumName, errorBox, h, navigate, num, protoDuration, replace } from "./dom.js";
 import { ProgressView } from "./progress.js";
 
-/** At most this many rows of the list are watched live at once. */
-const maxWatches = 20;
+/**
+ * At most this many rows of the list are watched live at once. Over plain HTTP a browser keeps
+ * six connections to a host and every open WatchJob holds one, so more would starve the page's
+ * other calls; the rest of the running jobs show their state as listed, and their own page
+ * follows them live.
+ */
+const maxWatches = 3;
 
 export function jobsPage(main: HTMLElement, params: URLSearchParams): () => void {
   const stops: (() => void)[] = [];
@@ -59,10 +64,10 @@ export function jobsPage(main: HTMLElement, params: URLSearchParams): () => void
         h(
           "tr",
           { "data-job-id": job.jobId },
-          h("td", { "data-label": "Job" }, h("a", { href: `#/jobs/${job.jobId}`, class: "mono" }, job.jobId.slice(0, 8))),
+          h("td", { "data-label": "Job" }, h("a", { href: `#/jobs/${job.jobId}`, class: "mono id" }, job.jobId)),
           h("td", { "data-label": "Type" }, enumName(JobType, job.type)),
           status,
-          h("td", { "data-label": "Source" }, names.get(job.sourceId) ?? job.sourceId.slice(0, 8)),
+          h("td", { "data-label": "Source" }, names.get(job.sourceId) ?? h("span", { class: "mono id" }, job.sourceId)),
           h("td", { "data-label": "Progress", class: "progress-cell" }, progress.el),
           h("td", { "data-label": "Created" }, date(job.createTime)),
         ),

@@ -110,7 +110,7 @@ function workersTable(ws: Worker[]): HTMLElement {
           h(
             "td",
             { "data-label": "Active jobs" },
-            w.activeJobIds.length ? h("span", {}, ...w.activeJobIds.flatMap((id, i) => [i ? ", " : "", h("a", { href: `#/jobs/${id}`, class: "mono" }, id.slice(0, 8))])) : "—",
+            w.activeJobIds.length ? h("span", {}, ...w.activeJobIds.flatMap((id, i) => [i ? ", " : "", h("a", { href: `#/jobs/${id}`, class: "mono id" }, id)])) : "—",
           ),
           h("td", { "data-label": "Processed", class: "num" }, num(w.documentsProcessed)),
           h("td", { "data-label": "Failed", class: "num" }, num(w.documentsFailed)),

@@ -9,6 +9,9 @@
 //   CONSOLE_SOURCE_NAME  the upload source's name (flow)
 //   CONSOLE_FAILED_URI   the document whose first job fails (flow)
 //   CONSOLE_QUERY, CONSOLE_QUERY_URI  a search and the uri its first result must have (flow)
+//
+// In flow mode one document waits in the server until the script prints the line UNBLOCK
+// (after it saw the job part done), so the bar is seen moving live.
 //   CONSOLE_API_KEY      the key to enter (auth)
 //   CONSOLE_SCREENSHOTS  the folder for a screenshot of each page
 //   CHROMIUM             the browser (default /usr/bin/chromium)
@@ -59,7 +62,7 @@ page.on("pageerror", (e) => pageErrors.push(String(e)));
 let n = 0;
 const shot = async (name) => {
   n++;
-  await page.screenshot({ path: join(shots, `${String(n).padStart(2, "0")}-${name}.png`), fullPage: true });
+  await page.screenshot({ path: join(shots, `${String(n).padStart(2, "0")}-${name}.png`), fullPage: true, animations: "disabled" });
 };
 const step = async (name, fn) => {
   const t0 = Date.now();
@@ -120,6 +123,18 @@ async function flow() {
     firstJob = page.url().split("/").at(-1);
     await page.locator("#job-progress [role=progressbar]").waitFor();
     await shot("job-progress");
+  });
+
+  await step("the progress bar moves while the job runs", async () => {
+    // One document waits in the server's embedder until this line is printed.
+    const partial = await page.waitForFunction(() => {
+      const v = Number(document.querySelector("#job-progress [role=progressbar]")?.getAttribute("aria-valuenow"));
+      return v > 0 && v < 100 ? v : 0;
+    }, null, { timeout });
+    console.log(`     part done: ${await partial.jsonValue()}%`);
+    await page.getByText(/documents\/s/).waitFor();
+    await shot("job-progress-partial");
+    console.log("UNBLOCK");
   });
 
   await step("the progress bar reaches 100% without a reload", async () => {
