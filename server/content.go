@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -16,7 +18,50 @@ import (
 // contentService implements pipelinev1.ContentService over the content store and job manager.
 type contentService struct {
 	pipelinev1.UnimplementedContentServiceServer
-	s *Server
+	s       *Server
+	backlog backlogGate
+}
+
+// backlogFresh is how long a backlog count stands in for a new one while uploads stay well
+// under the limit.
+const backlogFresh = time.Second
+
+// backlogGate is IngestDocuments's backpressure without a count of the backlog on every call
+// (a join over every active batch, on the path of every upload): a count stands for
+// backlogFresh, raised by the batches of each upload accepted since, while it stays below the
+// limit; near the limit, or once stale, the backlog is counted again, and only a fresh count
+// refuses. The zero value is ready.
+type backlogGate struct {
+	mu    sync.Mutex
+	count int
+	at    time.Time
+}
+
+// admit refuses with ResourceExhausted when the backlog is at limit, and otherwise counts the
+// batches the upload is about to add.
+func (g *backlogGate) admit(ctx context.Context, count func(context.Context) (int, error), limit, batches int) error {
+	g.mu.Lock()
+	if !g.at.IsZero() && time.Since(g.at) < backlogFresh && g.count+batches < limit {
+		g.count += batches
+		g.mu.Unlock()
+		return nil
+	}
+	g.mu.Unlock()
+	n, err := count(ctx)
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	g.count, g.at = n, time.Now()
+	if n < limit {
+		g.count += batches
+	}
+	g.mu.Unlock()
+	if n >= limit {
+		return fmt.Errorf("%w: %d batches are waiting to be processed (limit %d, PIPELINE_MAX_BACKLOG_BATCHES); retry later",
+			errs.ErrResourceExhausted, n, limit)
+	}
+	return nil
 }
 
 var (
@@ -289,11 +334,9 @@ func (h *contentService) IngestDocuments(ctx context.Context, req *pipelinev1.In
 		return nil, err
 	}
 	// Backpressure: with too much work waiting, refuse before storing anything.
-	if backlog, err := h.s.deps.Jobs.Backlog(ctx); err != nil {
+	batches := (len(req.GetDocuments()) + h.s.cfg.BatchSize - 1) / max(h.s.cfg.BatchSize, 1)
+	if err := h.backlog.admit(ctx, h.s.deps.Jobs.Backlog, h.s.cfg.MaxBacklogBatches, batches); err != nil {
 		return nil, err
-	} else if backlog >= h.s.cfg.MaxBacklogBatches {
-		return nil, fmt.Errorf("%w: %d batches are waiting to be processed (limit %d, PIPELINE_MAX_BACKLOG_BATCHES); retry later",
-			errs.ErrResourceExhausted, backlog, h.s.cfg.MaxBacklogBatches)
 	}
 	inputs := make([]content.DocumentInput, 0, len(req.GetDocuments()))
 	for _, d := range req.GetDocuments() {

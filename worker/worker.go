@@ -178,18 +178,33 @@ func (r *batchRun) do(ctx context.Context) error {
 	if err != nil {
 		return r.giveBack(ctx, fmt.Errorf("read results: %w", err))
 	}
+	todo := make([]uuid.UUID, 0, len(r.b.DocumentIDs))
 	for _, docID := range r.b.DocumentIDs {
 		if res := done[docID]; res != nil && res.Status != jobs.DocPending {
 			continue // done by an earlier claim of this batch (its worker died)
 		}
-		// CancelJob is honoured between documents: one primary-key read per document.
-		if j, err := w.deps.Jobs.Get(workCtx, r.b.JobID); err == nil && j.Status.Terminal() {
-			stop(fmt.Errorf("job is %s", j.Status))
+		todo = append(todo, docID)
+	}
+	// The claim just read the job's status.
+	checked := time.Now()
+	var loaded map[uuid.UUID]*content.Document
+	for i, docID := range todo {
+		// CancelJob is honoured between documents: the job's status is read again once a
+		// report interval has passed (a report's answer says stop too), not before every
+		// document, which cost a statement per document.
+		if time.Since(checked) >= w.cfg.ReportInterval {
+			if j, err := w.deps.Jobs.Get(workCtx, r.b.JobID); err == nil && j.Status.Terminal() {
+				stop(fmt.Errorf("job is %s", j.Status))
+			}
+			checked = time.Now()
 		}
 		if workCtx.Err() != nil {
 			break
 		}
-		res, obs := w.processDocument(workCtx, r.job, docID, r.log)
+		if i%loadGroup == 0 {
+			loaded = w.loadGroup(workCtx, todo[i:min(i+loadGroup, len(todo))])
+		}
+		res, obs := w.processDocument(workCtx, r.job, docID, loaded[docID], r.log)
 		// Interrupted mid-document (cancel, lease lost, shutdown) without a final outcome: not
 		// finished, not reported, not counted; whoever takes the batch next does it. Decided once
 		// here, for the report, the registry and the metrics alike.
@@ -248,12 +263,40 @@ func final(res *pipelinev1.DocumentResult) bool {
 	return false
 }
 
-// processDocument indexes one document and returns its result, and its observer for the caller
-// to finish once it knows whether the result counts.
-func (w *Worker) processDocument(ctx context.Context, job *jobs.Job, docID uuid.UUID, log *slog.Logger) (*pipelinev1.DocumentResult, *docObserver) {
+// loadGroup is how many documents of a batch are read from Postgres in one statement.
+const loadGroup = 8
+
+// loadGroup reads the next documents of a batch in one statement, sparing one per document.
+// It returns what it found; a document it did not find, or all of them when the read failed,
+// is read again alone by index, which then records that document's own error.
+func (w *Worker) loadGroup(ctx context.Context, ids []uuid.UUID) map[uuid.UUID]*content.Document {
+	if len(ids) < 2 {
+		return nil
+	}
+	raw := make([]string, len(ids))
+	for i, id := range ids {
+		raw[i] = id.String()
+	}
+	docs, err := w.deps.Content.GetDocumentsByIDs(ctx, &content.GetDocumentsByIDsParams{IDs: raw})
+	if err != nil {
+		return nil
+	}
+	out := make(map[uuid.UUID]*content.Document, len(docs))
+	for _, d := range docs {
+		if id, err := uuid.Parse(d.ID); err == nil {
+			out[id] = d
+		}
+	}
+	return out
+}
+
+// processDocument indexes one document (doc when it was read already, else it reads it) and
+// returns its result, and its observer for the caller to finish once it knows whether the
+// result counts.
+func (w *Worker) processDocument(ctx context.Context, job *jobs.Job, docID uuid.UUID, doc *content.Document, log *slog.Logger) (*pipelinev1.DocumentResult, *docObserver) {
 	res := &pipelinev1.DocumentResult{DocumentId: docID.String()}
 	ctx, obs := w.startDocument(ctx, docID.String())
-	chunks, attempts, err := w.index(ctx, job, docID, obs)
+	chunks, attempts, err := w.index(ctx, job, docID, doc, obs)
 	res.Attempts = int32(attempts)
 	if err == nil {
 		res.Status = pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_SUCCEEDED
@@ -283,32 +326,36 @@ type skipped struct{ chunks int64 }
 func (skipped) Error() string { return "unchanged" }
 
 // index does the work for one document and returns how many chunks it stored and how many
-// tries the slowest step took.
-func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID, obs *docObserver) (int, int, error) {
+// tries the slowest step took. doc is the document when the caller read it already.
+func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID, doc *content.Document, obs *docObserver) (int, int, error) {
 	attempts := 1
-	var docs []*content.Document
 	lctx, endLoad := obs.stage(ctx, metrics.StageLoad)
-	n, err := w.cfg.Retry.Do(lctx, func(ctx context.Context) error {
-		var err error
-		docs, err = w.deps.Content.GetDocumentsByIDs(ctx, &content.GetDocumentsByIDsParams{IDs: []string{docID.String()}})
-		return transientIfUnavailable(err)
-	})
-	endLoad(err)
-	attempts = max(attempts, n)
-	if err != nil {
-		return 0, attempts, fmt.Errorf("load document: %w", err)
+	if doc == nil {
+		var docs []*content.Document
+		n, err := w.cfg.Retry.Do(lctx, func(ctx context.Context) error {
+			var err error
+			docs, err = w.deps.Content.GetDocumentsByIDs(ctx, &content.GetDocumentsByIDsParams{IDs: []string{docID.String()}})
+			return transientIfUnavailable(err)
+		})
+		endLoad(err)
+		attempts = max(attempts, n)
+		if err != nil {
+			return 0, attempts, fmt.Errorf("load document: %w", err)
+		}
+		if len(docs) == 0 {
+			return 0, attempts, errors.New("document not found: it was deleted")
+		}
+		doc = docs[0]
+	} else {
+		endLoad(nil) // read with its group
 	}
-	if len(docs) == 0 {
-		return 0, attempts, errors.New("document not found: it was deleted")
-	}
-	doc := docs[0]
 	obs.contentType = string(doc.ContentType)
 
 	// Index state reads and writes are retried when Postgres is unavailable (a restart breaks
 	// connections mid-query; the content store says Unavailable); the upsert is idempotent.
 	var state content.IndexState
 	var ok bool
-	n, err = w.cfg.Retry.Do(ctx, func(ctx context.Context) error {
+	n, err := w.cfg.Retry.Do(ctx, func(ctx context.Context) error {
 		var err error
 		state, ok, err = w.deps.Content.GetIndexState(ctx, doc.ID)
 		return transientIfUnavailable(err)

@@ -74,6 +74,7 @@ type App struct {
 	workerKey string
 	closers   []func() error
 	role      Role
+	opts      Options
 	// metricsLis is where a `pipeline worker` serves /metrics (PIPELINE_METRICS_ADDR).
 	metricsLis net.Listener
 }
@@ -97,7 +98,7 @@ func Build(ctx context.Context, cfg config.Config, log *slog.Logger, role Role) 
 
 // BuildWith is Build with collaborators made by the caller (tests).
 func BuildWith(ctx context.Context, cfg config.Config, log *slog.Logger, role Role, opts Options) (*App, error) {
-	a := &App{Cfg: cfg, Log: log, Tracing: opts.Tracing}
+	a := &App{Cfg: cfg, Log: log, Tracing: opts.Tracing, opts: opts}
 	if role == RoleServer && len(cfg.APIKeys) > 0 {
 		a.workerKey = server.NewWorkerKey()
 	}
@@ -117,7 +118,14 @@ func (a *App) build(ctx context.Context, role Role) (err error) {
 		return errors.New("PIPELINE_VECTOR_STORE=embedded: the embedded vector store lives inside one process, so a separate `pipeline worker` cannot share it; run `pipeline dev` (server and workers in one process), or use PIPELINE_VECTOR_STORE=milvus")
 	}
 
-	a.Pool, err = db.Open(ctx, cfg.DatabaseURL)
+	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("PIPELINE_DATABASE_URL: parse database url: %w", err)
+	}
+	if a.opts.PGTracer != nil {
+		pcfg.ConnConfig.Tracer = a.opts.PGTracer
+	}
+	a.Pool, err = db.OpenConfig(ctx, pcfg)
 	if err != nil {
 		return fmt.Errorf("PIPELINE_DATABASE_URL: %w", err)
 	}
@@ -137,15 +145,15 @@ func (a *App) build(ctx context.Context, role Role) (err error) {
 		return fmt.Errorf("PIPELINE_REDIS_URL: %w", err)
 	}
 	a.Redis = redis.NewClient(opt)
+	if a.opts.RedisCommands != nil {
+		a.Redis.AddHook(commandCounter(a.opts.RedisCommands))
+	}
 	a.closers = append(a.closers, a.Redis.Close)
 	if err := a.Redis.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("PIPELINE_REDIS_URL: connect to Redis at %s: %w", opt.Addr, err)
 	}
 	a.Bus = events.New(a.Redis, cfg.RedisPrefix, log)
-	a.Queue, err = queue.Open(queue.Config{
-		RedisURL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Workers: cfg.MaxConcurrentJobs, Logger: log,
-		ReservationTimeout: reservationTimeout(cfg), TracerProvider: a.Tracing.Provider,
-	}, a.Redis)
+	a.Queue, err = queue.Open(a.queueConfig(), a.Redis)
 	if err != nil {
 		return err
 	}
@@ -303,7 +311,7 @@ func (a *App) RunWorkers(ctx context.Context, serverAddr, apiKey string) error {
 	// removed when it stops, expired when it dies.
 	id := worker.DefaultID()
 	reg, err := registry.New(a.Redis, a.Cfg.RedisPrefix).NewWorker(registry.Config{
-		ID: id, Version: a.Version, TotalSlots: a.Cfg.MaxConcurrentJobs, Interval: a.Cfg.WorkerHeartbeat, Logger: a.Log,
+		ID: id, Version: a.Version, TotalSlots: a.totalSlots(), Interval: a.Cfg.WorkerHeartbeat, Logger: a.Log,
 	})
 	if err != nil {
 		return err
@@ -317,7 +325,7 @@ func (a *App) RunWorkers(ctx context.Context, serverAddr, apiKey string) error {
 		EmbedBatchSize: a.Cfg.EmbedBatchSize,
 		Logger:         a.Log,
 		Metrics:        a.Metrics,
-		Slots:          a.Cfg.MaxConcurrentJobs,
+		Slots:          a.totalSlots(),
 		TracerProvider: a.Tracing.Provider,
 	}, worker.Deps{
 		Jobs: a.Jobs, Content: a.Content, Chunker: a.Chunker, Embedder: a.Embedder, Vectors: a.Vectors,
@@ -326,10 +334,7 @@ func (a *App) RunWorkers(ctx context.Context, serverAddr, apiKey string) error {
 	})
 	defer w.Close() // its metric series go with it, also when the queue below cannot open
 	// A consumer of its own: a queue consumes once, and a process may run several pools (tests).
-	q, err := queue.Open(queue.Config{
-		RedisURL: a.Cfg.RedisURL, Prefix: a.Cfg.RedisPrefix, Workers: a.Cfg.MaxConcurrentJobs, Logger: a.Log,
-		ReservationTimeout: reservationTimeout(a.Cfg), TracerProvider: a.Tracing.Provider,
-	}, a.Redis)
+	q, err := queue.Open(a.queueConfig(), a.Redis)
 	if err != nil {
 		return err
 	}
@@ -340,8 +345,42 @@ func (a *App) RunWorkers(ctx context.Context, serverAddr, apiKey string) error {
 	regDone := make(chan struct{})
 	go func() { defer close(regDone); reg.Run(regCtx) }()
 	defer func() { stopReg(); <-regDone }()
-	a.Log.Info("worker started", "worker_id", w.ID(), "concurrency", a.Cfg.MaxConcurrentJobs, "server", serverAddr)
+	a.Log.Info("worker started", "worker_id", w.ID(), "concurrency", a.totalSlots(), "express_slots", a.totalSlots()-a.queueConfig().Workers, "server", serverAddr)
 	return a.consume(ctx, q, w)
+}
+
+// queueConfig is the queue's configuration, the same for the server's producer and every
+// worker pool's consumer.
+func (a *App) queueConfig() queue.Config {
+	bulk, express := a.slots()
+	return queue.Config{
+		RedisURL: a.Cfg.RedisURL, Prefix: a.Cfg.RedisPrefix, Workers: bulk, Logger: a.Log,
+		ReservationTimeout: reservationTimeout(a.Cfg), TracerProvider: a.Tracing.Provider,
+		Commands: a.opts.RedisCommands,
+		// Below the batch size, a job's first batch is its only one (docs/decisions/0015).
+		ExpressMaxDocuments: a.expressMaxDocuments(),
+		ExpressWorkers:      express,
+	}
+}
+
+func (a *App) expressMaxDocuments() int {
+	return max(0, min(a.Cfg.ExpressMaxDocuments, a.Cfg.BatchSize-1))
+}
+
+// slots splits a worker pool's PIPELINE_MAX_CONCURRENT_JOBS slots: with the express lane on,
+// PIPELINE_EXPRESS_CONCURRENCY of them serve only the express lane and the rest, at least one,
+// the bulk lane (docs/decisions/0015).
+func (a *App) slots() (bulk, express int) {
+	if a.expressMaxDocuments() == 0 {
+		return a.Cfg.MaxConcurrentJobs, 0
+	}
+	return max(1, a.Cfg.MaxConcurrentJobs-a.Cfg.ExpressConcurrency), a.Cfg.ExpressConcurrency
+}
+
+// totalSlots is how many batches one worker pool works on at once, both lanes together.
+func (a *App) totalSlots() int {
+	bulk, express := a.slots()
+	return bulk + express
 }
 
 // reservationTimeout is how long a message taken by a consumer that died before claiming its

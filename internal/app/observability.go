@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
@@ -26,6 +28,13 @@ type Options struct {
 	// Tracing replaces the tracer provider built from the PIPELINE_OTLP_* settings (tests record
 	// spans in memory with it). Its Shutdown is the caller's.
 	Tracing *telemetry.Tracing
+	// PGTracer, when set, sees every statement the service's Postgres pool runs (benchmarks
+	// count them with it).
+	PGTracer pgx.QueryTracer
+	// RedisCommands, when set, is told how many commands each call of the service's Redis
+	// clients sent: the go-redis client and taskq's own (benchmarks count them with it). It
+	// must be safe for concurrent use.
+	RedisCommands func(n int)
 }
 
 // buildTelemetry sets up what the rest of Build hands around: the log handler that stamps
@@ -173,4 +182,25 @@ func (a *App) consume(ctx context.Context, q *queue.Queue, w *worker.Worker) err
 		err = errors.Join(err, fmt.Errorf("metrics server: %w", serr))
 	}
 	return err
+}
+
+// commandCounter is a go-redis hook that tells count how many commands each call sent.
+func commandCounter(count func(n int)) redis.Hook { return redisCounter{count} }
+
+type redisCounter struct{ count func(n int) }
+
+func (redisCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c redisCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.count(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (c redisCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.count(len(cmds))
+		return next(ctx, cmds)
+	}
 }

@@ -102,6 +102,14 @@ type Config struct {
 	RetryBaseDelay time.Duration
 	// MaxConcurrentJobs is how many batches one worker process works on at once. Defaults to 5.
 	MaxConcurrentJobs int
+	// ExpressMaxDocuments: a job of at most this many documents (and fewer than BatchSize, so
+	// one batch) goes to the queue's express lane, whose slots bulk batches never take, so a
+	// small upload is searchable without waiting behind big jobs. 0 turns the lane off.
+	// Defaults to 10.
+	ExpressMaxDocuments int
+	// ExpressConcurrency is how many of a worker process's MaxConcurrentJobs slots serve only
+	// the express lane; the others, at least one, serve the bulk lane. Defaults to 1.
+	ExpressConcurrency int
 	// Lease is how long a worker holds a batch without reporting before another may take it.
 	// Workers report at least every Lease/3. Defaults to 2m.
 	Lease time.Duration
@@ -234,14 +242,16 @@ func Default() Config {
 		MaxMessageBytes:   32 << 20,
 		RPCTimeout:        60 * time.Second,
 
-		PollInterval:      30 * time.Second,
-		BatchSize:         100,
-		MaxRetries:        3,
-		BackoffFactor:     1.5,
-		RetryBaseDelay:    500 * time.Millisecond,
-		MaxConcurrentJobs: 5,
-		Lease:             2 * time.Minute,
-		ResultTTL:         24 * time.Hour,
+		PollInterval:        30 * time.Second,
+		BatchSize:           100,
+		MaxRetries:          3,
+		BackoffFactor:       1.5,
+		RetryBaseDelay:      500 * time.Millisecond,
+		MaxConcurrentJobs:   5,
+		ExpressMaxDocuments: 10,
+		ExpressConcurrency:  1,
+		Lease:               2 * time.Minute,
+		ResultTTL:           24 * time.Hour,
 
 		ChunkMaxTokens:     512,
 		ChunkOverlapTokens: 64,
@@ -305,6 +315,8 @@ func (c *Config) settings() []setting {
 		{"backoff-factor", "growth of the wait between retries", &c.BackoffFactor, false},
 		{"retry-base-delay", "wait before the first retry", &c.RetryBaseDelay, false},
 		{"max-concurrent-jobs", "batches one worker process works on at once", &c.MaxConcurrentJobs, false},
+		{"express-max-documents", "jobs of at most this many documents take the express lane (0 = no lane)", &c.ExpressMaxDocuments, false},
+		{"express-concurrency", "slots of max-concurrent-jobs kept for the express lane (at least one stays for bulk)", &c.ExpressConcurrency, false},
 		{"lease", "how long a silent worker keeps a batch", &c.Lease, false},
 		{"result-ttl", "lifetime of processing:result:{job_id} in Redis", &c.ResultTTL, false},
 		{"workers", "in-process worker pools for serve (0 or 1)", &c.Workers, false},
@@ -511,6 +523,8 @@ func (c *Config) Validate() error {
 		{"batch-size", c.BatchSize, 1, 10000},
 		{"max-retries", c.MaxRetries, 0, 100},
 		{"max-concurrent-jobs", c.MaxConcurrentJobs, 1, 1000},
+		{"express-max-documents", c.ExpressMaxDocuments, 0, 10000},
+		{"express-concurrency", c.ExpressConcurrency, 1, 1000},
 		{"workers", c.Workers, 0, 1},
 		{"chunk-max-tokens", c.ChunkMaxTokens, 16, 8192},
 		{"chunk-overlap-tokens", c.ChunkOverlapTokens, 0, c.ChunkMaxTokens / 2},

@@ -39,6 +39,10 @@ import (
 // Name is the queue's name, after the deployment's Redis prefix.
 const Name = "processing"
 
+// ExpressName is the express lane's queue, after the deployment's Redis prefix: the batches of
+// small jobs, consumed by slots of their own so that they never wait behind bulk batches.
+const ExpressName = "processing-express"
+
 const taskName = "process_batch"
 
 func init() {
@@ -69,6 +73,25 @@ type Config struct {
 	// TracerProvider makes the enqueue (producer) and delivery (consumer) spans. Defaults to
 	// none: no spans, and messages carry no trace context.
 	TracerProvider trace.TracerProvider
+	// ExpressMaxDocuments turns the express lane on: the batch of a job of at most this many
+	// documents goes to the ExpressName queue instead of Name. Only a job's first batch that is
+	// this small goes, so the setting must stay below the batch size (the app clamps it); a
+	// big job's batches all stay in bulk. Defaults to 0: no express lane.
+	ExpressMaxDocuments int
+	// ExpressWorkers is how many express batches one consumer works on at once, on top of
+	// Workers: slots only small jobs use, so one never waits for a bulk batch to end.
+	// Defaults to 1 (with the lane on).
+	ExpressWorkers int
+	// Commands, when set, is told how many commands each call of taskq's Redis client sent
+	// (benchmarks count them). It must be safe for concurrent use.
+	Commands func(n int)
+}
+
+// lane is one taskq queue: the bulk lane (Name) or the express lane (ExpressName).
+type lane struct {
+	name    string // after the prefix
+	q       taskq.Queue
+	workers int
 }
 
 // Handler works on one delivered batch. An error makes taskq deliver it again later (with
@@ -80,7 +103,7 @@ type Queue struct {
 	cfg     Config
 	rdb     *redis.Client   // markers, with the service's client
 	rdb8    *redisv8.Client // taskq's own
-	q       taskq.Queue
+	lanes   []*lane         // bulk first, then express when on
 	task    *taskq.Task
 	handler atomic.Pointer[Handler]
 	tracer  trace.Tracer
@@ -104,11 +127,20 @@ func Open(cfg Config, rdb *redis.Client) (*Queue, error) {
 	if cfg.Workers < 1 {
 		return nil, fmt.Errorf("queue: Workers must be positive, got %d", cfg.Workers)
 	}
+	if cfg.ExpressMaxDocuments > 0 {
+		cfg.ExpressWorkers = cmp.Or(cfg.ExpressWorkers, 1)
+		if cfg.ExpressWorkers < 1 {
+			return nil, fmt.Errorf("queue: ExpressWorkers must be positive, got %d", cfg.ExpressWorkers)
+		}
+	}
 	opt, err := redisv8.ParseURL(cfg.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("queue: redis url: %w", err)
 	}
 	q := &Queue{cfg: cfg, rdb: rdb, rdb8: redisv8.NewClient(opt), tracer: newTracer(cfg.TracerProvider)}
+	if cfg.Commands != nil {
+		q.rdb8.AddHook(commandCounter{cfg.Commands})
+	}
 
 	// A registry of our own, not taskq's global one: several queues (tests, or a server with
 	// in-process workers) may live in one process.
@@ -123,20 +155,40 @@ func Open(cfg Config, rdb *redis.Client) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	q.q = redisq.NewFactory().RegisterQueue(&taskq.QueueOptions{
-		Name:                 cfg.Prefix + Name,
+	factory := redisq.NewFactory()
+	q.lanes = []*lane{q.openLane(factory, tasks, Name, cfg.Workers)}
+	if cfg.ExpressMaxDocuments > 0 {
+		q.lanes = append(q.lanes, q.openLane(factory, tasks, ExpressName, cfg.ExpressWorkers))
+	}
+	return q, nil
+}
+
+// openLane registers one taskq queue with the safe settings of docs/decisions/0004: a fixed
+// pool, one message reserved and buffered at a time (a busy consumer does not sit on messages
+// another could take), never paused on errors.
+func (q *Queue) openLane(factory taskq.Factory, tasks *taskq.TaskMap, name string, workers int) *lane {
+	return &lane{name: name, workers: workers, q: factory.RegisterQueue(&taskq.QueueOptions{
+		Name:                 q.cfg.Prefix + name,
 		Redis:                taskqRedis{q.rdb8},
 		Handler:              tasks,
-		MinNumWorker:         int32(cfg.Workers),
-		MaxNumWorker:         int32(cfg.Workers),
+		MinNumWorker:         int32(workers),
+		MaxNumWorker:         int32(workers),
 		MaxNumFetcher:        1,
 		ReservationSize:      1,
 		BufferSize:           1,
-		ReservationTimeout:   cfg.ReservationTimeout,
+		ReservationTimeout:   q.cfg.ReservationTimeout,
 		WaitTimeout:          time.Second,
 		PauseErrorsThreshold: -1,
-	})
-	return q, nil
+	})}
+}
+
+// laneFor is where a batch's message goes: the express lane for the only batch of a small
+// job (a first batch below the batch size is the job's only one), bulk for the rest.
+func (q *Queue) laneFor(b *jobs.Batch) *lane {
+	if len(q.lanes) > 1 && b.Seq == 0 && len(b.DocumentIDs) <= q.cfg.ExpressMaxDocuments {
+		return q.lanes[1]
+	}
+	return q.lanes[0]
 }
 
 func (q *Queue) markerKey(batchID string) string {
@@ -155,7 +207,7 @@ func (q *Queue) EnqueueBatch(ctx context.Context, b *jobs.Batch, n int) (_ strin
 	}
 	msg := q.task.WithArgs(ctx, messageArgs(ctx, id)...)
 	msg.ID = fmt.Sprintf("%s/%d", id, n)
-	if err := q.q.Add(msg); err != nil {
+	if err := q.laneFor(b).q.Add(msg); err != nil {
 		// Without the message the marker would lie; if this delete fails too, the marker's TTL
 		// ends the lie and the reconciler enqueues the batch then.
 		_ = q.rdb.Del(context.WithoutCancel(ctx), q.markerKey(id)).Err()
@@ -170,8 +222,18 @@ func (q *Queue) HasMessage(ctx context.Context, batchID uuid.UUID) (bool, error)
 	return n > 0, err
 }
 
-// Len is the number of messages in the stream (waiting or being worked on).
-func (q *Queue) Len() (int, error) { return q.q.Len() }
+// Len is the number of messages in the streams of both lanes (waiting or being worked on).
+func (q *Queue) Len() (int, error) {
+	total := 0
+	for _, l := range q.lanes {
+		n, err := l.q.Len()
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
+}
 
 // handle is taskq's handler. It takes the raw message so that it can read both the old
 // one-argument messages and those that also carry a trace context.
@@ -212,8 +274,9 @@ func (q *Queue) handle(msg *taskq.Message) (err error) {
 	return (*h)(ctx, id)
 }
 
-// Consume runs h for delivered messages, Workers at a time, until ctx ends; then it stops
-// fetching and waits up to grace for running handlers (whose ctx is cancelled) to return.
+// Consume runs h for delivered messages, Workers at a time (and ExpressWorkers more for the
+// express lane), until ctx ends; then it stops fetching and waits up to grace for running
+// handlers (whose ctx is cancelled) to return.
 func (q *Queue) Consume(ctx context.Context, h Handler, grace time.Duration) error {
 	q.consumeMu.Lock()
 	if q.consuming {
@@ -224,22 +287,42 @@ func (q *Queue) Consume(ctx context.Context, h Handler, grace time.Duration) err
 	q.consumeMu.Unlock()
 
 	q.handler.Store(&h)
-	c := q.q.Consumer()
-	if err := c.Start(ctx); err != nil {
-		return fmt.Errorf("queue: start consumer: %w", err)
+	var started []taskq.QueueConsumer
+	var startErr error
+	for _, l := range q.lanes {
+		c := l.q.Consumer()
+		if err := c.Start(ctx); err != nil {
+			startErr = fmt.Errorf("queue: start consumer of %s: %w", l.name, err)
+			break
+		}
+		started = append(started, c)
 	}
-	<-ctx.Done()
-	if err := c.StopTimeout(grace); err != nil {
-		return fmt.Errorf("queue: stop consumer: %w", err)
+	if startErr == nil {
+		<-ctx.Done()
 	}
-	return nil
+	// The lanes stop at once, so that each has the whole grace for its running handlers.
+	stopErrs := make([]error, len(started))
+	var wg sync.WaitGroup
+	for i, c := range started {
+		wg.Go(func() {
+			if err := c.StopTimeout(grace); err != nil {
+				stopErrs[i] = fmt.Errorf("queue: stop consumer of %s: %w", q.lanes[i].name, err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(append(stopErrs, startErr)...)
 }
 
 // Close stops the queue's background work and closes taskq's Redis client. Calls after the
 // first do nothing.
 func (q *Queue) Close() error {
 	q.closeOnce.Do(func() {
-		q.closeErr = errors.Join(q.q.Close(), q.rdb8.Close())
+		var errList []error
+		for _, l := range q.lanes {
+			errList = append(errList, l.q.Close())
+		}
+		q.closeErr = errors.Join(append(errList, q.rdb8.Close())...)
 	})
 	return q.closeErr
 }

@@ -13,9 +13,9 @@ import (
 	"github.com/pipeline-dev/pipeline/internal/metrics"
 )
 
-// taskq's keys and consumer group for this queue (see redisq: "taskq:{<queue>}:stream").
-func (q *Queue) streamKey() string { return "taskq:{" + q.cfg.Prefix + Name + "}:stream" }
-func (q *Queue) zsetKey() string   { return "taskq:{" + q.cfg.Prefix + Name + "}:zset" }
+// taskq's keys and consumer group for a lane (see redisq: "taskq:{<queue>}:stream").
+func (q *Queue) streamKey(name string) string { return "taskq:{" + q.cfg.Prefix + name + "}:stream" }
+func (q *Queue) zsetKey(name string) string   { return "taskq:{" + q.cfg.Prefix + name + "}:zset" }
 
 const streamGroup = "taskq"
 
@@ -24,14 +24,31 @@ const streamGroup = "taskq"
 // a message from the stream when it is acknowledged, so the stream holds exactly the waiting
 // and in-flight messages; the consumer group's pending list holds the in-flight ones. Ages
 // come from stream ids (the time a message entered the stream) against Redis's own clock.
+// With the express lane on, counts add up over both lanes and ages are the older of the two.
 func (q *Queue) Stats(ctx context.Context) (metrics.QueueStats, error) {
+	var sum metrics.QueueStats
+	for _, l := range q.lanes {
+		st, err := q.laneStats(ctx, l.name)
+		if err != nil {
+			return sum, err
+		}
+		sum.Waiting += st.Waiting
+		sum.InFlight += st.InFlight
+		sum.Delayed += st.Delayed
+		sum.OldestWaiting = max(sum.OldestWaiting, st.OldestWaiting)
+		sum.OldestInFlight = max(sum.OldestInFlight, st.OldestInFlight)
+	}
+	return sum, nil
+}
+
+func (q *Queue) laneStats(ctx context.Context, name string) (metrics.QueueStats, error) {
 	var st metrics.QueueStats
 	pipe := q.rdb.Pipeline()
 	now := pipe.Time(ctx)
-	xlen := pipe.XLen(ctx, q.streamKey())
-	delayed := pipe.ZCard(ctx, q.zsetKey())
-	groups := pipe.XInfoGroups(ctx, q.streamKey())
-	oldest := pipe.XRangeN(ctx, q.streamKey(), "-", "+", 1)
+	xlen := pipe.XLen(ctx, q.streamKey(name))
+	delayed := pipe.ZCard(ctx, q.zsetKey(name))
+	groups := pipe.XInfoGroups(ctx, q.streamKey(name))
+	oldest := pipe.XRangeN(ctx, q.streamKey(name), "-", "+", 1)
 	_, _ = pipe.Exec(ctx) // errors are read per command below
 	if err := firstErr(now.Err(), xlen.Err(), delayed.Err()); err != nil {
 		return st, fmt.Errorf("queue stats: %w", err)
@@ -67,11 +84,11 @@ func (q *Queue) Stats(ctx context.Context) (metrics.QueueStats, error) {
 	pipe = q.rdb.Pipeline()
 	var pending *redis.XPendingCmd
 	if st.InFlight > 0 {
-		pending = pipe.XPending(ctx, q.streamKey(), streamGroup)
+		pending = pipe.XPending(ctx, q.streamKey(name), streamGroup)
 	}
 	var waiting *redis.XMessageSliceCmd
 	if st.Waiting > 0 {
-		waiting = pipe.XRangeN(ctx, q.streamKey(), "("+group.LastDeliveredID, "+", 1)
+		waiting = pipe.XRangeN(ctx, q.streamKey(name), "("+group.LastDeliveredID, "+", 1)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return st, fmt.Errorf("queue stats: %w", err)

@@ -76,3 +76,20 @@ func (c taskqRedis) giveBack(ctx context.Context, stream, group, consumer string
 		}
 	}
 }
+
+// commandCounter is a go-redis v8 hook that tells count how many commands each call sent.
+type commandCounter struct{ count func(n int) }
+
+func (c commandCounter) BeforeProcess(ctx context.Context, _ redisv8.Cmder) (context.Context, error) {
+	c.count(1)
+	return ctx, nil
+}
+
+func (commandCounter) AfterProcess(context.Context, redisv8.Cmder) error { return nil }
+
+func (c commandCounter) BeforeProcessPipeline(ctx context.Context, cmds []redisv8.Cmder) (context.Context, error) {
+	c.count(len(cmds))
+	return ctx, nil
+}
+
+func (commandCounter) AfterProcessPipeline(context.Context, []redisv8.Cmder) error { return nil }
