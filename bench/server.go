@@ -56,7 +56,12 @@ type liveServer struct {
 
 // startServer starts a server whose configuration adjust may change (after the bench's own
 // settings: schema, prefix, loopback addresses, data under dir).
-func startServer(ctx context.Context, dir string, adjust func(*config.Config)) (s *liveServer, err error) {
+func startServer(ctx context.Context, dir string, adjust func(*config.Config)) (*liveServer, error) {
+	return startServerWith(ctx, dir, adjust, app.Options{})
+}
+
+// startServerWith is startServer with collaborators for app.BuildWith (statement counters).
+func startServerWith(ctx context.Context, dir string, adjust func(*config.Config), opts app.Options) (s *liveServer, err error) {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
@@ -103,7 +108,7 @@ func startServer(ctx context.Context, dir string, adjust func(*config.Config)) (
 	if adjust != nil {
 		adjust(&cfg)
 	}
-	a, err := app.Build(ctx, cfg, slog.New(slog.DiscardHandler), app.RoleServer)
+	a, err := app.BuildWith(ctx, cfg, slog.New(slog.DiscardHandler), app.RoleServer, opts)
 	if err != nil {
 		return s, fmt.Errorf("build the server: %w", err)
 	}
