@@ -21,7 +21,8 @@ const consoleScreenshots = "../.build/console-screenshots"
 
 // TestConsole drives the web console in headless Chromium against a real server and workers:
 // upload a folder, watch the progress bar reach 100% without a reload, open the job, see a
-// failed document's error, retry it, search, and delete the source (web/test/console.test.mjs).
+// failed document's error, retry it, search, crawl and refresh a web site, and delete the source
+// (web/test/console.test.mjs).
 // One document fails every try of its first job (the embedder answers 503 for it exactly that
 // often), so the retry succeeds. Another document is held in the embedder until the browser has
 // shown the job part done (the script prints UNBLOCK), so the bar is seen moving, not only full.
@@ -55,6 +56,10 @@ func TestConsole(t *testing.T) {
 		require.NoError(t, os.WriteFile(p, []byte(text), 0o644))
 	}
 
+	web := newSite(t)
+	web.set("/", page(1, "The home page of the crawled site."))
+	web.set("/docs", page(2, "A page the crawl finds by its link."))
+
 	runConsole(t, script, b.httpAddr, "flow", func(line string) {
 		if line == "UNBLOCK" {
 			release()
@@ -65,6 +70,7 @@ func TestConsole(t *testing.T) {
 		"CONSOLE_FAILED_URI=guide/flaky.md",
 		"CONSOLE_QUERY=zephyrine installer",
 		"CONSOLE_QUERY_URI=install.md",
+		"CONSOLE_SITE_URL="+web.srv.URL+"/",
 	)
 }
 

@@ -9,6 +9,7 @@
 //   CONSOLE_SOURCE_NAME  the upload source's name (flow)
 //   CONSOLE_FAILED_URI   the document whose first job fails (flow)
 //   CONSOLE_QUERY, CONSOLE_QUERY_URI  a search and the uri its first result must have (flow)
+//   CONSOLE_SITE_URL     a small web site to add as a source and crawl (flow)
 //
 // In flow mode one document waits in the server until the script prints the line UNBLOCK
 // (after it saw the job part done), so the bar is seen moving live.
@@ -198,16 +199,47 @@ async function flow() {
     await shot("workers");
   });
 
-  await step("keyboard: the sections are reachable with Tab and Enter", async () => {
-    await page.locator("body").focus();
+  await step("add a web source: its crawl job runs to the end", async () => {
+    await page.getByRole("link", { name: "Sources" }).click();
+    await page.locator("#web-url").fill(env("CONSOLE_SITE_URL"));
+    await page.locator("#web-name").fill("site");
+    await page.locator("#web-limit").fill("10");
+    await page.locator("#web-depth").fill("2");
+    await page.locator("#web-ignore-query").check();
+    await page.getByRole("button", { name: "Add and crawl" }).click();
+    await page.waitForURL(/#\/jobs\/[0-9a-f-]{36}$/);
+    await waitFull();
+    assert.match(await page.locator("#job-facts").innerText(), /crawl[\s\S]*Pages fetched\s*2/);
+    await shot("crawl-job");
+  });
+
+  await step("the web source is listed with its last crawl, and refreshes", async () => {
+    await page.getByRole("link", { name: "Sources" }).click();
+    const row = page.locator("#sources tr[data-source-id]", { hasText: "site" });
+    await row.locator("td[data-label='Last crawl'] a").waitFor();
+    await row.getByRole("button", { name: "Refresh" }).click();
+    await page.waitForURL(/#\/jobs\/[0-9a-f-]{36}$/);
+    await waitFull();
+    await page.getByRole("link", { name: "Sources" }).click();
+    await page.locator("#sources tr[data-source-id]", { hasText: "site" }).waitFor();
+    await shot("sources-with-web-source");
+  });
+
+  await step("keyboard: Tab to a section, Enter, type a search, Enter", async () => {
+    await page.evaluate(() => (document.activeElement instanceof HTMLElement ? document.activeElement.blur() : undefined));
     let reached = false;
     for (let i = 0; i < 10 && !reached; i++) {
       await page.keyboard.press("Tab");
-      reached = await page.evaluate(() => document.activeElement?.getAttribute("data-route") === "sources");
+      reached = await page.evaluate(() => document.activeElement?.getAttribute("data-route") === "search");
     }
-    assert.ok(reached, "Tab did not reach the Sources link");
+    assert.ok(reached, "Tab did not reach the Search link");
     await page.keyboard.press("Enter");
-    await page.waitForURL(/#\/sources$/);
+    await page.waitForURL(/#\/search$/);
+    // The query box takes the focus when the page opens.
+    await page.keyboard.type(env("CONSOLE_QUERY"));
+    await page.keyboard.press("Enter");
+    await page.locator("#search-results .result").first().waitFor();
+    await page.getByRole("link", { name: "Sources" }).click();
   });
 
   await step("phone layout", async () => {
@@ -229,7 +261,7 @@ async function flow() {
     await shot("delete-confirm");
     await dialog.getByRole("button", { name: "Delete" }).click();
     await row.waitFor({ state: "detached" });
-    await page.locator("#no-sources").waitFor();
+    await page.locator("#sources tr[data-source-id]", { hasText: "site" }).waitFor();
     assert.equal(await page.evaluate(() => window.__sameLoad), true, "the page was reloaded");
     await shot("sources-after-delete");
   });
