@@ -7,13 +7,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/pipeline-dev/pipeline/internal/app"
 	"github.com/pipeline-dev/pipeline/internal/config"
+	"github.com/pipeline-dev/pipeline/internal/embed"
 )
 
 // consoleScreenshots is where the console tests leave a screenshot of each page (CI keeps them).
@@ -26,10 +29,17 @@ const consoleScreenshots = "../.build/console-screenshots"
 // One document fails every try of its first job (the embedder answers 503 for it exactly that
 // often), so the retry succeeds. Another document is held in the embedder until the browser has
 // shown the job part done (the script prints UNBLOCK), so the bar is seen moving, not only full.
+// A third, uploaded later, is held until the test ends, so its job is running when the browser
+// cancels it.
 func TestConsole(t *testing.T) {
 	t.Parallel()
 	script := consoleTools(t)
-	b := start(t, options{workers: 1})
+	stuck := &holdEmbedder{word: "HOLD-FOR-CANCEL", release: make(chan struct{})}
+	b := start(t, options{workers: 1, app: func(a *app.App) {
+		stuck.Embedder = a.Embedder
+		a.Embedder = stuck
+	}})
+	t.Cleanup(func() { close(stuck.release) })
 	unblock := make(chan struct{})
 	b.embedder.mu.Lock()
 	b.embedder.transient["CONSOLE-FLAKY"] = b.cfg.MaxRetries + 1
@@ -72,6 +82,27 @@ func TestConsole(t *testing.T) {
 		"CONSOLE_QUERY_URI=install.md",
 		"CONSOLE_SITE_URL="+web.srv.URL+"/",
 	)
+}
+
+// holdEmbedder holds every text containing word until release is closed (or the call's context
+// ends).
+type holdEmbedder struct {
+	embed.Embedder
+	word    string
+	release chan struct{}
+}
+
+func (h *holdEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	for _, t := range texts {
+		if strings.Contains(t, h.word) {
+			select {
+			case <-h.release:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+	}
+	return h.Embedder.Embed(ctx, texts)
 }
 
 // TestConsoleAPIKey: against a server with API keys the console says it is unauthorized until a

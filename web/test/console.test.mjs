@@ -199,6 +199,21 @@ async function flow() {
     await shot("workers");
   });
 
+  await step("cancel a running job", async () => {
+    // The server holds this document until the test ends: its job runs until cancelled.
+    await page.getByRole("link", { name: "Sources" }).click();
+    await page.locator("#upload-name").fill("stuck");
+    await page.locator("#upload-files").setInputFiles({ name: "stuck.md", mimeType: "text/markdown", buffer: Buffer.from("# Stuck\n\nHOLD-FOR-CANCEL\n") });
+    await page.getByRole("button", { name: "Upload" }).click();
+    await page.waitForURL(/#\/jobs\/[0-9a-f-]{36}$/);
+    await page.locator("#job-facts .badge.status-in-progress").waitFor();
+    await page.getByRole("button", { name: "Cancel job" }).click();
+    await page.locator("#job-facts .badge.status-cancelled").waitFor();
+    await page.getByRole("button", { name: "Retry failed documents" }).waitFor();
+    assert.equal(await page.getByRole("button", { name: "Cancel job" }).count(), 0);
+    await shot("job-cancelled");
+  });
+
   await step("add a web source: its crawl job runs to the end", async () => {
     await page.getByRole("link", { name: "Sources" }).click();
     await page.locator("#web-url").fill(env("CONSOLE_SITE_URL"));
