@@ -100,6 +100,11 @@ func (h *jobService) RetryJob(ctx context.Context, req *pipelinev1.RetryJobReque
 // faster than the watcher reads are coalesced: each message is the latest state, and versions
 // only grow. A job deleted with its source ends the stream with NotFound; a server shutting down
 // ends it with Unavailable.
+//
+// A notice for a version already sent is ignored. When a writer in this process offered the
+// committed state with its notice (worker reports, through the Recorder), that state is sent
+// as it is, without reading the job; a notice from another replica, or one that is newer than
+// the offered state, leads to a read from Postgres. Every state sent was committed.
 func (h *jobService) WatchJob(req *pipelinev1.WatchJobRequest, stream pipelinev1.JobService_WatchJobServer) error {
 	ctx := stream.Context()
 	id, err := parseID("job_id", req.GetJobId())
@@ -111,14 +116,7 @@ func (h *jobService) WatchJob(req *pipelinev1.WatchJobRequest, stream pipelinev1
 	defer sub.Close()
 
 	var sent int64
-	send := func() (done bool, err error) {
-		job, err := h.s.deps.Jobs.Get(ctx, id)
-		if err != nil {
-			if sent > 0 && errors.Is(err, errs.ErrNotFound) {
-				return false, fmt.Errorf("%w: job %s was deleted with its source", errs.ErrNotFound, id)
-			}
-			return false, err
-		}
+	send := func(job *jobs.Job) (done bool, err error) {
 		if job.Version > sent {
 			if err := stream.Send(&pipelinev1.WatchJobResponse{Job: jobToProto(job)}); err != nil {
 				return false, err
@@ -127,12 +125,34 @@ func (h *jobService) WatchJob(req *pipelinev1.WatchJobRequest, stream pipelinev1
 		}
 		return job.Status.Terminal(), nil
 	}
-	if done, err := send(); err != nil || done {
+	read := func() (done bool, err error) {
+		job, err := h.s.deps.Jobs.Get(ctx, id)
+		if err != nil {
+			if sent > 0 && errors.Is(err, errs.ErrNotFound) {
+				return false, fmt.Errorf("%w: job %s was deleted with its source", errs.ErrNotFound, id)
+			}
+			return false, err
+		}
+		return send(job)
+	}
+	// woken acts on a notice: the offered state if it is the newest announced, else a read.
+	woken := func() (done bool, err error) {
+		announced, snapshot, at := sub.Latest()
+		if announced <= sent {
+			return false, nil
+		}
+		if job, ok := snapshot.(*jobs.Job); ok && at >= announced {
+			return send(job)
+		}
+		return read()
+	}
+	if done, err := read(); err != nil || done {
 		return err
 	}
 	poll := time.NewTicker(h.s.cfg.WatchPollInterval)
 	defer poll.Stop()
 	for {
+		var done bool
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -141,9 +161,11 @@ func (h *jobService) WatchJob(req *pipelinev1.WatchJobRequest, stream pipelinev1
 			// tells clients to reconnect (to another replica) right away.
 			return status.Error(codes.Unavailable, "server is shutting down; watch the job again to resume")
 		case <-sub.C:
+			done, err = woken()
 		case <-poll.C:
+			done, err = read()
 		}
-		if done, err := send(); err != nil || done {
+		if err != nil || done {
 			return err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/google/uuid"
 
@@ -13,12 +14,27 @@ import (
 	"github.com/pipeline-dev/pipeline/internal/jobs"
 )
 
-// workerService receives workers' progress: it renews the batch lease, records per-document
-// results through the job manager (which publishes the change to watchers), and finishes the
-// batch, and with the last batch the job.
+// workerService receives workers' progress: it renews the batch lease and records per-document
+// results through the job manager's Recorder (group commit; the committed state goes straight
+// to this process's watchers, and the manager's Notifier publishes the change), and finishes
+// the batch, and with the last batch the job.
 type workerService struct {
 	pipelinev1.UnimplementedWorkerServiceServer
 	s *Server
+
+	recorderOnce sync.Once
+	rec          *jobs.Recorder
+}
+
+// recorder returns the service's Recorder, built on first use.
+func (h *workerService) recorder() *jobs.Recorder {
+	h.recorderOnce.Do(func() {
+		bus := h.s.deps.Bus
+		h.rec = h.s.deps.Jobs.NewRecorder(jobs.RecorderConfig{
+			Committed: func(j *jobs.Job) { bus.Offer(j.ID, j.Version, j) },
+		})
+	})
+	return h.rec
 }
 
 var docStatusFromProto = reverse(docStatusToProto)
@@ -44,8 +60,10 @@ func (h *workerService) ReportProgress(stream pipelinev1.WorkerService_ReportPro
 	}
 }
 
-// report handles one report. Domain refusals (lease lost, job no longer running) are answered
-// with stop, not an error: the stream stays usable and the worker moves on.
+// report handles one report: the lease renewal, the status check and the results are one
+// Recorder report (one transaction, shared with other workers' reports that arrive meanwhile).
+// Domain refusals (lease lost, job no longer running) are answered with stop, not an error: the
+// stream stays usable and the worker moves on.
 func (h *workerService) report(ctx context.Context, req *pipelinev1.ReportProgressRequest) (*pipelinev1.ReportProgressResponse, error) {
 	mgr := h.s.deps.Jobs
 	jobID, err := parseID("job_id", req.GetJobId())
@@ -61,56 +79,43 @@ func (h *workerService) report(ctx context.Context, req *pipelinev1.ReportProgre
 		return &pipelinev1.ReportProgressResponse{JobStatus: jobStatusToProto[job.Status], Stop: true, StopReason: reason}, nil
 	}
 
-	var batchID uuid.UUID
+	p := jobs.ReportParams{JobID: jobID, Worker: worker, Lease: h.s.cfg.Lease}
 	if req.GetBatchId() != "" {
-		if batchID, err = parseID("batch_id", req.GetBatchId()); err != nil {
-			return nil, err
-		}
-		b, err := mgr.RenewLease(ctx, batchID, worker, h.s.cfg.Lease)
-		if errors.Is(err, jobs.ErrLeaseLost) {
-			return stop("lease lost: another worker may hold the batch")
-		}
+		batchID, err := parseID("batch_id", req.GetBatchId())
 		if err != nil {
 			return nil, err
 		}
-		if b.JobID != jobID {
-			return nil, errs.InvalidArgument("batch_id", "batch %s belongs to job %s, not %s", batchID, b.JobID, jobID)
+		p.BatchID = uuid.NullUUID{UUID: batchID, Valid: true}
+	} else if req.GetBatchDone() {
+		return nil, errs.InvalidArgument("batch_id", "required with batch_done")
+	}
+	p.Results = make([]jobs.DocumentResultUpdate, 0, len(req.GetResults()))
+	for i, r := range req.GetResults() {
+		id, err := parseID(fmt.Sprintf("results[%d].document_id", i), r.GetDocumentId())
+		if err != nil {
+			return nil, err
 		}
+		st, ok := docStatusFromProto[r.GetStatus()]
+		if !ok {
+			return nil, errs.InvalidArgument(fmt.Sprintf("results[%d].status", i), "unknown status %v", r.GetStatus())
+		}
+		p.Results = append(p.Results, jobs.DocumentResultUpdate{
+			DocumentID: id, Status: st, ChunkCount: r.GetChunkCount(), Attempts: r.GetAttempts(),
+			LastError: r.GetLastError(), ErrorKind: errorKindFromProto[r.GetErrorKind()],
+		})
 	}
 
-	job, err := mgr.Get(ctx, jobID)
-	if err != nil {
+	job, err := h.recorder().Report(ctx, p)
+	switch {
+	case errors.Is(err, jobs.ErrLeaseLost):
+		return stop("lease lost: another worker may hold the batch")
+	case errs.IsFailedPrecondition(err):
+		return stop("the job is no longer in progress")
+	case err != nil:
 		return nil, err
 	}
-	if len(req.GetResults()) > 0 {
-		updates := make([]jobs.DocumentResultUpdate, 0, len(req.GetResults()))
-		for i, r := range req.GetResults() {
-			id, err := parseID(fmt.Sprintf("results[%d].document_id", i), r.GetDocumentId())
-			if err != nil {
-				return nil, err
-			}
-			st, ok := docStatusFromProto[r.GetStatus()]
-			if !ok {
-				return nil, errs.InvalidArgument(fmt.Sprintf("results[%d].status", i), "unknown status %v", r.GetStatus())
-			}
-			updates = append(updates, jobs.DocumentResultUpdate{
-				DocumentID: id, Status: st, ChunkCount: r.GetChunkCount(), Attempts: r.GetAttempts(),
-				LastError: r.GetLastError(), ErrorKind: errorKindFromProto[r.GetErrorKind()],
-			})
-		}
-		job, err = mgr.RecordResults(ctx, jobs.RecordParams{JobID: jobID, Results: updates})
-		if errs.IsFailedPrecondition(err) {
-			return stop("the job is no longer in progress")
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
 	if req.GetBatchDone() {
-		if req.GetBatchId() == "" {
-			return nil, errs.InvalidArgument("batch_id", "required with batch_done")
-		}
-		job, err = mgr.FinishBatch(ctx, batchID, worker)
+		job, err = mgr.FinishBatch(ctx, p.BatchID.UUID, worker)
 		if errors.Is(err, jobs.ErrLeaseLost) {
 			return stop("lease lost: another worker may hold the batch")
 		}

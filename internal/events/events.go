@@ -2,7 +2,9 @@
 // pub/sub channel so that every server replica hears it, and delivered at once to watchers in
 // this process. Notices are hints ("job X is at version N"), never data: watchers re-read the
 // job from Postgres, and poll as well, so a lost notice delays a watcher but never misleads it.
-// The package knows job ids and versions, nothing else about jobs.
+// A writer in this process may also offer the committed state itself with its notice (Offer),
+// so local watchers can send it without a read. The package knows job ids and versions; a
+// snapshot is opaque to it.
 package events
 
 import (
@@ -26,7 +28,19 @@ type Bus struct {
 
 	mu   sync.Mutex
 	subs map[uuid.UUID]map[*Subscription]struct{}
+
+	// Notices waiting for Redis, in publishing order; one goroutine at a time sends them, while
+	// there are any (publishing), and idle is closed when it stops.
+	pubMu      sync.Mutex
+	outbox     []string
+	publishing bool
+	idle       chan struct{}
+	dropped    int // notices dropped from a full outbox since the last warning
 }
+
+// maxOutbox bounds the notices waiting for Redis; past it the oldest are dropped (Redis is
+// away, and other replicas' watchers poll).
+const maxOutbox = 10_000
 
 // New returns a bus on rdb whose channel name starts with prefix (the deployment's Redis prefix).
 func New(rdb *redis.Client, prefix string, log *slog.Logger) *Bus {
@@ -40,12 +54,27 @@ func New(rdb *redis.Client, prefix string, log *slog.Logger) *Bus {
 
 // Subscription receives a value on C whenever its job may have changed. C has room for one
 // value and sends never block, so a slow watcher sees several changes as one wake-up and never
-// holds up anyone else.
+// holds up anyone else; Latest then says what the wake-up was about.
 type Subscription struct {
 	C     <-chan struct{}
 	c     chan struct{}
 	bus   *Bus
 	jobID uuid.UUID
+
+	mu          sync.Mutex
+	announced   int64 // the highest version a notice named
+	snapshot    any   // the newest state offered, at snapshotVer
+	snapshotVer int64
+}
+
+// Latest returns the highest version any notice to s has named, and the newest committed
+// state offered with one (nil if none was), with its version. A watcher that has already sent
+// version announced has nothing to do; one whose snapshot is at announced can send it without
+// reading the job.
+func (s *Subscription) Latest() (announced int64, snapshot any, snapshotVersion int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.announced, s.snapshot, s.snapshotVer
 }
 
 // Subscribe starts delivering notices about one job. Call Close when done.
@@ -87,32 +116,118 @@ func (b *Bus) Watchers() int {
 	return n
 }
 
-func (b *Bus) deliver(jobID uuid.UUID) {
+func (b *Bus) deliver(jobID uuid.UUID, version int64, snapshot any) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for s := range b.subs[jobID] {
+		s.mu.Lock()
+		news := version > s.announced || (snapshot != nil && version > s.snapshotVer)
+		s.announced = max(s.announced, version)
+		if snapshot != nil && version > s.snapshotVer {
+			s.snapshot, s.snapshotVer = snapshot, version
+		}
+		s.mu.Unlock()
+		if !news {
+			continue // already announced (this process's own notice coming back from Redis)
+		}
 		select {
 		case s.c <- struct{}{}:
-		default: // a wake-up is already pending; it will read the latest state
+		default: // a wake-up is already pending; Latest will tell it the newest
 		}
 	}
 }
 
 // Publish announces that a job changed: to local watchers at once, and to other replicas
-// through Redis. A Redis failure is logged and swallowed: Postgres holds the change, and remote
+// through Redis, without waiting for Redis: notices are queued and sent in order, pipelined, by
+// one goroutine. A Redis failure is logged and swallowed: Postgres holds the change, and remote
 // watchers will see it at their next poll.
-func (b *Bus) Publish(ctx context.Context, jobID uuid.UUID, version int64) {
-	b.deliver(jobID)
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancel()
-	if err := b.rdb.Publish(ctx, b.channel, jobID.String()+":"+strconv.FormatInt(version, 10)).Err(); err != nil {
-		b.log.Warn("publish job event", "job_id", jobID, "version", version, "err", err)
+func (b *Bus) Publish(_ context.Context, jobID uuid.UUID, version int64) {
+	b.deliver(jobID, version, nil)
+	b.send(jobID.String() + ":" + strconv.FormatInt(version, 10))
+}
+
+// Offer hands this process's watchers of a job its committed state at version, with a notice,
+// so that they can send it without reading the job. snapshot must not change afterwards, and
+// must be committed: a watcher may send it as it is. It does not go to Redis; Publish the
+// version as well for other replicas.
+func (b *Bus) Offer(jobID uuid.UUID, version int64, snapshot any) {
+	b.deliver(jobID, version, snapshot)
+}
+
+// send queues a notice for Redis and starts the sender if it is not running.
+func (b *Bus) send(msg string) {
+	b.pubMu.Lock()
+	defer b.pubMu.Unlock()
+	if len(b.outbox) >= maxOutbox {
+		b.outbox = b.outbox[1:]
+		b.dropped++
+	}
+	b.outbox = append(b.outbox, msg)
+	if !b.publishing {
+		b.publishing = true
+		b.idle = make(chan struct{})
+		go b.drain(b.idle)
+	}
+}
+
+// drain sends the queued notices to Redis, each round in one pipeline, until none is left.
+func (b *Bus) drain(idle chan struct{}) {
+	defer close(idle)
+	for {
+		b.pubMu.Lock()
+		msgs, dropped := b.outbox, b.dropped
+		b.outbox, b.dropped = nil, 0
+		if len(msgs) == 0 {
+			b.publishing = false
+			b.pubMu.Unlock()
+			return
+		}
+		b.pubMu.Unlock()
+		if dropped > 0 {
+			b.log.Warn("job event queue was full: dropped the oldest notices (is Redis reachable?)", "dropped", dropped)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, m := range msgs {
+				p.Publish(ctx, b.channel, m)
+			}
+			return nil
+		})
+		cancel()
+		if err != nil {
+			b.log.Warn("publish job events", "notices", len(msgs), "err", err)
+		}
+	}
+}
+
+// Flush waits until every notice published so far has been sent to Redis (or failed), or ctx
+// ends.
+func (b *Bus) Flush(ctx context.Context) error {
+	b.pubMu.Lock()
+	idle, busy := b.idle, b.publishing
+	b.pubMu.Unlock()
+	if !busy {
+		return nil
+	}
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("events: flush: %w", ctx.Err())
 	}
 }
 
 // Run listens on the Redis channel and delivers notices from other replicas until ctx ends. The
 // Redis client reconnects on its own; while it is away, watchers fall back to polling.
+//
+// When ctx ends it also waits (at most 2 s) for the notices still queued for Redis, so a
+// server shutting down tells the other replicas about its last changes.
 func (b *Bus) Run(ctx context.Context) error {
+	defer func() {
+		fctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = b.Flush(fctx)
+	}()
 	ps := b.rdb.Subscribe(ctx, b.channel)
 	defer ps.Close()
 	ch := ps.Channel(redis.WithChannelHealthCheckInterval(10 * time.Second))
@@ -124,12 +239,12 @@ func (b *Bus) Run(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			id, _, err := parse(msg.Payload)
+			id, version, err := parse(msg.Payload)
 			if err != nil {
 				b.log.Warn("ignoring malformed job event", "payload", msg.Payload, "err", err)
 				continue
 			}
-			b.deliver(id)
+			b.deliver(id, version, nil)
 		}
 	}
 }

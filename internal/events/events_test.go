@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipeline-dev/pipeline/internal/redistest"
@@ -67,6 +68,89 @@ func TestRemoteReplicaHearsChange(t *testing.T) {
 	defer s.Close()
 	publisher.Publish(ctx, id, 2)
 	recv(t, s)
+}
+
+// TestOfferCarriesTheState: an offered state reaches local watchers with its version; a notice
+// for a version already announced (this process's own, back from Redis) wakes nobody, and an
+// older offer never replaces a newer one.
+func TestOfferCarriesTheState(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := redistest.New(t)
+	b := New(rdb, prefix, quiet())
+	id := uuid.New()
+	s := b.Subscribe(id)
+	defer s.Close()
+
+	b.Offer(id, 3, "state 3")
+	recv(t, s)
+	announced, snap, at := s.Latest()
+	require.EqualValues(t, 3, announced)
+	require.Equal(t, "state 3", snap)
+	require.EqualValues(t, 3, at)
+
+	b.deliver(id, 3, nil) // the same version again, as from Redis
+	b.Offer(id, 2, "state 2")
+	select {
+	case <-s.C:
+		t.Fatal("nothing new was announced")
+	default:
+	}
+	_, snap, _ = s.Latest()
+	require.Equal(t, "state 3", snap)
+
+	b.Publish(context.Background(), id, 4) // a change without a state: watchers must read
+	recv(t, s)
+	announced, snap, at = s.Latest()
+	require.EqualValues(t, 4, announced)
+	require.Equal(t, "state 3", snap)
+	require.EqualValues(t, 3, at)
+	require.NoError(t, b.Flush(t.Context()))
+}
+
+// TestPublishDoesNotWaitForRedis: with Redis unreachable, Publish still returns at once and
+// local watchers hear the change; Flush gives up when its context ends.
+func TestPublishDoesNotWaitForRedis(t *testing.T) {
+	t.Parallel()
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 50 * time.Millisecond})
+	t.Cleanup(func() { _ = rdb.Close() })
+	b := New(rdb, "test:", quiet())
+	id := uuid.New()
+	s := b.Subscribe(id)
+	defer s.Close()
+	for v := int64(1); v <= 100; v++ {
+		b.Publish(context.Background(), id, v)
+	}
+	recv(t, s)
+	announced, _, _ := s.Latest()
+	require.EqualValues(t, 100, announced)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, b.Flush(ctx), "the sender gives up on each round after its timeout")
+}
+
+// TestNoticesReachRedisInOrder: notices published in a burst are sent in publishing order.
+func TestNoticesReachRedisInOrder(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := redistest.New(t)
+	b := New(rdb, prefix, quiet())
+	ps := rdb.Subscribe(t.Context(), b.channel)
+	defer ps.Close()
+	_, err := ps.Receive(t.Context())
+	require.NoError(t, err)
+	id := uuid.New()
+	for v := int64(1); v <= 200; v++ {
+		b.Publish(context.Background(), id, v)
+	}
+	require.NoError(t, b.Flush(t.Context()))
+	for v := int64(1); v <= 200; v++ {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		msg, err := ps.ReceiveMessage(ctx)
+		cancel()
+		require.NoError(t, err)
+		_, got, err := parse(msg.Payload)
+		require.NoError(t, err)
+		require.Equal(t, v, got)
+	}
 }
 
 func TestParse(t *testing.T) {

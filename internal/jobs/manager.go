@@ -391,38 +391,21 @@ type RecordParams struct {
 	Results []DocumentResultUpdate
 }
 
-// RecordResults writes per-document results of a running job and recomputes the job's counters
-// from all its per-document rows in the same transaction, under the job's row lock, so the
-// counters equal the rows however many workers report at once.
+// RecordResults writes per-document results of a running job and moves the job's counters by
+// the change they make, in one transaction under the job's row lock (JobReport, as a report
+// without a batch), so the counters equal a count over the per-document rows however many
+// workers report at once. Workers' reports go through a Recorder, which does the same for many
+// reports per transaction.
 func (m *Manager) RecordResults(ctx context.Context, p RecordParams) (*Job, error) {
 	if err := validateResults(p.Results); err != nil {
 		return nil, err
 	}
-	var job *Job
-	err := m.store.InTx(ctx, func(tx Store) error {
-		cur, err := tx.JobGet(ctx, &JobGetParams{ID: p.JobID, ForUpdate: true})
-		if err != nil {
-			return err
-		}
-		if !acceptsResults(cur.Status) {
-			return errs.FailedPrecondition("job %s is %s: results are recorded only while it is %s",
-				p.JobID, cur.Status, StatusInProgress)
-		}
-		member := make(map[uuid.UUID]bool, len(cur.DocumentIDs))
-		for _, id := range cur.DocumentIDs {
-			member[id] = true
-		}
-		for _, r := range p.Results {
-			if !member[r.DocumentID] {
-				return errs.InvalidArgument("document_id", "document %s is not part of job %s", r.DocumentID, p.JobID)
-			}
-		}
-		if err := tx.JobDocumentsUpsert(ctx, &JobDocumentsUpsertParams{JobID: p.JobID, Results: p.Results}); err != nil {
-			return err
-		}
-		job, err = tx.JobRecount(ctx, &JobRecountParams{ID: p.JobID})
-		return err
-	})
+	rp := &ReportParams{JobID: p.JobID, Results: p.Results}
+	res, err := m.store.JobReport(ctx, &JobReportParams{Reports: []*ReportParams{rp}})
+	if err != nil {
+		return nil, err
+	}
+	job, err := verdict(res, 0, rp)
 	if err != nil {
 		return nil, err
 	}
@@ -434,6 +417,11 @@ func validateResults(rs []DocumentResultUpdate) error {
 	if len(rs) == 0 {
 		return errs.InvalidArgument("results", "no results to record")
 	}
+	return validateResultEntries(rs)
+}
+
+// validateResultEntries checks each result and that no document is reported twice.
+func validateResultEntries(rs []DocumentResultUpdate) error {
 	seen := make(map[uuid.UUID]bool, len(rs))
 	for _, r := range rs {
 		switch {

@@ -82,7 +82,37 @@ type Store interface {
 
 	// JobDocumentsList reads a job's results ordered by document_id.
 	JobDocumentsList(ctx context.Context, p *JobDocumentsListParams) ([]*DocumentResult, error)
+
+	// JobReport records workers' reports in one transaction: it renews their batches' leases,
+	// judges each report on its own (a refused report writes no results), writes the results
+	// of the accepted ones and moves their jobs' counters by the change, bumping each such
+	// job's version once. It returns a verdict per report, in order, and every named job that
+	// exists as the transaction left it.
+	JobReport(ctx context.Context, p *JobReportParams) (*JobReportResult, error)
 }
+
+// JobReportParams are reports to record together, in arrival order.
+type JobReportParams struct {
+	Reports []*ReportParams
+}
+
+// JobReportResult is what JobReport did.
+type JobReportResult struct {
+	// Verdicts has one entry per report, in order.
+	Verdicts []ReportVerdict
+	// Jobs holds each named job that exists, after the transaction.
+	Jobs map[uuid.UUID]*Job
+}
+
+// ReportVerdict is the store's judgement of one report.
+type ReportVerdict struct {
+	Outcome ReportOutcome
+	// BatchJobID is the job the report's batch belongs to, when the batch's lease was renewed.
+	BatchJobID uuid.NullUUID
+	// StrayDocumentID is the report's first document that is not the job's (ReportNotMember).
+	StrayDocumentID uuid.NullUUID
+}
+
 
 // JobInsertParams are the columns of a new job; the rest take their defaults.
 type JobInsertParams struct {

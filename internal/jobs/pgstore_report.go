@@ -1,0 +1,139 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// reportQueries are the three statements of a report transaction (JobReport).
+var reportQueries = struct{ lock, record, read string }{
+	lock:   mustQuery("job_report_lock"),
+	record: mustQuery("job_report_record"),
+	read:   mustQuery("job_report_read"),
+}
+
+// batchSender is what both a pool and a transaction offer for pipelined statements.
+type batchSender interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// JobReport implements Store. Its three statements (lock the jobs, record, read the jobs back)
+// go to Postgres in one round trip, as one implicit transaction that commits when the last one
+// has run (or inside the caller's transaction, on a store from InTx); it returns only after
+// the commit.
+func (s *PgStore) JobReport(ctx context.Context, p *JobReportParams) (*JobReportResult, error) {
+	sender, ok := s.db.(batchSender)
+	if !ok {
+		return nil, errors.New("jobs store: the connection cannot send a batch of statements")
+	}
+	var (
+		n        = len(p.Reports)
+		jobIDs   = make([]uuid.UUID, n)
+		batchIDs = make([]pgtype.UUID, n)
+		workers  = make([]string, n)
+		leases   = make([]float64, n)
+
+		resReports []int32
+		docIDs     []uuid.UUID
+		statuses   []string
+		chunks     []int64
+		attempts   []int32
+		lastErrs   []string
+		kinds      []string
+	)
+	for i, r := range p.Reports {
+		jobIDs[i], workers[i], leases[i] = r.JobID, r.Worker, r.Lease.Seconds()
+		batchIDs[i] = pgtype.UUID{Bytes: r.BatchID.UUID, Valid: r.BatchID.Valid}
+		for _, d := range r.Results {
+			resReports = append(resReports, int32(i+1)) // WITH ORDINALITY numbers reports from 1
+			docIDs = append(docIDs, d.DocumentID)
+			statuses = append(statuses, string(d.Status))
+			chunks = append(chunks, d.ChunkCount)
+			attempts = append(attempts, d.Attempts)
+			lastErrs = append(lastErrs, d.LastError)
+			kinds = append(kinds, string(d.ErrorKind))
+		}
+	}
+	distinct := slices.Clone(jobIDs)
+	slices.SortFunc(distinct, func(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) })
+	distinct = slices.Compact(distinct)
+
+	b := &pgx.Batch{}
+	b.Queue(reportQueries.lock, pgx.NamedArgs{"job_ids": distinct})
+	b.Queue(reportQueries.record, pgx.NamedArgs{
+		"job_ids": jobIDs, "batch_ids": batchIDs, "workers": workers, "lease_seconds": leases,
+		"result_reports": nonNilSlice(resReports), "document_ids": nonNil(docIDs), "statuses": nonNilSlice(statuses),
+		"chunk_counts": nonNilSlice(chunks), "attempts": nonNilSlice(attempts), "last_errors": nonNilSlice(lastErrs),
+		"error_kinds": nonNilSlice(kinds),
+	})
+	b.Queue(reportQueries.read, pgx.NamedArgs{"job_ids": distinct})
+
+	out := &JobReportResult{Verdicts: make([]ReportVerdict, 0, n), Jobs: make(map[uuid.UUID]*Job, len(distinct))}
+	err := readReportBatch(sender.SendBatch(ctx, b), out)
+	if err != nil {
+		return nil, translate(err, uuid.Nil)
+	}
+	if len(out.Verdicts) != n {
+		return nil, errors.New("jobs store: a report got no verdict")
+	}
+	return out, nil
+}
+
+// readReportBatch reads the three statements' results into out and closes br; the error of
+// Close includes the commit's.
+func readReportBatch(br pgx.BatchResults, out *JobReportResult) (err error) {
+	defer func() { err = errors.Join(err, br.Close()) }()
+	if _, err := br.Exec(); err != nil {
+		return err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var (
+			idx     int32
+			outcome string
+			v       ReportVerdict
+		)
+		if err := rows.Scan(&idx, &outcome, &v.BatchJobID, &v.StrayDocumentID); err != nil {
+			rows.Close()
+			return err
+		}
+		if int(idx) != len(out.Verdicts)+1 {
+			rows.Close()
+			return fmt.Errorf("jobs store: verdict %d out of order", idx)
+		}
+		v.Outcome = ReportOutcome(outcome)
+		out.Verdicts = append(out.Verdicts, v)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows, err = br.Query()
+	if err != nil {
+		return err
+	}
+	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Job, error) { return scanJob(r) })
+	if err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		out.Jobs[j.ID] = j
+	}
+	return nil
+}
+
+// nonNilSlice makes an empty array argument of a nil slice (pgx sends nil as NULL).
+func nonNilSlice[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,285 @@
+package jobs
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/pipeline-dev/pipeline/internal/errs"
+)
+
+// ReportParams is one worker message about one job: it renews the lease of the worker's batch
+// (if it names one) and records per-document results (if it has any; one with none is a
+// heartbeat).
+type ReportParams struct {
+	JobID uuid.UUID
+	// BatchID, when valid, is the batch the worker holds; the report is refused with
+	// ErrLeaseLost unless Worker still holds it, and renews the lease for Lease otherwise.
+	BatchID uuid.NullUUID
+	Worker  string
+	Lease   time.Duration
+	// Results are per-document results, each document at most once; empty for a heartbeat.
+	Results []DocumentResultUpdate
+}
+
+// ReportOutcome is the store's verdict on one report (the words of job_report_record.sql).
+type ReportOutcome string
+
+// The verdicts a report can get.
+const (
+	ReportOK         ReportOutcome = "ok"
+	ReportLeaseLost  ReportOutcome = "lease_lost"
+	ReportWrongBatch ReportOutcome = "wrong_batch"
+	ReportNotFound   ReportOutcome = "not_found"
+	ReportNotRunning ReportOutcome = "not_running"
+	ReportNotMember  ReportOutcome = "not_member"
+)
+
+const (
+	defaultMaxReports   = 256
+	defaultMaxResults   = 10_000
+	defaultMaxInFlight  = 4
+	reportCommitTimeout = 30 * time.Second
+)
+
+// verdict turns the store's verdict on report i of res into the report's job or error.
+func verdict(res *JobReportResult, i int, p *ReportParams) (*Job, error) {
+	v := res.Verdicts[i]
+	switch v.Outcome {
+	case ReportOK:
+		job := res.Jobs[p.JobID]
+		switch {
+		case job == nil:
+			return nil, errs.NotFound("job", p.JobID.String())
+		case len(p.Results) > 0 && !acceptsResults(job.Status):
+			// The SQL applies the state machine's rule; this would be a drift between the two.
+			return nil, fmt.Errorf("jobs store: results recorded for job %s in status %s", p.JobID, job.Status)
+		}
+		return job, nil
+	case ReportLeaseLost:
+		return nil, fmt.Errorf("%w: batch %s, worker %q", ErrLeaseLost, p.BatchID.UUID, p.Worker)
+	case ReportWrongBatch:
+		return nil, errs.InvalidArgument("batch_id", "batch %s belongs to job %s, not %s", p.BatchID.UUID, v.BatchJobID.UUID, p.JobID)
+	case ReportNotFound:
+		return nil, errs.NotFound("job", p.JobID.String())
+	case ReportNotRunning:
+		status := Status("missing")
+		if job := res.Jobs[p.JobID]; job != nil {
+			status = job.Status
+		}
+		return nil, errs.FailedPrecondition("job %s is %s: results are recorded only while it is %s",
+			p.JobID, status, StatusInProgress)
+	case ReportNotMember:
+		return nil, errs.InvalidArgument("document_id", "document %s is not part of job %s", v.StrayDocumentID.UUID, p.JobID)
+	}
+	return nil, fmt.Errorf("jobs: unknown report verdict %q", v.Outcome)
+}
+
+// validateReport checks what can be checked without the database.
+func validateReport(p *ReportParams) error {
+	if p.JobID == uuid.Nil {
+		return errs.InvalidArgument("job_id", "required")
+	}
+	if p.BatchID.Valid && p.Lease < time.Second {
+		return errs.InvalidArgument("lease", "must be at least 1s, got %s", p.Lease)
+	}
+	return validateResultEntries(p.Results)
+}
+
+// RecorderConfig configures a Recorder. The zero value is usable.
+type RecorderConfig struct {
+	// Committed, when set, is called with the new state of every job whose results a commit
+	// recorded, in commit order, right after the commit and before any of its reports is
+	// answered (so a local watcher can have the state before the worker has its answer). It
+	// must not block or modify the job. Defaults to nil.
+	Committed func(*Job)
+	// MaxReports caps the reports one transaction records. Defaults to 256.
+	MaxReports int
+	// MaxResults caps the per-document results one transaction records (a single larger
+	// report still goes alone). Defaults to 10,000.
+	MaxResults int
+	// MaxInFlight caps the transactions under way at once. More than one lets a group start
+	// while the previous one waits for its commit to reach the disk. Defaults to 4.
+	MaxInFlight int
+}
+
+// Recorder records workers' reports with group commit: reports that arrive while
+// MaxInFlight transactions are under way wait and go together in the next one (JobReport: one
+// round trip to Postgres and one commit for all of them), so many workers reporting at once
+// cost a few transactions instead of one each. A report is answered only after its
+// transaction committed. Reports of one stream stay in order, since a worker sends its next
+// report after the answer; transactions that share a job queue on its row lock. Safe for
+// concurrent use; it runs goroutines only while reports are waiting.
+type Recorder struct {
+	m   *Manager
+	cfg RecorderConfig
+
+	mu      sync.Mutex
+	queue   []*pendingReport
+	running int // goroutines committing groups
+}
+
+// NewRecorder returns a Recorder that records through m's store and notifies m's Notifier.
+func (m *Manager) NewRecorder(cfg RecorderConfig) *Recorder {
+	cfg.MaxReports = cmp.Or(cfg.MaxReports, defaultMaxReports)
+	cfg.MaxResults = cmp.Or(cfg.MaxResults, defaultMaxResults)
+	cfg.MaxInFlight = cmp.Or(cfg.MaxInFlight, defaultMaxInFlight)
+	return &Recorder{m: m, cfg: cfg}
+}
+
+// States of a pendingReport: its caller is waiting, has its answer, or has gone away.
+const (
+	reportWaiting int32 = iota
+	reportAnswered
+	reportAbandoned
+)
+
+type pendingReport struct {
+	p     *ReportParams
+	state atomic.Int32
+	done  chan struct{} // closed once answered
+	// Set before the answer: the result, and whether this report's caller tells the Notifier
+	// about the job's new version (one report per job and commit does).
+	job    *Job
+	err    error
+	notify bool
+}
+
+// Report records one report and returns the job after it. Refusals are errors, as for
+// RecordResults: ErrLeaseLost (wrapped), errs.NotFound for the job, errs.InvalidArgument
+// naming the field (batch_id of another job, a document not in the job, a bad result),
+// errs.FailedPrecondition for results of a job that is not in progress. A caller that goes
+// away while its report waits gets ctx's error; the report may still be recorded.
+func (r *Recorder) Report(ctx context.Context, p ReportParams) (*Job, error) {
+	if err := validateReport(&p); err != nil {
+		return nil, err
+	}
+	pr := &pendingReport{p: &p, done: make(chan struct{})}
+	r.mu.Lock()
+	r.queue = append(r.queue, pr)
+	start := r.running < r.cfg.MaxInFlight
+	if start {
+		r.running++
+	}
+	r.mu.Unlock()
+	if start {
+		go r.run()
+	}
+	select {
+	case <-pr.done:
+	case <-ctx.Done():
+		if pr.state.CompareAndSwap(reportWaiting, reportAbandoned) {
+			return nil, ctx.Err() // the committer notifies, should it record the report
+		}
+		<-pr.done // answered just now
+	}
+	if pr.notify {
+		r.m.notify(ctx, pr.job)
+	}
+	return pr.job, pr.err
+}
+
+// run commits groups of waiting reports until none is left.
+func (r *Recorder) run() {
+	for {
+		group := r.take()
+		if group == nil {
+			return
+		}
+		r.commit(group)
+	}
+}
+
+// take removes the next group from the queue, skipping reports whose caller has gone; nil
+// (and the calling goroutine stops) when the queue is empty.
+func (r *Recorder) take() []*pendingReport {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var group []*pendingReport
+	results, i := 0, 0
+	for ; i < len(r.queue) && len(group) < r.cfg.MaxReports; i++ {
+		pr := r.queue[i]
+		if pr.state.Load() == reportAbandoned {
+			continue
+		}
+		if len(group) > 0 && results+len(pr.p.Results) > r.cfg.MaxResults {
+			break
+		}
+		results += len(pr.p.Results)
+		group = append(group, pr)
+	}
+	r.queue = r.queue[i:]
+	if len(r.queue) == 0 {
+		r.queue = nil // let the backing array go
+	}
+	if group == nil {
+		r.running--
+	}
+	return group
+}
+
+// commit records a group in one transaction and answers its reports. If the group fails for a
+// reason other than Postgres being unavailable, each report is tried alone, so that one bad
+// report cannot fail the others.
+func (r *Recorder) commit(group []*pendingReport) {
+	ctx, cancel := context.WithTimeout(context.Background(), reportCommitTimeout)
+	defer cancel()
+	params := &JobReportParams{Reports: make([]*ReportParams, len(group))}
+	for i, pr := range group {
+		params.Reports[i] = pr.p
+	}
+	res, err := r.m.store.JobReport(ctx, params)
+	if err != nil {
+		if len(group) > 1 && !errors.Is(err, errs.ErrUnavailable) {
+			for _, pr := range group {
+				r.commit([]*pendingReport{pr})
+			}
+			return
+		}
+		for _, pr := range group {
+			pr.err = err
+			r.answer(ctx, pr)
+		}
+		return
+	}
+	// The last accepted report with results of each job tells the Notifier about its version.
+	notifier := make(map[uuid.UUID]*pendingReport)
+	var changed []*Job
+	for i, pr := range group {
+		pr.job, pr.err = verdict(res, i, pr.p)
+		if pr.err == nil && len(pr.p.Results) > 0 {
+			if notifier[pr.job.ID] == nil {
+				changed = append(changed, pr.job)
+			}
+			notifier[pr.job.ID] = pr
+		}
+	}
+	for _, pr := range notifier {
+		pr.notify = true
+	}
+	if r.cfg.Committed != nil {
+		for _, job := range changed {
+			r.cfg.Committed(job)
+		}
+	}
+	for _, pr := range group {
+		r.answer(ctx, pr)
+	}
+}
+
+// answer hands pr its result, or, when its caller has gone, does the notifying in its place.
+func (r *Recorder) answer(ctx context.Context, pr *pendingReport) {
+	if pr.state.CompareAndSwap(reportWaiting, reportAnswered) {
+		close(pr.done)
+		return
+	}
+	if pr.notify {
+		go r.m.notify(ctx, pr.job)
+	}
+}

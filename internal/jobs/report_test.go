@@ -1,0 +1,261 @@
+package jobs_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pipeline-dev/pipeline/internal/errs"
+	"github.com/pipeline-dev/pipeline/internal/jobs"
+)
+
+// claimedJob is a running job whose batches are each held by their own worker.
+type claimedJob struct {
+	job     *jobs.Job
+	docs    []uuid.UUID
+	batches []*jobs.Batch
+	workers []string
+}
+
+// claimedJob creates a job of n documents in batches of batchSize and claims every batch.
+func (b *testBundle) claimedJob(t *testing.T, n int) *claimedJob {
+	t.Helper()
+	ctx := t.Context()
+	c := &claimedJob{docs: newDocIDs(n)}
+	c.job = b.createJob(t, c.docs...)
+	bs, err := b.mgr.Batches(ctx, c.job.ID)
+	require.NoError(t, err)
+	for i, bt := range bs {
+		w := fmt.Sprintf("worker-%d", i)
+		claimed, _, err := b.mgr.ClaimBatch(ctx, bt.ID, w, time.Minute)
+		require.NoError(t, err)
+		c.batches, c.workers = append(c.batches, claimed), append(c.workers, w)
+	}
+	c.job, err = b.mgr.Get(ctx, c.job.ID)
+	require.NoError(t, err)
+	return c
+}
+
+// report is batch i's worker reporting results.
+func (c *claimedJob) report(i int, results ...jobs.DocumentResultUpdate) jobs.ReportParams {
+	return jobs.ReportParams{
+		JobID: c.job.ID, BatchID: uuid.NullUUID{UUID: c.batches[i].ID, Valid: true},
+		Worker: c.workers[i], Lease: time.Minute, Results: results,
+	}
+}
+
+// countersFromRows counts the job's per-document rows as its counters are defined.
+func countersFromRows(t *testing.T, b *testBundle, id uuid.UUID) [3]int64 {
+	t.Helper()
+	var c [3]int64
+	require.NoError(t, b.pool.QueryRow(t.Context(), `
+		SELECT count(*) FILTER (WHERE status IN ('succeeded', 'skipped')),
+		       count(*) FILTER (WHERE status = 'failed'),
+		       COALESCE(sum(chunk_count) FILTER (WHERE status IN ('succeeded', 'skipped')), 0)
+		FROM job_documents WHERE job_id = $1`, id).Scan(&c[0], &c[1], &c[2]))
+	return c
+}
+
+func counters(j *jobs.Job) [3]int64 { return [3]int64{j.ProcessedCount, j.ErrorCount, j.ChunkCount} }
+
+// TestReportCountersEqualRowsUnderConcurrency has several workers, through two Recorders (two
+// server replicas) and RecordResults, report every document of one job several times over, each
+// time with another status and chunk count, all at once. The counters are moved by differences,
+// so they must still equal a count over the rows, and every version is published exactly once.
+func TestReportCountersEqualRowsUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *jobs.Config) { c.BatchSize = 5 })
+	c := b.claimedJob(t, 40)
+	replicas := []*jobs.Recorder{b.mgr.NewRecorder(jobs.RecorderConfig{}), b.mgr.NewRecorder(jobs.RecorderConfig{MaxReports: 3})}
+	statuses := []jobs.DocStatus{jobs.DocSucceeded, jobs.DocFailed, jobs.DocSkipped, jobs.DocPending, jobs.DocSucceeded}
+
+	const rounds = 4
+	errsOf := race(len(c.batches), func(w int) error {
+		for r := range rounds {
+			for k, doc := range c.batches[w].DocumentIDs {
+				st := statuses[(w+k+r)%len(statuses)]
+				res := jobs.DocumentResultUpdate{DocumentID: doc, Status: st, ChunkCount: int64(1 + (w*7+k*3+r)%11), Attempts: int32(r + 1)}
+				if st == jobs.DocFailed {
+					res.LastError, res.ErrorKind = "boom", jobs.KindTransient
+				}
+				var err error
+				switch (w + k + r) % 3 {
+				case 0, 1:
+					_, err = replicas[(w+r)%2].Report(t.Context(), c.report(w, res))
+				case 2:
+					_, err = b.mgr.RecordResults(t.Context(), jobs.RecordParams{JobID: c.job.ID, Results: []jobs.DocumentResultUpdate{res}})
+				}
+				if err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	for _, err := range errsOf {
+		require.NoError(t, err)
+	}
+
+	got, err := b.mgr.Get(t.Context(), c.job.ID)
+	require.NoError(t, err)
+	require.Equal(t, countersFromRows(t, b, c.job.ID), counters(got))
+	// A transaction moves a job one version however many of its reports it holds.
+	require.Greater(t, got.Version, c.job.Version)
+	require.LessOrEqual(t, got.Version, c.job.Version+rounds*int64(len(c.docs)))
+
+	seen := map[int64]bool{}
+	for _, v := range b.notifier.versions(c.job.ID) {
+		require.False(t, seen[v], "version %d published twice", v)
+		seen[v] = true
+	}
+	for v := c.job.Version + 1; v <= got.Version; v++ {
+		require.True(t, seen[v], "version %d never published", v)
+	}
+}
+
+// TestReportVerdicts: each refusal of a report is its own error, naming the field where there
+// is one, and writes no results.
+func TestReportVerdicts(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	rec := b.mgr.NewRecorder(jobs.RecorderConfig{})
+	c := b.claimedJob(t, 3)
+	other := b.claimedJob(t, 1)
+	ok := jobs.DocumentResultUpdate{DocumentID: c.docs[0], Status: jobs.DocSucceeded, ChunkCount: 2}
+	before := rowText(t, b.pool, c.job.ID)
+
+	lost := c.report(0, ok)
+	lost.Worker = "someone-else"
+	_, err := rec.Report(ctx, lost)
+	require.ErrorIs(t, err, jobs.ErrLeaseLost)
+
+	wrong := c.report(0, ok)
+	wrong.BatchID = uuid.NullUUID{UUID: other.batches[0].ID, Valid: true}
+	wrong.Worker = other.workers[0]
+	_, err = rec.Report(ctx, wrong)
+	requireInvalidArgument(t, err, "batch_id")
+
+	stray := c.report(0, ok, jobs.DocumentResultUpdate{DocumentID: other.docs[0], Status: jobs.DocSucceeded})
+	_, err = rec.Report(ctx, stray)
+	requireInvalidArgument(t, err, "document_id")
+	require.ErrorContains(t, err, other.docs[0].String())
+
+	twice := c.report(0, ok, ok)
+	_, err = rec.Report(ctx, twice)
+	requireInvalidArgument(t, err, "document_id")
+
+	missing := jobs.ReportParams{JobID: uuid.New(), Results: []jobs.DocumentResultUpdate{ok}}
+	_, err = rec.Report(ctx, missing)
+	require.ErrorIs(t, err, errs.ErrNotFound)
+
+	require.Equal(t, before, rowText(t, b.pool, c.job.ID), "refused reports write nothing")
+
+	// A heartbeat (no results) renews the lease and writes no result.
+	hb, err := rec.Report(ctx, c.report(0))
+	require.NoError(t, err)
+	require.Equal(t, c.job.Version, hb.Version)
+	renewed, err := b.mgr.GetBatch(ctx, c.batches[0].ID)
+	require.NoError(t, err)
+	require.True(t, renewed.LeaseUntil.After(*c.batches[0].LeaseUntil), "lease renewed")
+
+	got, err := rec.Report(ctx, c.report(0, ok))
+	require.NoError(t, err)
+	require.Equal(t, [3]int64{1, 0, 2}, counters(got))
+	require.Equal(t, c.job.Version+1, got.Version)
+
+	// A cancelled job takes heartbeats but no results.
+	_, err = b.mgr.Cancel(ctx, c.job.ID)
+	require.NoError(t, err)
+	_, err = rec.Report(ctx, c.report(0, jobs.DocumentResultUpdate{DocumentID: c.docs[1], Status: jobs.DocSucceeded}))
+	require.ErrorIs(t, err, errs.ErrFailedPrecondition)
+	hb, err = rec.Report(ctx, jobs.ReportParams{JobID: c.job.ID})
+	require.NoError(t, err)
+	require.Equal(t, jobs.StatusCancelled, hb.Status)
+
+	// Checked before anything is sent.
+	_, err = rec.Report(ctx, jobs.ReportParams{})
+	requireInvalidArgument(t, err, "job_id")
+	_, err = rec.Report(ctx, jobs.ReportParams{JobID: c.job.ID, Results: []jobs.DocumentResultUpdate{{DocumentID: c.docs[0], Status: "odd"}}})
+	requireInvalidArgument(t, err, "status")
+}
+
+// TestJobReportGroup: reports recorded in one transaction are judged one by one (a refused one
+// does not stop the others), a document reported twice keeps the later result, and a job with
+// several accepted reports moves one version.
+func TestJobReportGroup(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *jobs.Config) { c.BatchSize = 2 })
+	ctx := t.Context()
+	c := b.claimedJob(t, 4)
+	store := jobs.NewPgStore(b.pool)
+	doc := func(i int, st jobs.DocStatus, chunks int64) jobs.DocumentResultUpdate {
+		return jobs.DocumentResultUpdate{DocumentID: c.docs[i], Status: st, ChunkCount: chunks}
+	}
+	first, second := c.report(0, doc(0, jobs.DocSucceeded, 5)), c.report(0, doc(0, jobs.DocFailed, 0), doc(1, jobs.DocSkipped, 3))
+	lost := c.report(1, doc(2, jobs.DocSucceeded, 7))
+	lost.Worker = "someone-else"
+	third := c.report(1, doc(3, jobs.DocSucceeded, 11))
+
+	res, err := store.JobReport(ctx, &jobs.JobReportParams{Reports: []*jobs.ReportParams{&first, &lost, &second, &third}})
+	require.NoError(t, err)
+	var outcomes []jobs.ReportOutcome
+	for _, v := range res.Verdicts {
+		outcomes = append(outcomes, v.Outcome)
+	}
+	require.Equal(t, []jobs.ReportOutcome{jobs.ReportOK, jobs.ReportLeaseLost, jobs.ReportOK, jobs.ReportOK}, outcomes)
+	got := res.Jobs[c.job.ID]
+	require.Equal(t, c.job.Version+1, got.Version)
+	require.Equal(t, [3]int64{2, 1, 14}, counters(got), "doc 0 failed (the later report), 1 skipped (3), 3 succeeded (11)")
+	require.Equal(t, countersFromRows(t, b, c.job.ID), counters(got))
+}
+
+// TestRecorderGroupsAndCommittedHook: reports waiting together share a transaction; Committed
+// sees each changed job once per commit, before its reports are answered, and the Notifier
+// hears each version once.
+func TestRecorderGroupsAndCommittedHook(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *jobs.Config) { c.BatchSize = 1 })
+	c := b.claimedJob(t, 30)
+	var mu sync.Mutex
+	committed := map[int64]int{}
+	rec := b.mgr.NewRecorder(jobs.RecorderConfig{MaxInFlight: 1, Committed: func(j *jobs.Job) {
+		mu.Lock()
+		defer mu.Unlock()
+		committed[j.Version]++
+	}})
+
+	versions := make([]int64, len(c.batches))
+	for _, err := range race(len(c.batches), func(i int) error {
+		j, err := rec.Report(context.Background(), c.report(i, jobs.DocumentResultUpdate{DocumentID: c.docs[i], Status: jobs.DocSucceeded, ChunkCount: 1}))
+		if err == nil {
+			mu.Lock()
+			defer mu.Unlock()
+			if committed[j.Version] != 1 {
+				return fmt.Errorf("version %d answered before Committed saw it once (%d)", j.Version, committed[j.Version])
+			}
+			versions[i] = j.Version
+		}
+		return err
+	}) {
+		require.NoError(t, err)
+	}
+	got, err := b.mgr.Get(t.Context(), c.job.ID)
+	require.NoError(t, err)
+	require.EqualValues(t, 30, got.ProcessedCount)
+	require.Equal(t, countersFromRows(t, b, c.job.ID), counters(got))
+	require.Len(t, committed, int(got.Version-c.job.Version), "one Committed call per version")
+	notified := 0
+	for _, v := range b.notifier.versions(c.job.ID) {
+		if v > c.job.Version {
+			notified++
+		}
+	}
+	require.Equal(t, len(committed), notified, "one notice per version")
+	require.LessOrEqual(t, got.Version-c.job.Version, int64(30))
+}
