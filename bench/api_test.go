@@ -30,3 +30,20 @@ func TestLoadLoop(t *testing.T) {
 	require.ErrorIs(t, err, boom)
 	require.Less(t, calls.Load(), int64(1000))
 }
+
+// The API case against a real server: both subjects make every call, every answer checks out,
+// and the CPU figure is there (Postgres and Redis as in the project's tests).
+func TestAPICase(t *testing.T) {
+	t.Parallel()
+	p, err := prepareAPI(t.Context(), &Env{Short: true, Runs: 1, Dir: t.TempDir(), Logf: t.Logf})
+	require.NoError(t, err)
+	t.Cleanup(p.Close)
+	require.Len(t, p.Subjects, 2)
+	for _, sub := range p.Subjects {
+		s, err := sub.Run(t.Context(), true)
+		require.NoError(t, err, sub.Name)
+		require.EqualValues(t, 3000, s["calls"], sub.Name)
+		require.Positive(t, s["calls/s"], sub.Name)
+		require.Positive(t, s[apiCPUPerCall], sub.Name)
+	}
+}
