@@ -6,6 +6,7 @@ import { fromJson, toJson, type DescMessage, type JsonValue, type MessageShape }
 import {
   CreateSourceRequestSchema,
   CreateSourceResponseSchema,
+  GetSourceResponseSchema,
   IngestDocumentsResponseSchema,
   ListDocumentsResponseSchema,
   ListSourcesResponseSchema,
@@ -137,6 +138,7 @@ export const api = {
   listSources: (pageToken = "") => call(ListSourcesResponseSchema, "GET", `/v1/sources${query({ page_size: 100, page_token: pageToken })}`),
   createSource: (req: CreateSourceRequest) =>
     call(CreateSourceResponseSchema, "POST", "/v1/sources", toJson(CreateSourceRequestSchema, req, { useProtoFieldName: true })),
+  getSource: (id: string) => call(GetSourceResponseSchema, "GET", `/v1/sources/${enc(id)}`),
   deleteSource: (id: string) => send("DELETE", `/v1/sources/${enc(id)}`).then(() => undefined),
   refreshSource: (id: string) => call(RefreshSourceResponseSchema, "POST", `/v1/sources/${enc(id)}:refresh`, {}),
   ingest: (sourceId: string, docs: DocumentInput[]) =>

@@ -144,8 +144,11 @@ export function jobDetailPage(main: HTMLElement, _params: URLSearchParams, jobId
   let lastCounts = "";
   let resultsTimer: number | undefined;
   let uris = new Map<string, string>();
+  let sourceName = "";
+  let current: Job | undefined;
 
   const render = (job: Job) => {
+    current = job;
     if (!progress) {
       progress = new ProgressView(job, true);
       progressSlot.append(progress.el);
@@ -158,7 +161,7 @@ export function jobDetailPage(main: HTMLElement, _params: URLSearchParams, jobId
       facts,
       ...fact("Status", badge(JobStatus, job.status)),
       ...fact("Type", enumName(JobType, job.type)),
-      ...fact("Source", h("a", { href: `#/jobs?source_id=${encodeURIComponent(job.sourceId)}` }, job.sourceId)),
+      ...fact("Source", h("a", { href: `#/jobs?source_id=${encodeURIComponent(job.sourceId)}`, title: "the source's jobs" }, sourceName || job.sourceId)),
       ...(p
         ? [...fact("Documents", num(p.documentCount)), ...fact("Processed", num(p.processedCount)), ...fact("Failed", num(p.errorCount)), ...fact("Chunks", num(p.chunkCount))]
         : []),
@@ -250,7 +253,15 @@ export function jobDetailPage(main: HTMLElement, _params: URLSearchParams, jobId
     try {
       const r = await api.getJob(jobId);
       if (!alive || !r.job) return;
-      render(r.job);
+      const job = r.job;
+      render(job);
+      void api
+        .getSource(job.sourceId)
+        .then((s) => {
+          sourceName = s.source?.name || s.source?.url || "";
+          if (alive && sourceName && current) render(current);
+        })
+        .catch(() => undefined);
       if (!terminal(r.job)) {
         replace(watchNote, "Live: following the job's progress stream.");
         stop = watchJob(
