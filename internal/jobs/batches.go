@@ -93,34 +93,30 @@ func (m *Manager) EnqueueBatch(ctx context.Context, b *Batch) (*Batch, error) {
 }
 
 // ClaimBatch gives workerID the batch under a lease of the given length, and starts its job if
-// it is still pending. ErrNotClaimable (wrapped) when the batch is done, held by a live lease,
-// or its job has finished: the caller acknowledges the message and does nothing.
+// it is still pending, in one transaction (one round trip). ErrNotClaimable (wrapped) when the
+// batch is done, held by a live lease, or its job has finished: the caller acknowledges the
+// message and does nothing.
 func (m *Manager) ClaimBatch(ctx context.Context, id uuid.UUID, workerID string, lease time.Duration) (*Batch, *Job, error) {
 	if workerID == "" {
 		return nil, nil, errs.InvalidArgument("worker_id", "required")
 	}
-	b, err := m.store.BatchClaim(ctx, &BatchClaimParams{ID: id, Worker: workerID, Lease: lease})
-	if errors.Is(err, errs.ErrNotFound) {
+	res, err := m.store.BatchClaimStart(ctx, &BatchClaimParams{ID: id, Worker: workerID, Lease: lease})
+	if err != nil {
+		return nil, nil, err
+	}
+	if res.Started {
+		m.notify(ctx, res.Job)
+	}
+	if res.Batch == nil || res.Job == nil {
 		cur, gerr := m.store.BatchGet(ctx, &BatchGetParams{ID: id})
 		if gerr != nil {
 			return nil, nil, gerr // NotFound: the job (and its batches) was deleted
 		}
 		return nil, nil, fmt.Errorf("%w: batch %s is %s (worker %q)", ErrNotClaimable, id, cur.State, cur.Worker)
 	}
-	if err != nil {
-		return nil, nil, err
-	}
-	job, err := m.Start(ctx, b.JobID)
-	var te *TransitionError
-	if errors.As(err, &te) {
-		// Already in progress (another batch started it), or finished in the meantime: the
-		// worker learns the latter at its first report and stops.
-		job, err = m.Get(ctx, b.JobID)
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	return b, job, nil
+	// The job as the claim left it: in progress, or finished meanwhile (the worker learns that
+	// at its first report and stops).
+	return res.Batch, res.Job, nil
 }
 
 // RenewLease extends workerID's lease on a running batch. ErrLeaseLost when it no longer holds it.
@@ -133,16 +129,25 @@ func (m *Manager) RenewLease(ctx context.Context, id uuid.UUID, workerID string,
 }
 
 // FinishBatch marks workerID's batch done and, when it was the job's last open batch, finishes
-// the job (FinishJob). It returns the job as it is afterwards.
+// the job as FinishJob does, in one transaction (one round trip) under the job's row lock, so
+// that of batches finishing at once the last one always finishes the job. It returns the job as
+// it is afterwards.
 func (m *Manager) FinishBatch(ctx context.Context, id uuid.UUID, workerID string) (*Job, error) {
-	b, err := m.store.BatchFinish(ctx, &BatchFinishParams{ID: id, Worker: workerID})
-	if errors.Is(err, errs.ErrNotFound) {
-		return nil, fmt.Errorf("%w: batch %s, worker %q", ErrLeaseLost, id, workerID)
-	}
+	res, err := m.store.BatchFinishJob(ctx, &BatchFinishParams{ID: id, Worker: workerID})
 	if err != nil {
 		return nil, err
 	}
-	return m.finishIfDone(ctx, b.JobID)
+	if res.JobEnded {
+		m.notify(ctx, res.Job)
+	}
+	if res.Batch == nil || res.Job == nil {
+		return nil, fmt.Errorf("%w: batch %s, worker %q", ErrLeaseLost, id, workerID)
+	}
+	if res.Job.Status == StatusPending {
+		// Never claimed through ClaimBatch, which starts the job: FinishJob starts it first.
+		return m.finishIfDone(ctx, res.Job.ID)
+	}
+	return res.Job, nil
 }
 
 // finishIfDone finishes the job when none of its batches is open.

@@ -150,72 +150,66 @@ func (m *Manager) create(ctx context.Context, p CreateParams, retryOf uuid.NullU
 	timeout = (timeout + time.Second - 1).Truncate(time.Second)
 	docs := slices.Clone(p.DocumentIDs)
 
-	var job *Job
-	err = m.store.InTx(ctx, func(tx Store) error {
-		var err error
-		job, err = tx.JobInsert(ctx, &JobInsertParams{
+	var batches []BatchInsertParams
+	if p.Type == TypeProcess {
+		for seq, ids := range splitBatches(docs, m.cfg.BatchSize) {
+			batches = append(batches, BatchInsertParams{ID: uuid.New(), JobID: id, Seq: seq, DocumentIDs: ids})
+		}
+	}
+	// One round trip: the job, its per-document rows and its batches, atomically.
+	job, err := m.store.JobCreate(ctx, &JobCreateParams{
+		Job: JobInsertParams{
 			ID: id, Type: p.Type, Status: StatusPending, SourceID: p.SourceID,
 			DocumentIDs: docs, RetryOf: retryOf, Timeout: timeout,
-		})
-		if err != nil {
-			return err
-		}
-		if err := tx.JobDocumentsInsert(ctx, &JobDocumentsInsertParams{JobID: id, DocumentIDs: docs}); err != nil {
-			return err
-		}
-		if p.Type != TypeProcess {
-			return nil
-		}
-		for seq, ids := range splitBatches(docs, m.cfg.BatchSize) {
-			if err := tx.BatchInsert(ctx, &BatchInsertParams{ID: uuid.New(), JobID: id, Seq: seq, DocumentIDs: ids}); err != nil {
-				return err
-			}
-		}
-		return nil
+		},
+		Batches: batches,
 	})
 	if err != nil {
 		return nil, err
 	}
 	m.notify(ctx, job)
-	return m.enqueue(ctx, job), nil
+	return m.enqueue(ctx, job, batches), nil
 }
 
-// enqueue sends a message for each batch of a committed job and records the first message's
-// id on the job (the spec's queue job id). Failures are logged, not returned: the job is safely
-// pending in Postgres either way, and the reconciler enqueues what did not make it.
-func (m *Manager) enqueue(ctx context.Context, job *Job) *Job {
+// liveStatuses are the statuses in which a job takes a queue message id.
+var liveStatuses = []Status{StatusPending, StatusInProgress}
+
+// enqueue sends a message for each batch of a job just committed, then records the messages on
+// the batches and the first one's id on the job (the spec's queue job id) in one round trip.
+// Failures are logged, not returned: the job is safely pending in Postgres either way, and the
+// reconciler enqueues what did not make it.
+func (m *Manager) enqueue(ctx context.Context, job *Job, batches []BatchInsertParams) *Job {
 	if m.cfg.Enqueuer == nil || job.Type != TypeProcess {
 		return job
 	}
 	// The job is committed; a caller that goes away now should not stop it reaching the queue.
 	ctx = context.WithoutCancel(ctx)
-	batches, err := m.Batches(ctx, job.ID)
-	if err != nil {
-		m.cfg.Logger.WarnContext(ctx, "list batches to enqueue failed; the reconciler will enqueue them",
-			"job_id", job.ID, "error", err)
-		return job
-	}
-	first := ""
-	for _, b := range batches {
-		sent, err := m.EnqueueBatch(ctx, b)
+	marks := make([]BatchMarkEnqueuedParams, 0, len(batches))
+	for _, bp := range batches {
+		// The batch as batch_insert.sql left it: queued, never enqueued, stamped with the job.
+		b := &Batch{ID: bp.ID, JobID: bp.JobID, Seq: bp.Seq, DocumentIDs: bp.DocumentIDs, State: BatchQueued,
+			CreatedAt: job.CreatedAt, UpdatedAt: job.CreatedAt}
+		msgID, err := m.cfg.Enqueuer.EnqueueBatch(ctx, b, 1)
 		if err != nil {
 			m.cfg.Logger.WarnContext(ctx, "enqueue batch failed; the reconciler will enqueue it",
 				"job_id", job.ID, "batch_id", b.ID, "error", err)
 			continue
 		}
-		if first == "" {
-			first = sent.QueueMessageID
-		}
+		marks = append(marks, BatchMarkEnqueuedParams{ID: b.ID, Enqueues: 1, QueueMessageID: msgID})
 	}
-	if first == "" {
+	if len(marks) == 0 {
 		return job
 	}
-	updated, err := m.SetQueueMessageID(ctx, job.ID, first)
+	updated, err := m.store.BatchesMarkEnqueued(ctx, &BatchesMarkEnqueuedParams{
+		Batches: marks,
+		Job:     JobSetQueueMessageIDParams{ID: job.ID, QueueMessageID: marks[0].QueueMessageID, Statuses: liveStatuses},
+	})
 	if err != nil {
 		m.cfg.Logger.WarnContext(ctx, "store queue message id failed",
-			"job_id", job.ID, "queue_message_id", first, "error", err)
+			"job_id", job.ID, "queue_message_id", marks[0].QueueMessageID, "error", err)
 		return job
 	}
+	m.notify(ctx, updated)
 	return updated
 }
 
@@ -494,8 +488,7 @@ func (m *Manager) SetQueueMessageID(ctx context.Context, id uuid.UUID, msgID str
 	if msgID == "" {
 		return nil, errs.InvalidArgument("queue_message_id", "required")
 	}
-	live := []Status{StatusPending, StatusInProgress}
-	job, err := m.store.JobSetQueueMessageID(ctx, &JobSetQueueMessageIDParams{ID: id, QueueMessageID: msgID, Statuses: live})
+	job, err := m.store.JobSetQueueMessageID(ctx, &JobSetQueueMessageIDParams{ID: id, QueueMessageID: msgID, Statuses: liveStatuses})
 	if errors.Is(err, errs.ErrNotFound) {
 		cur, err := m.store.JobGet(ctx, &JobGetParams{ID: id})
 		if err != nil {

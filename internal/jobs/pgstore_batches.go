@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
@@ -94,16 +96,12 @@ func (s *PgStore) BatchList(ctx context.Context, p *BatchListParams) ([]*Batch, 
 
 // BatchMarkEnqueued implements Store.
 func (s *PgStore) BatchMarkEnqueued(ctx context.Context, p *BatchMarkEnqueuedParams) (*Batch, error) {
-	return s.batch(ctx, queries.batchMarkEnqueued, pgx.NamedArgs{
-		"id": p.ID, "enqueues": p.Enqueues, "queue_message_id": p.QueueMessageID,
-	})
+	return s.batch(ctx, queries.batchMarkEnqueued, markEnqueuedArgs(p))
 }
 
 // BatchClaim implements Store.
 func (s *PgStore) BatchClaim(ctx context.Context, p *BatchClaimParams) (*Batch, error) {
-	return s.batch(ctx, queries.batchClaim, pgx.NamedArgs{
-		"id": p.ID, "worker": p.Worker, "lease_seconds": p.Lease.Seconds(),
-	})
+	return s.batch(ctx, queries.batchClaim, claimArgs(p))
 }
 
 // BatchRenew implements Store.
@@ -115,7 +113,7 @@ func (s *PgStore) BatchRenew(ctx context.Context, p *BatchRenewParams) (*Batch, 
 
 // BatchFinish implements Store.
 func (s *PgStore) BatchFinish(ctx context.Context, p *BatchFinishParams) (*Batch, error) {
-	return s.batch(ctx, queries.batchFinish, pgx.NamedArgs{"id": p.ID, "worker": p.Worker})
+	return s.batch(ctx, queries.batchFinish, finishArgs(p))
 }
 
 // BatchRelease implements Store.
@@ -174,4 +172,172 @@ func scanBatch(row pgx.Row) (*Batch, error) {
 	b.CreatedAt, b.UpdatedAt = b.CreatedAt.UTC(), b.UpdatedAt.UTC()
 	b.EnqueuedAt, b.LeaseUntil, b.FinishedAt = utcPtr(b.EnqueuedAt), utcPtr(b.LeaseUntil), utcPtr(b.FinishedAt)
 	return &b, nil
+}
+
+func markEnqueuedArgs(p *BatchMarkEnqueuedParams) pgx.NamedArgs {
+	return pgx.NamedArgs{"id": p.ID, "enqueues": p.Enqueues, "queue_message_id": p.QueueMessageID}
+}
+
+func claimArgs(p *BatchClaimParams) pgx.NamedArgs {
+	return pgx.NamedArgs{"id": p.ID, "worker": p.Worker, "lease_seconds": p.Lease.Seconds()}
+}
+
+func finishArgs(p *BatchFinishParams) pgx.NamedArgs {
+	return pgx.NamedArgs{"id": p.ID, "worker": p.Worker}
+}
+
+// dispatchQueries are the statements only the pipelined writes below use.
+var dispatchQueries = struct {
+	batchLock, batchJobLock, batchJobGet, batchStartJob, batchFinishJob, batchAsyncCommit string
+}{
+	batchAsyncCommit: mustQuery("batch_async_commit"),
+	batchLock:        mustQuery("batch_lock"),
+	batchJobLock:     mustQuery("batch_job_lock"),
+	batchJobGet:      mustQuery("batch_job_get"),
+	batchStartJob:    mustQuery("batch_start_job"),
+	batchFinishJob:   mustQuery("batch_finish_job"),
+}
+
+// pipeline sends the queued statements in one round trip and hands their results to read, in
+// order. Postgres runs them as one implicit transaction (inside the store's own, in InTx): all
+// of them or none, each statement seeing the ones before it.
+func (s *PgStore) pipeline(ctx context.Context, b *pgx.Batch, read func(pgx.BatchResults) error) error {
+	br := s.db.(batchSender).SendBatch(ctx, b)
+	err := read(br)
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// JobCreate implements Store.
+func (s *PgStore) JobCreate(ctx context.Context, p *JobCreateParams) (*Job, error) {
+	j := &p.Job
+	b := &pgx.Batch{}
+	b.Queue(queries.jobInsert, pgx.NamedArgs{
+		"id": j.ID, "type": string(j.Type), "status": string(j.Status), "source_id": j.SourceID,
+		"document_ids": nonNil(j.DocumentIDs), "retry_of": j.RetryOf, "timeout_seconds": int64(j.Timeout / time.Second),
+	})
+	if len(j.DocumentIDs) > 0 {
+		b.Queue(queries.jobDocumentsInsert, pgx.NamedArgs{"job_id": j.ID, "document_ids": j.DocumentIDs})
+	}
+	for _, bt := range p.Batches {
+		b.Queue(queries.batchInsert, pgx.NamedArgs{
+			"id": bt.ID, "job_id": bt.JobID, "seq": bt.Seq, "document_ids": nonNil(bt.DocumentIDs),
+		})
+	}
+	var job *Job
+	err := s.pipeline(ctx, b, func(br pgx.BatchResults) error {
+		var err error
+		if job, err = scanJob(br.QueryRow()); err != nil {
+			return err
+		}
+		for range b.Len() - 1 {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23503" && pgErr.ConstraintName == "jobs_source_id_fkey" {
+		return nil, errs.NotFound("source", j.SourceID.String())
+	}
+	return job, translate(err, j.ID)
+}
+
+// BatchesMarkEnqueued implements Store.
+func (s *PgStore) BatchesMarkEnqueued(ctx context.Context, p *BatchesMarkEnqueuedParams) (*Job, error) {
+	b := &pgx.Batch{}
+	lead := s.queueAsyncCommit(b)
+	for i := range p.Batches {
+		b.Queue(queries.batchMarkEnqueued, markEnqueuedArgs(&p.Batches[i]))
+	}
+	b.Queue(queries.jobSetQueueMessageID, pgx.NamedArgs{
+		"id": p.Job.ID, "queue_message_id": p.Job.QueueMessageID, "statuses": statusStrings(p.Job.Statuses),
+	})
+	var job *Job
+	err := s.pipeline(ctx, b, func(br pgx.BatchResults) error {
+		for range len(p.Batches) + lead {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		var err error
+		job, err = scanJob(br.QueryRow())
+		return err
+	})
+	return job, translate(err, p.Job.ID)
+}
+
+// queueAsyncCommit lets the pipeline's own transaction commit asynchronously and returns the
+// number of statements it queued: none on a store in the caller's transaction (InTx), whose
+// commit is the caller's to decide.
+func (s *PgStore) queueAsyncCommit(b *pgx.Batch) int {
+	if _, inTx := s.db.(pgx.Tx); inTx {
+		return 0
+	}
+	b.Queue(dispatchQueries.batchAsyncCommit)
+	return 1
+}
+
+// BatchClaimStart implements Store.
+func (s *PgStore) BatchClaimStart(ctx context.Context, p *BatchClaimParams) (*BatchClaimed, error) {
+	b := &pgx.Batch{}
+	lead := s.queueAsyncCommit(b)
+	b.Queue(queries.batchClaim, claimArgs(p))
+	b.Queue(dispatchQueries.batchStartJob, pgx.NamedArgs{"id": p.ID, "worker": p.Worker})
+	b.Queue(dispatchQueries.batchJobGet, pgx.NamedArgs{"id": p.ID})
+	res := &BatchClaimed{}
+	var err error
+	res.Batch, res.Started, res.Job, err = s.batchThenJob(ctx, b, lead)
+	return res, err
+}
+
+// BatchFinishJob implements Store.
+func (s *PgStore) BatchFinishJob(ctx context.Context, p *BatchFinishParams) (*BatchFinished, error) {
+	id := pgx.NamedArgs{"id": p.ID}
+	b := &pgx.Batch{}
+	b.Queue(dispatchQueries.batchLock, id)
+	b.Queue(dispatchQueries.batchJobLock, id)
+	b.Queue(queries.batchFinish, finishArgs(p))
+	b.Queue(dispatchQueries.batchFinishJob, id)
+	b.Queue(dispatchQueries.batchJobGet, id)
+	res := &BatchFinished{}
+	var err error
+	res.Batch, res.JobEnded, res.Job, err = s.batchThenJob(ctx, b, 2)
+	return res, err
+}
+
+// batchThenJob runs a pipeline of lead statements whose results do not matter, then one that
+// returns a batch row (or none), one whose row count says whether it changed the job, and one
+// that reads the job (or none).
+func (s *PgStore) batchThenJob(ctx context.Context, b *pgx.Batch, lead int) (batch *Batch, changed bool, job *Job, err error) {
+	err = s.pipeline(ctx, b, func(br pgx.BatchResults) error {
+		for range lead {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		var err error
+		if batch, err = optional(scanBatch(br.QueryRow())); err != nil {
+			return err
+		}
+		tag, err := br.Exec()
+		if err != nil {
+			return err
+		}
+		changed = tag.RowsAffected() > 0
+		job, err = optional(scanJob(br.QueryRow()))
+		return err
+	})
+	return batch, changed, job, translate(err, uuid.Nil)
+}
+
+// optional turns "no row" into a nil result without error.
+func optional[T any](v *T, err error) (*T, error) {
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	return v, err
 }

@@ -80,6 +80,29 @@ type Store interface {
 	// BatchListQueued reads queued batches of active jobs never enqueued or enqueued before Before.
 	BatchListQueued(ctx context.Context, p *BatchListQueuedParams) ([]*Batch, error)
 
+	// The dispatch path's writes: each is one transaction sent in one round trip (statements
+	// pipelined), where the single-statement methods above would take several.
+
+	// JobCreate inserts a job at version 1 (as JobInsert), a pending result per document (as
+	// JobDocumentsInsert) and the given queued batches (as BatchInsert), atomically.
+	JobCreate(ctx context.Context, p *JobCreateParams) (*Job, error)
+	// BatchesMarkEnqueued records the messages sent for a job's batches (as BatchMarkEnqueued;
+	// a stale or claimed batch is left as it is) and stores the job's queue message id (as
+	// JobSetQueueMessageID). errs.ErrNotFound when the job is not in one of Job.Statuses; the
+	// batches are marked all the same. It may commit asynchronously: a crash of Postgres may
+	// forget the marks, and the reconciler then enqueues the batches again.
+	BatchesMarkEnqueued(ctx context.Context, p *BatchesMarkEnqueuedParams) (*Job, error)
+	// BatchClaimStart claims a batch (as BatchClaim) and starts its job if it is pending. The
+	// result's Batch is nil when the batch was not claimable. It may commit asynchronously: a
+	// crash of Postgres may forget the claim (the worker's next report, refused, stops it, and
+	// the reconciler enqueues the batch again).
+	BatchClaimStart(ctx context.Context, p *BatchClaimParams) (*BatchClaimed, error)
+	// BatchFinishJob marks the worker's running batch done (as BatchFinish) and, under the
+	// job's row lock, ends the job (COMPLETED, or FAILED when no document could be processed)
+	// if it is running and none of its batches is open any more. The result's Batch is nil when
+	// the worker did not hold the batch.
+	BatchFinishJob(ctx context.Context, p *BatchFinishParams) (*BatchFinished, error)
+
 	// JobDocumentsList reads a job's results ordered by document_id.
 	JobDocumentsList(ctx context.Context, p *JobDocumentsListParams) ([]*DocumentResult, error)
 
@@ -112,7 +135,6 @@ type ReportVerdict struct {
 	// StrayDocumentID is the report's first document that is not the job's (ReportNotMember).
 	StrayDocumentID uuid.NullUUID
 }
-
 
 // JobInsertParams are the columns of a new job; the rest take their defaults.
 type JobInsertParams struct {
@@ -244,6 +266,38 @@ type BatchOpenCountParams struct{ JobID uuid.UUID }
 type BatchListQueuedParams struct {
 	Before time.Time
 	Max    int
+}
+
+// JobCreateParams are a new job and its batches (none for a crawl job).
+type JobCreateParams struct {
+	Job     JobInsertParams
+	Batches []BatchInsertParams
+}
+
+// BatchesMarkEnqueuedParams record the messages sent for a job's batches and the job's message id.
+type BatchesMarkEnqueuedParams struct {
+	Batches []BatchMarkEnqueuedParams
+	Job     JobSetQueueMessageIDParams
+}
+
+// BatchClaimed is what BatchClaimStart did.
+type BatchClaimed struct {
+	// Batch is the claimed batch; nil when it was not claimable.
+	Batch *Batch
+	// Job is the batch's job after the claim; nil when the batch does not exist.
+	Job *Job
+	// Started says the claim moved the job from pending to in_progress.
+	Started bool
+}
+
+// BatchFinished is what BatchFinishJob did.
+type BatchFinished struct {
+	// Batch is the finished batch; nil when the worker did not hold it.
+	Batch *Batch
+	// Job is the batch's job afterwards; nil when the batch does not exist.
+	Job *Job
+	// JobEnded says this call ended the job.
+	JobEnded bool
 }
 
 // JobSetCrawlProgressParams are a crawl job's progress.

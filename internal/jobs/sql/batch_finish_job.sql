@@ -1,0 +1,16 @@
+-- After a batch was marked done (batch_finish.sql, in the same transaction, under the job's
+-- lock): end its running job when none of the job's batches is open any more. The outcome is
+-- FinishJob's: FAILED when documents failed and none could be processed, else COMPLETED (with
+-- error_count telling how many failed). No row changed: batches are still open, the job is not
+-- running (finished, or pending: FinishJob handles that), or the batch is not done.
+UPDATE jobs j
+SET status      = CASE WHEN j.processed_count = 0 AND j.error_count > 0 THEN 'failed' ELSE 'completed' END,
+    error       = CASE WHEN j.processed_count = 0 AND j.error_count > 0
+                       THEN format('none of the %s documents could be processed; see the per-document errors', j.error_count)
+                       ELSE j.error END,
+    finished_at = now(),
+    version     = j.version + 1,
+    updated_at  = now()
+WHERE j.id = (SELECT job_id FROM job_batches WHERE id = @id AND state = 'done')
+  AND j.status = 'in_progress'
+  AND NOT EXISTS (SELECT 1 FROM job_batches o WHERE o.job_id = j.id AND o.state <> 'done');
