@@ -59,6 +59,11 @@ const page = context.pages()[0] ?? (await context.newPage());
 page.setDefaultTimeout(timeout);
 const pageErrors = [];
 page.on("pageerror", (e) => pageErrors.push(String(e)));
+// The console loads nothing from elsewhere: no fonts, no CDN.
+const foreign = [];
+page.on("request", (r) => {
+  if (!r.url().startsWith(`${base}/`) && !r.url().startsWith("data:")) foreign.push(r.url());
+});
 
 let n = 0;
 const shot = async (name) => {
@@ -77,8 +82,8 @@ const step = async (name, fn) => {
   console.log(`ok   ${name} (${Date.now() - t0} ms)`);
 };
 
-/** progressOf reads the job page's bar. */
-const progressOf = () => page.locator("#job-progress [role=progressbar]").getAttribute("aria-valuenow");
+/** navTo follows a link of the header's navigation. */
+const navTo = (name) => page.locator("nav").getByRole("link", { name, exact: true }).click();
 
 /** waitFull waits for the job page's bar to reach 100 and records every value it showed. */
 async function waitFull() {
@@ -171,7 +176,7 @@ async function flow() {
   });
 
   await step("jobs page lists both jobs", async () => {
-    await page.getByRole("link", { name: "Jobs", exact: true }).click();
+    await navTo("Jobs");
     await page.locator("#jobs tbody tr[data-job-id]").nth(1).waitFor();
     assert.equal(await page.locator(`#jobs tr[data-job-id="${firstJob}"] [role=progressbar]`).getAttribute("aria-valuenow"), "100");
     await page.locator("#filter-status").selectOption("JOB_STATUS_COMPLETED");
@@ -181,7 +186,7 @@ async function flow() {
   });
 
   await step("search finds the right document", async () => {
-    await page.getByRole("link", { name: "Search" }).click();
+    await navTo("Search");
     await page.locator("#search-query").fill(env("CONSOLE_QUERY"));
     await page.locator("#search-source").selectOption({ label: sourceName });
     await page.locator("#search-query").press("Enter");
@@ -193,7 +198,7 @@ async function flow() {
   });
 
   await step("workers and stats", async () => {
-    await page.getByRole("link", { name: "Workers & stats" }).click();
+    await navTo("Workers & stats");
     await page.locator("#workers tr[data-worker-id]").first().waitFor();
     await page.getByText("documents / s").waitFor();
     await shot("workers");
@@ -201,7 +206,7 @@ async function flow() {
 
   await step("cancel a running job", async () => {
     // The server holds this document until the test ends: its job runs until cancelled.
-    await page.getByRole("link", { name: "Sources" }).click();
+    await navTo("Sources");
     await page.locator("#upload-name").fill("stuck");
     await page.locator("#upload-files").setInputFiles({ name: "stuck.md", mimeType: "text/markdown", buffer: Buffer.from("# Stuck\n\nHOLD-FOR-CANCEL\n") });
     await page.getByRole("button", { name: "Upload" }).click();
@@ -215,7 +220,7 @@ async function flow() {
   });
 
   await step("add a web source: its crawl job runs to the end", async () => {
-    await page.getByRole("link", { name: "Sources" }).click();
+    await navTo("Sources");
     await page.locator("#web-url").fill(env("CONSOLE_SITE_URL"));
     await page.locator("#web-name").fill("site");
     await page.locator("#web-limit").fill("10");
@@ -229,13 +234,13 @@ async function flow() {
   });
 
   await step("the web source is listed with its last crawl, and refreshes", async () => {
-    await page.getByRole("link", { name: "Sources" }).click();
+    await navTo("Sources");
     const row = page.locator("#sources tr[data-source-id]", { hasText: "site" });
     await row.locator("td[data-label='Last crawl'] a").waitFor();
     await row.getByRole("button", { name: "Refresh" }).click();
     await page.waitForURL(/#\/jobs\/[0-9a-f-]{36}$/);
     await waitFull();
-    await page.getByRole("link", { name: "Sources" }).click();
+    await navTo("Sources");
     await page.locator("#sources tr[data-source-id]", { hasText: "site" }).waitFor();
     await shot("sources-with-web-source");
   });
@@ -254,15 +259,29 @@ async function flow() {
     await page.keyboard.type(env("CONSOLE_QUERY"));
     await page.keyboard.press("Enter");
     await page.locator("#search-results .result").first().waitFor();
-    await page.getByRole("link", { name: "Sources" }).click();
+    await navTo("Sources");
   });
 
-  await step("phone layout", async () => {
+  await step("phone layout: no page is wider than a phone", async () => {
     await page.setViewportSize({ width: 390, height: 844 });
+    const fits = async (name) => {
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(overflow <= 0, `${name} is ${overflow}px wider than a phone`);
+    };
     await page.locator("#sources tr[data-source-id]").first().waitFor();
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
-    assert.ok(overflow <= 0, `the page is ${overflow}px wider than a phone`);
+    await fits("sources");
     await shot("sources-phone");
+    await navTo("Jobs");
+    await page.locator("#jobs tbody tr[data-job-id]").first().waitFor();
+    await fits("jobs");
+    await page.locator("#jobs tbody tr[data-job-id]", { hasText: "process" }).first().locator("a").click();
+    await page.locator("#results tr").first().waitFor();
+    await fits("a job");
+    await shot("job-phone");
+    await navTo("Workers & stats");
+    await page.locator("#workers tr[data-worker-id]").first().waitFor();
+    await fits("workers");
+    await navTo("Sources");
     await page.setViewportSize({ width: 1280, height: 860 });
   });
 
@@ -314,6 +333,7 @@ try {
   if (mode === "auth") await auth();
   else await flow();
   assert.deepEqual(pageErrors, [], "uncaught errors in the page");
+  assert.deepEqual(foreign, [], "requests to other origins");
 } catch (e) {
   failed = true;
   if (pageErrors.length) console.log(`page errors:\n${pageErrors.join("\n")}`);
