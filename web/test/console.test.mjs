@@ -264,23 +264,21 @@ async function flow() {
 
   await step("phone layout: no page is wider than a phone", async () => {
     await page.setViewportSize({ width: 390, height: 844 });
-    const fits = async (name) => {
+    // fits waits for a page's content, then checks nothing sticks out sideways.
+    const fits = async (name, ready) => {
+      await page.locator(ready).first().waitFor();
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
       assert.ok(overflow <= 0, `${name} is ${overflow}px wider than a phone`);
     };
-    await page.locator("#sources tr[data-source-id]").first().waitFor();
-    await fits("sources");
+    await fits("sources", "#sources tr[data-source-id]");
     await shot("sources-phone");
     await navTo("Jobs");
-    await page.locator("#jobs tbody tr[data-job-id]").first().waitFor();
-    await fits("jobs");
+    await fits("jobs", "#jobs tbody tr[data-job-id]");
     await page.locator("#jobs tbody tr[data-job-id]", { hasText: "process" }).first().locator("a").click();
-    await page.locator("#results tr").first().waitFor();
-    await fits("a job");
+    await fits("a job", "#results tr");
     await shot("job-phone");
     await navTo("Workers & stats");
-    await page.locator("#workers tr[data-worker-id]").first().waitFor();
-    await fits("workers");
+    await fits("workers", "#workers tr[data-worker-id]");
     await navTo("Sources");
     await page.setViewportSize({ width: 1280, height: 860 });
   });
