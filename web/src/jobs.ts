@@ -143,6 +143,7 @@ export function jobDetailPage(main: HTMLElement, _params: URLSearchParams, jobId
   const progressSlot = h("div", { id: "job-progress" });
   let lastCounts = "";
   let resultsTimer: number | undefined;
+  let loads = 0;
   let uris = new Map<string, string>();
   let sourceName = "";
   let current: Job | undefined;
@@ -230,6 +231,10 @@ export function jobDetailPage(main: HTMLElement, _params: URLSearchParams, jobId
       replace(results, h("p", { class: "muted" }, "A crawl job's pages become documents of the processing jobs it starts; see the source's jobs."));
       return;
     }
+    // While the job runs the table shows its first page and is read again as it moves; once
+    // it ended, up to 1,000 results. A slower earlier read never overwrites a later one.
+    const seq = ++loads;
+    const limit = terminal(job) ? 1000 : 100;
     try {
       const rows: DocumentResult[] = [];
       let token = "";
@@ -237,9 +242,9 @@ export function jobDetailPage(main: HTMLElement, _params: URLSearchParams, jobId
         const r = await api.jobDocuments(jobId, token);
         rows.push(...r.results);
         token = r.nextPageToken;
-      } while (token && rows.length < 1000);
+      } while (token && rows.length < limit);
       if (uris.size === 0) uris = await documentUris(job.sourceId);
-      if (!alive) return;
+      if (!alive || seq !== loads) return;
       // Failures first: they are what the page is opened for.
       rows.sort((a, b) => Number(b.status === DocumentResultStatus.FAILED) - Number(a.status === DocumentResultStatus.FAILED));
       replace(results, resultsTable(rows, uris));
