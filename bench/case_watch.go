@@ -173,7 +173,7 @@ func prepareWatch(ctx context.Context, env *Env) (p *Prepared, err error) {
 		Compare:  [][2]string{{project.Name, floor.Name}},
 		Notes: []string{
 			"latency: from just before the report is sent to the arrival of the update that shows it (a WatchJob message whose processed_count counts it; the Redis message carrying its number); lower is better, so ratio = floor / project (below 1: the project is slower than the floor, as it must be)",
-			"project: a real server in this process (app.Build, server.New) on its own Postgres schema and Redis prefix; each report marks one document done (a transaction recounting the job, a notice on the event bus, a re-read of the job per watcher); WatchJob's poll is off, so every update comes from a notice",
+			"project: a real server in this process (app.Build, server.New) on its own Postgres schema and Redis prefix; each report marks one document done (recorded by the server's group commit: the reports waiting together share one transaction and one round trip to Postgres; the committed job goes to the watchers with the notice, without a re-read); WatchJob's poll is off, so every update comes from a notice",
 			"each job is a closed loop: the next report is sent when the previous one's update has arrived; lost: an update missing for 10 s or skipped; reordered: an update older than one already seen; either fails the case",
 		},
 		Close: closeAll,

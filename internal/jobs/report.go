@@ -44,7 +44,7 @@ const (
 const (
 	defaultMaxReports   = 256
 	defaultMaxResults   = 10_000
-	defaultMaxInFlight  = 4
+	defaultMaxInFlight  = 1
 	reportCommitTimeout = 30 * time.Second
 )
 
@@ -105,7 +105,9 @@ type RecorderConfig struct {
 	// report still goes alone). Defaults to 10,000.
 	MaxResults int
 	// MaxInFlight caps the transactions under way at once. More than one lets a group start
-	// while the previous one waits for its commit to reach the disk. Defaults to 4.
+	// while the previous one waits for its commit to reach the disk, at the cost of smaller
+	// groups and more transactions; on the 2-core benchmark machine 2 and 4 were no better
+	// than 1 (docs/performance.md). Defaults to 1.
 	MaxInFlight int
 }
 

@@ -213,6 +213,19 @@ func TestJobReportGroup(t *testing.T) {
 	require.Equal(t, c.job.Version+1, got.Version)
 	require.Equal(t, [3]int64{2, 1, 14}, counters(got), "doc 0 failed (the later report), 1 skipped (3), 3 succeeded (11)")
 	require.Equal(t, countersFromRows(t, b, c.job.ID), counters(got))
+
+	// A statement that fails takes the whole transaction back, and the pool's connections
+	// stay usable.
+	before := rowText(t, b.pool, c.job.ID)
+	good, bad := c.report(0, doc(0, jobs.DocSucceeded, 1)), c.report(1, doc(2, "odd", 1))
+	for range 10 { // more than the pool's connections
+		_, err = store.JobReport(ctx, &jobs.JobReportParams{Reports: []*jobs.ReportParams{&good, &bad}})
+		requireInvalidArgument(t, err, "status")
+	}
+	require.Equal(t, before, rowText(t, b.pool, c.job.ID))
+	res, err = store.JobReport(ctx, &jobs.JobReportParams{Reports: []*jobs.ReportParams{&good}})
+	require.NoError(t, err)
+	require.Equal(t, jobs.ReportOK, res.Verdicts[0].Outcome)
 }
 
 // TestRecorderGroupsAndCommittedHook: reports waiting together share a transaction; Committed
