@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 	"github.com/pipeline-dev/pipeline/internal/app"
 	"github.com/pipeline-dev/pipeline/internal/config"
 	"github.com/pipeline-dev/pipeline/internal/embed"
+	"github.com/pipeline-dev/pipeline/internal/servertest"
 )
 
 // consoleScreenshots is where the console tests leave a screenshot of each page (CI keeps them).
@@ -70,10 +73,11 @@ func TestConsole(t *testing.T) {
 	web.set("/", page(1, "The home page of the crawled site."))
 	web.set("/docs", page(2, "A page the crawl finds by its link."))
 
-	runConsole(t, script, b.httpAddr, "flow", func(line string) {
+	runConsole(t, script, b.httpAddr, "flow", func(line string) string {
 		if line == "UNBLOCK" {
 			release()
 		}
+		return ""
 	},
 		"CONSOLE_FOLDER="+folder,
 		"CONSOLE_SOURCE_NAME=handbook",
@@ -105,14 +109,39 @@ func (h *holdEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, 
 	return h.Embedder.Embed(ctx, texts)
 }
 
-// TestConsoleAPIKey: against a server with API keys the console says it is unauthorized until a
-// key is entered, and says when the server cannot be reached.
-func TestConsoleAPIKey(t *testing.T) {
+// TestConsoleKeysAndOutage runs the console against a server with API keys and no workers: it
+// says it is unauthorized until a key is entered, says permission denied for a read-only key's
+// write, follows a pending job, says the server is unreachable while it is stopped (the script
+// asks for STOP) and follows the job again after it is back (START); a cancel made through the
+// API (CANCEL <job id>) then reaches the page on the reopened stream.
+func TestConsoleKeysAndOutage(t *testing.T) {
 	t.Parallel()
 	script := consoleTools(t)
-	const key = "console-test-key-0123456789"
-	b := start(t, options{cfg: func(c *config.Config) { c.APIKeys = []string{key + ":read"} }})
-	runConsole(t, script, b.httpAddr, "auth", nil, "CONSOLE_API_KEY="+key)
+	const readKey, writeKey = "console-read-key-0123456789", "console-write-key-0123456789"
+	srv := servertest.Start(t, servertest.Options{Config: func(c *config.Config) {
+		c.APIKeys = []string{readKey + ":read", writeKey}
+	}})
+	runConsole(t, script, srv.HTTPAddr, "outage", func(line string) string {
+		cmd, arg, _ := strings.Cut(line, " ")
+		switch cmd {
+		case "STOP":
+			srv.Stop()
+			return "STOPPED"
+		case "START":
+			srv.Restart()
+			return "STARTED"
+		case "CANCEL":
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+srv.HTTPAddr+"/v1/jobs/"+arg+":cancel", nil)
+			require.NoError(t, err)
+			req.Header.Set("Authorization", "Bearer "+writeKey)
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			_ = resp.Body.Close()
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			return "CANCELLED"
+		}
+		return ""
+	}, "CONSOLE_READ_KEY="+readKey, "CONSOLE_WRITE_KEY="+writeKey)
 }
 
 // consoleTools returns the browser test's script, or skips (fails under PIPELINE_REQUIRE_TOOLS=1,
@@ -141,9 +170,10 @@ func chromium() string {
 	return "/usr/bin/chromium"
 }
 
-// runConsole runs the browser test in one mode against the server at httpAddr; onLine, when
-// set, sees each line the script prints as it comes.
-func runConsole(t *testing.T, script, httpAddr, mode string, onLine func(string), env ...string) {
+// runConsole runs the browser test in one mode against the server at httpAddr. onLine, when
+// set, sees each line the script prints as it comes; a reply it returns goes to the script's
+// standard input as one line (the script waits for it).
+func runConsole(t *testing.T, script, httpAddr, mode string, onLine func(string) string, env ...string) {
 	t.Helper()
 	shots, err := filepath.Abs(filepath.Join(consoleScreenshots, mode))
 	require.NoError(t, err)
@@ -161,16 +191,22 @@ func runConsole(t *testing.T, script, httpAddr, mode string, onLine func(string)
 	cmd.Env = append(cmd.Env, env...)
 	var out, stderr bytes.Buffer // stderr is written by exec's own goroutine
 	cmd.Stderr = &stderr
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
 	lines := bufio.NewScanner(stdout)
 	for lines.Scan() {
 		out.WriteString(lines.Text() + "\n")
-		if onLine != nil {
-			onLine(lines.Text())
+		if onLine == nil {
+			continue
+		}
+		if reply := onLine(lines.Text()); reply != "" {
+			_, _ = io.WriteString(stdin, reply+"\n")
 		}
 	}
+	_ = stdin.Close()
 	err = cmd.Wait()
 	t.Logf("console test (%s), screenshots in %s:\n%s%s", mode, shots, out.String(), stderr.String())
 	require.NoError(t, err, "the console's browser test failed")

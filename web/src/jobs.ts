@@ -144,6 +144,7 @@ export function jobDetailPage(main: HTMLElement, _params: URLSearchParams, jobId
   let lastCounts = "";
   let resultsTimer: number | undefined;
   let loads = 0;
+  let resultsFailed = false;
   let uris = new Map<string, string>();
   let sourceName = "";
   let current: Job | undefined;
@@ -217,7 +218,8 @@ export function jobDetailPage(main: HTMLElement, _params: URLSearchParams, jobId
     // The per-document table follows the counters: reloaded when they move (at most once a
     // second) and when the job ends.
     const counts = `${job.status}/${p?.processedCount}/${p?.errorCount}`;
-    if (counts !== lastCounts) {
+    if (counts !== lastCounts || resultsFailed) {
+      resultsFailed = false;
       lastCounts = counts;
       if (terminal(job)) void loadResults(job);
       else if (resultsTimer === undefined) resultsTimer = window.setTimeout(() => void loadResults(job), 1000);
@@ -249,7 +251,9 @@ export function jobDetailPage(main: HTMLElement, _params: URLSearchParams, jobId
       rows.sort((a, b) => Number(b.status === DocumentResultStatus.FAILED) - Number(a.status === DocumentResultStatus.FAILED));
       replace(results, resultsTable(rows, uris));
     } catch (e) {
-      replace(results, errorBox(e));
+      // Read again with the next update the watch brings (after an outage, its first).
+      resultsFailed = true;
+      if (seq === loads) replace(results, errorBox(e));
     }
   };
 

@@ -3,19 +3,21 @@
 // and passes these settings:
 //
 //   CONSOLE_URL          the server's HTTP address, http://host:port
-//   CONSOLE_MODE         "flow" (upload, progress, failure, retry, search, delete) or "auth"
-//                        (a server with API keys: the unauthorized state, then the key dialog)
+//   CONSOLE_MODE         "flow" (upload, progress, failure, retry, search, cancel, crawl, delete)
+//                        or "outage" (a server with API keys and no workers: unauthorized,
+//                        permission denied, the server stopped and started again)
 //   CONSOLE_FOLDER       the folder to upload (flow)
 //   CONSOLE_SOURCE_NAME  the upload source's name (flow)
 //   CONSOLE_FAILED_URI   the document whose first job fails (flow)
 //   CONSOLE_QUERY, CONSOLE_QUERY_URI  a search and the uri its first result must have (flow)
 //   CONSOLE_SITE_URL     a small web site to add as a source and crawl (flow)
-//
-// In flow mode one document waits in the server until the script prints the line UNBLOCK
-// (after it saw the job part done), so the bar is seen moving live.
-//   CONSOLE_API_KEY      the key to enter (auth)
+//   CONSOLE_READ_KEY, CONSOLE_WRITE_KEY  a read-only and a read-write key (outage)
 //   CONSOLE_SCREENSHOTS  the folder for a screenshot of each page
 //   CHROMIUM             the browser (default /usr/bin/chromium)
+//
+// In flow mode one document waits in the server until the script prints the line UNBLOCK
+// (after it saw the job part done), so the bar is seen moving live. In outage mode the script
+// asks the Go test to STOP and START the server and to CANCEL a job, and waits for its answer.
 //
 // It prints each step and exits non-zero on the first failure, with a screenshot of the page
 // as it was.
@@ -24,6 +26,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 
 const env = (name, fallback) => {
   const v = process.env[name] ?? fallback;
@@ -64,6 +67,15 @@ const foreign = [];
 page.on("request", (r) => {
   if (!r.url().startsWith(`${base}/`) && !r.url().startsWith("data:")) foreign.push(r.url());
 });
+
+// The Go test answers some lines on stdin (see e2e/console_test.go): ask prints a request and
+// waits for the reply line.
+const replies = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+const ask = async (line) => {
+  console.log(line);
+  const r = await replies.next();
+  return r.done ? "" : r.value;
+};
 
 let n = 0;
 const shot = async (name) => {
@@ -299,36 +311,66 @@ async function flow() {
   });
 }
 
-async function auth() {
+async function outage() {
   await step("a server with keys: the console says unauthorized", async () => {
     await page.goto(`${base}/#/sources`);
-    const banner = page.getByRole("alert").filter({ hasText: "Unauthorized" });
-    await banner.waitFor();
+    await page.getByRole("alert").filter({ hasText: "Unauthorized" }).waitFor();
     await shot("unauthorized");
   });
-  await step("entering the API key loads the page", async () => {
-    await page.getByRole("button", { name: "Enter API key" }).click();
-    await page.getByLabel("Key", { exact: true }).fill(env("CONSOLE_API_KEY"));
+
+  const enterKey = async (key) => {
+    await page.getByRole("button", { name: /API key/ }).first().click();
+    await page.getByLabel("Key", { exact: true }).fill(key);
     await page.getByRole("button", { name: "Save" }).click();
-    await page.locator("#no-sources, #sources").first().waitFor();
+  };
+
+  await step("a read-only key reads, and its write is refused as permission denied", async () => {
+    await enterKey(env("CONSOLE_READ_KEY"));
+    await page.locator("#no-sources").waitFor();
     assert.equal(await page.locator(".banner").isHidden(), true);
-    await shot("authorized");
+    await page.locator("#upload-files").setInputFiles({ name: "a.md", mimeType: "text/markdown", buffer: Buffer.from("# A\n\nText.\n") });
+    await page.getByRole("button", { name: "Upload" }).click();
+    await page.getByRole("alert").filter({ hasText: "Permission denied" }).waitFor();
+    await shot("permission-denied");
   });
-  await step("the server gone: the console says it is unreachable", async () => {
-    // Refused API calls stand in for a stopped server, on the same page.
-    await page.route("**/v1/**", (r) => r.abort("connectionrefused"));
-    await page.getByRole("button", { name: "Reload list" }).click();
+
+  let jobId = "";
+  await step("a read-write key uploads; the job page follows the pending job", async () => {
+    await enterKey(env("CONSOLE_WRITE_KEY"));
+    await page.locator("#upload-files").setInputFiles({ name: "a.md", mimeType: "text/markdown", buffer: Buffer.from("# A\n\nText.\n") });
+    await page.getByRole("button", { name: "Upload" }).click();
+    await page.waitForURL(/#\/jobs\/[0-9a-f-]{36}$/);
+    jobId = page.url().split("/").at(-1);
+    await page.getByText("Live: following the job's progress stream.").waitFor();
+    await page.evaluate(() => (window.__sameLoad = true));
+  });
+
+  await step("the server stops: the console says it is unreachable", async () => {
+    assert.equal(await ask("STOP"), "STOPPED");
     await page.getByRole("alert").filter({ hasText: "Server unreachable" }).waitFor();
+    await page.getByText(/Progress stream interrupted/).waitFor();
     await shot("server-unreachable");
-    await page.unroute("**/v1/**");
-    await page.getByRole("button", { name: "Try again" }).click();
+  });
+
+  await step("the server is back: the page follows the job again by itself", async () => {
+    assert.equal(await ask("START"), "STARTED");
+    await page.getByText("Live: following the job's progress stream.").waitFor();
     await page.locator(".banner").waitFor({ state: "hidden" });
+    await page.locator("#results tr[data-status=PENDING]").waitFor();
+  });
+
+  await step("a cancel made elsewhere reaches the page on the reopened stream", async () => {
+    assert.equal(await ask(`CANCEL ${jobId}`), "CANCELLED");
+    await page.locator("#job-progress [role=progressbar][data-status=CANCELLED]").waitFor();
+    await page.locator("#job-facts .badge.status-cancelled").waitFor();
+    assert.equal(await page.evaluate(() => window.__sameLoad), true, "the page was reloaded");
+    await shot("cancelled-after-outage");
   });
 }
 
 let failed = false;
 try {
-  if (mode === "auth") await auth();
+  if (mode === "outage") await outage();
   else await flow();
   assert.deepEqual(pageErrors, [], "uncaught errors in the page");
   assert.deepEqual(foreign, [], "requests to other origins");
