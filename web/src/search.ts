@@ -64,7 +64,7 @@ function resultItem(r: SearchResult): HTMLElement {
       h("span", { class: "score", title: "similarity score" }, r.score.toFixed(3)),
       h("span", { class: "result-title" }, r.title || r.uri),
     ),
-    h("div", { class: "muted small" }, web ? h("a", { href: r.uri, rel: "noopener noreferrer", target: "_blank" }, r.uri) : r.uri),
+    (web || (r.title && r.title !== r.uri)) && h("div", { class: "muted small" }, web ? h("a", { href: r.uri, rel: "noopener noreferrer", target: "_blank" }, r.uri) : r.uri),
     r.headingPath && h("div", { class: "heading-path small" }, r.headingPath),
     h("p", { class: "result-text" }, r.text),
   );
