@@ -8,13 +8,16 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	pipelinev1 "github.com/pipeline-dev/pipeline/gen/go/pipeline/v1"
+	"github.com/pipeline-dev/pipeline/internal/app"
 	"github.com/pipeline-dev/pipeline/internal/config"
 )
 
@@ -40,6 +43,8 @@ func init() {
 		Primary: ms("p99"),
 		Summary: []Metric{ms("p50"), ms("p99")},
 		Columns: []Metric{ms("p50"), ms("p99"), ms("max"), {Name: "events/s", Format: "%.0f"},
+			{Name: "PG trips/event", Format: "%.3f"}, {Name: "PG stmts/event", Format: "%.3f"},
+			{Name: "Redis trips/event", Format: "%.2f"}, {Name: "Redis cmds/event", Format: "%.2f"},
 			{Name: "events", Format: "%.0f"}, {Name: "lost", Format: "%.0f"}, {Name: "reordered", Format: "%.0f"}},
 		Prepare: prepareWatch,
 	})
@@ -137,10 +142,11 @@ func prepareWatch(ctx context.Context, env *Env) (p *Prepared, err error) {
 	// Each report marks one more document done, so a job needs a document per report of every
 	// run, plus one that is never reported, so that it never finishes.
 	docs := (env.Runs+1)*perJob + 1
-	srv, err := startServer(ctx, env.Dir, func(c *config.Config) {
+	trips := &tripCounter{}
+	srv, err := startServerWith(ctx, env.Dir, func(c *config.Config) {
 		c.WatchPollInterval = time.Hour
 		c.BatchSize = docs // one batch per job, held by one reporting "worker"
-	})
+	}, app.Options{PGTracer: trips, RedisCommands: trips.redisCall})
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +165,7 @@ func prepareWatch(ctx context.Context, env *Env) (p *Prepared, err error) {
 		}
 	}()
 
-	project, err := watchProject(ctx, runCtx, env, srv, docs, perJob, &closers)
+	project, err := watchProject(ctx, runCtx, env, srv, docs, perJob, trips, &closers)
 	if err != nil {
 		return nil, err
 	}
@@ -175,6 +181,7 @@ func prepareWatch(ctx context.Context, env *Env) (p *Prepared, err error) {
 			"latency: from just before the report is sent to the arrival of the update that shows it (a WatchJob message whose processed_count counts it; the Redis message carrying its number); lower is better, so ratio = floor / project (below 1: the project is slower than the floor, as it must be)",
 			"project: a real server in this process (app.Build, server.New) on its own Postgres schema and Redis prefix; each report marks one document done (recorded by the server's group commit: the reports waiting together share one transaction and one round trip to Postgres; the committed job goes to the watchers with the notice, without a re-read); WatchJob's poll is off, so every update comes from a notice",
 			"each job is a closed loop: the next report is sent when the previous one's update has arrived; lost: an update missing for 10 s or skipped; reordered: an update older than one already seen; either fails the case",
+			"PG trips/event and stmts/event: Postgres round trips (one statement, or one pipelined batch) and statements the server sent during a run, per update; Redis trips/event and cmds/event likewise (a pipeline is one trip); counted by a pgx tracer and a go-redis hook on the server's own clients",
 		},
 		Close: closeAll,
 	}, nil
@@ -182,7 +189,7 @@ func prepareWatch(ctx context.Context, env *Env) (p *Prepared, err error) {
 
 // watchProject ingests a job per watcher, claims its batch as a worker does, and opens a
 // ReportProgress stream and a WatchJob stream per job; they live until the case closes.
-func watchProject(ctx, runCtx context.Context, env *Env, srv *liveServer, docs, perJob int, closers *[]func()) (*Subject, error) {
+func watchProject(ctx, runCtx context.Context, env *Env, srv *liveServer, docs, perJob int, trips *tripCounter, closers *[]func()) (*Subject, error) {
 	content := pipelinev1.NewContentServiceClient(srv.Conn)
 	jobsClient := pipelinev1.NewJobServiceClient(srv.Conn)
 	workers := pipelinev1.NewWorkerServiceClient(srv.Conn)
@@ -289,7 +296,7 @@ func watchProject(ctx, runCtx context.Context, env *Env, srv *liveServer, docs, 
 		}
 		return sent, nil
 	}
-	return loopSubject("project ReportProgress -> WatchJob", true, events, next, perJob, send), nil
+	return loopSubject("project ReportProgress -> WatchJob", trips, events, next, perJob, send), nil
 }
 
 // watchFloor subscribes to a channel per job and publishes numbered messages on it.
@@ -332,25 +339,70 @@ func watchFloor(ctx, runCtx context.Context, srv *liveServer, perJob int, closer
 		}
 		return sent, err
 	}
-	return loopSubject("Redis PUBLISH -> SUBSCRIBE", false, events, make([]int64, watchJobs), perJob, send), nil
+	return loopSubject("Redis PUBLISH -> SUBSCRIBE", nil, events, make([]int64, watchJobs), perJob, send), nil
 }
 
-func loopSubject(name string, project bool, events []chan watchEvent, next []int64, perJob int, send loopFunc) *Subject {
-	sub := &Subject{Name: name, Project: project}
+// loopSubject measures closed loops; trips, for the project, counts what its server sends to
+// Postgres and Redis meanwhile.
+func loopSubject(name string, trips *tripCounter, events []chan watchEvent, next []int64, perJob int, send loopFunc) *Subject {
+	sub := &Subject{Name: name, Project: trips != nil}
 	var mu sync.Mutex
 	sub.Run = func(ctx context.Context, warmup bool) (Sample, error) {
 		mu.Lock()
 		defer mu.Unlock()
+		before := trips.read()
 		lat, wall, err := closedLoops(ctx, events, next, perJob, watchTimeout, send)
 		if err != nil {
 			return nil, err
 		}
+		used := trips.read()
 		if len(lat) != len(events)*perJob {
 			return nil, correctness("%d updates measured, want %d", len(lat), len(events)*perJob)
 		}
 		// A run stops at the first lost or reordered update, so one that returns had none.
 		sub.Quality = map[string]float64{"lost": 0, "reordered": 0}
-		return latencySample(lat, wall, "events"), nil
+		sample := latencySample(lat, wall, "events")
+		if trips != nil {
+			n := float64(len(lat))
+			sample["PG trips/event"] = float64(used[0]-before[0]) / n
+			sample["PG stmts/event"] = float64(used[1]-before[1]) / n
+			sample["Redis trips/event"] = float64(used[2]-before[2]) / n
+			sample["Redis cmds/event"] = float64(used[3]-before[3]) / n
+		}
+		return sample, nil
 	}
 	return sub
+}
+
+// tripCounter counts what the server sends: Postgres round trips (a statement alone, or a
+// pipelined batch of them) and statements, Redis round trips (a command alone, or a pipeline)
+// and commands.
+type tripCounter struct{ pgTrips, pgStmts, redisTrips, redisCmds atomic.Int64 }
+
+func (c *tripCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	c.pgTrips.Add(1)
+	c.pgStmts.Add(1)
+	return ctx
+}
+func (*tripCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (c *tripCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	c.pgTrips.Add(1)
+	return ctx
+}
+func (c *tripCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {
+	c.pgStmts.Add(1)
+}
+func (*tripCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
+func (c *tripCounter) redisCall(n int) {
+	c.redisTrips.Add(1)
+	c.redisCmds.Add(int64(n))
+}
+
+// read returns the four counts; zeros for a nil counter (the floor has none).
+func (c *tripCounter) read() [4]int64 {
+	if c == nil {
+		return [4]int64{}
+	}
+	return [4]int64{c.pgTrips.Load(), c.pgStmts.Load(), c.redisTrips.Load(), c.redisCmds.Load()}
 }
