@@ -25,7 +25,7 @@ import (
 // (ContentService.IngestDocuments, e2eDocsPerCall a call, so one job of one batch each) into the
 // embedded vector store with the hash embedder, processed by one or two in-process worker
 // instances (app.RunWorkers, as `pipeline dev` runs them) of one slot each
-// (docs/decisions/0015). A run lasts from the first ingest call to the moment every job is
+// (docs/decisions/0018). A run lasts from the first ingest call to the moment every job is
 // finished in Postgres. The ceiling is the same stages without the service: the same chunker,
 // embedder and an embedded store of its own called in a loop by as many goroutines as there
 // are workers, the documents held in memory, no API, queue or Postgres.
@@ -140,7 +140,7 @@ func prepareE2E(ctx context.Context, env *Env) (p *Prepared, err error) {
 	}
 	cnt := &counters{}
 	srv, err := startServerWith(ctx, env.Dir, func(c *config.Config) {
-		c.MaxConcurrentJobs = 1 // one slot per worker instance: see docs/decisions/0015
+		c.MaxConcurrentJobs = 1 // one slot per worker instance: see docs/decisions/0018
 	}, cnt.options())
 	if err != nil {
 		return nil, err

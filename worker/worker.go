@@ -174,9 +174,15 @@ func (r *batchRun) do(ctx context.Context) error {
 	go func() { defer close(hbDone); r.rep.heartbeat(workCtx, w.cfg.Lease/3) }()
 	defer func() { stop(nil); <-hbDone }()
 
-	done, err := w.deps.Jobs.ResultsOf(workCtx, r.b.JobID, r.b.DocumentIDs)
-	if err != nil {
-		return r.giveBack(ctx, fmt.Errorf("read results: %w", err))
+	// A batch claimed for the first time has no results yet: only a later claim (its worker
+	// died or handed it back) reads which documents are done, sparing a statement per batch on
+	// the path of every small job.
+	var done map[uuid.UUID]*jobs.DocumentResult
+	if r.b.Claims > 1 {
+		var err error
+		if done, err = w.deps.Jobs.ResultsOf(workCtx, r.b.JobID, r.b.DocumentIDs); err != nil {
+			return r.giveBack(ctx, fmt.Errorf("read results: %w", err))
+		}
 	}
 	todo := make([]uuid.UUID, 0, len(r.b.DocumentIDs))
 	for _, docID := range r.b.DocumentIDs {
@@ -185,18 +191,15 @@ func (r *batchRun) do(ctx context.Context) error {
 		}
 		todo = append(todo, docID)
 	}
-	// The claim just read the job's status.
-	checked := time.Now()
 	var loaded map[uuid.UUID]*content.Document
 	for i, docID := range todo {
-		// CancelJob is honoured between documents: the job's status is read again once a
-		// report interval has passed (a report's answer says stop too), not before every
-		// document, which cost a statement per document.
-		if time.Since(checked) >= w.cfg.ReportInterval {
+		// CancelJob is honoured between documents: one primary-key read per document, except
+		// before the first, whose status the claim just read. (Reading it once per report
+		// interval instead let documents run after a cancel that came within that interval.)
+		if i > 0 {
 			if j, err := w.deps.Jobs.Get(workCtx, r.b.JobID); err == nil && j.Status.Terminal() {
 				stop(fmt.Errorf("job is %s", j.Status))
 			}
-			checked = time.Now()
 		}
 		if workCtx.Err() != nil {
 			break

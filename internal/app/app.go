@@ -357,7 +357,7 @@ func (a *App) queueConfig() queue.Config {
 		RedisURL: a.Cfg.RedisURL, Prefix: a.Cfg.RedisPrefix, Workers: bulk, Logger: a.Log,
 		ReservationTimeout: reservationTimeout(a.Cfg), TracerProvider: a.Tracing.Provider,
 		Commands: a.opts.RedisCommands,
-		// Below the batch size, a job's first batch is its only one (docs/decisions/0015).
+		// Below the batch size, a job's first batch is its only one (docs/decisions/0018).
 		ExpressMaxDocuments: a.expressMaxDocuments(),
 		ExpressWorkers:      express,
 	}
@@ -369,7 +369,7 @@ func (a *App) expressMaxDocuments() int {
 
 // slots splits a worker pool's PIPELINE_MAX_CONCURRENT_JOBS slots: with the express lane on,
 // PIPELINE_EXPRESS_CONCURRENCY of them serve only the express lane and the rest, at least one,
-// the bulk lane (docs/decisions/0015).
+// the bulk lane (docs/decisions/0018).
 func (a *App) slots() (bulk, express int) {
 	if a.expressMaxDocuments() == 0 {
 		return a.Cfg.MaxConcurrentJobs, 0

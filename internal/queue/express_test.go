@@ -95,3 +95,20 @@ func TestExpressLaneOvertakesBulk(t *testing.T) {
 	defer mu.Unlock()
 	require.Positive(t, commands)
 }
+
+// A message sent again for a small job's batch (a repair or a duplicate) goes to bulk.
+func TestExpressLaneOnlyFirstMessages(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := redistest.New(t)
+	q := openOn(t, rdb, queue.Config{Prefix: prefix, Workers: 1, ExpressMaxDocuments: 2})
+	small := &jobs.Batch{ID: uuid.New(), DocumentIDs: []uuid.UUID{uuid.New()}}
+	for n := 1; n <= 2; n++ {
+		_, err := q.EnqueueBatch(t.Context(), small, n)
+		require.NoError(t, err)
+	}
+	for name, want := range map[string]int64{queue.Name: 1, queue.ExpressName: 1} {
+		n, err := rdb.XLen(t.Context(), "taskq:{"+prefix+name+"}:stream").Result()
+		require.NoError(t, err)
+		require.Equal(t, want, n, name)
+	}
+}

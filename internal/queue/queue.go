@@ -182,10 +182,14 @@ func (q *Queue) openLane(factory taskq.Factory, tasks *taskq.TaskMap, name strin
 	})}
 }
 
-// laneFor is where a batch's message goes: the express lane for the only batch of a small
-// job (a first batch below the batch size is the job's only one), bulk for the rest.
-func (q *Queue) laneFor(b *jobs.Batch) *lane {
-	if len(q.lanes) > 1 && b.Seq == 0 && len(b.DocumentIDs) <= q.cfg.ExpressMaxDocuments {
+// laneFor is where message n of a batch goes: the express lane for the first message of the
+// only batch of a small job (a first batch below the batch size is the job's only one), bulk
+// for the rest. A message sent again (a lost message, an expired lease, a batch handed back, a
+// duplicate) goes to bulk: taskq's fetcher holds one message for a consumer whose slots are all
+// busy, so a repeat on the express lane could wait there behind the very batch it repeats, and
+// a repair need not overtake anything.
+func (q *Queue) laneFor(b *jobs.Batch, n int) *lane {
+	if len(q.lanes) > 1 && n == 1 && b.Seq == 0 && len(b.DocumentIDs) <= q.cfg.ExpressMaxDocuments {
 		return q.lanes[1]
 	}
 	return q.lanes[0]
@@ -207,7 +211,7 @@ func (q *Queue) EnqueueBatch(ctx context.Context, b *jobs.Batch, n int) (_ strin
 	}
 	msg := q.task.WithArgs(ctx, messageArgs(ctx, id)...)
 	msg.ID = fmt.Sprintf("%s/%d", id, n)
-	if err := q.laneFor(b).q.Add(msg); err != nil {
+	if err := q.laneFor(b, n).q.Add(msg); err != nil {
 		// Without the message the marker would lie; if this delete fails too, the marker's TTL
 		// ends the lie and the reconciler enqueues the batch then.
 		_ = q.rdb.Del(context.WithoutCancel(ctx), q.markerKey(id)).Err()
