@@ -38,7 +38,7 @@ func TestAPICase(t *testing.T) {
 	p, err := prepareAPI(t.Context(), &Env{Short: true, Runs: 1, Dir: t.TempDir(), Logf: t.Logf})
 	require.NoError(t, err)
 	t.Cleanup(p.Close)
-	require.Len(t, p.Subjects, 2)
+	require.Len(t, p.Subjects, 3)
 	for _, sub := range p.Subjects {
 		s, err := sub.Run(t.Context(), true)
 		require.NoError(t, err, sub.Name)

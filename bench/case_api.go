@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"sync/atomic"
@@ -112,15 +114,7 @@ func prepareAPI(ctx context.Context, env *Env) (p *Prepared, err error) {
 	// no deadline either; the run's context bounds both.
 	httpClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: apiConcurrency, MaxConnsPerHost: apiConcurrency}}
 	url := "http://" + srv.HTTPAddr + "/v1/jobs/" + want.GetJobId()
-	restCall := func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := httpClient.Do(req)
-		if err != nil {
-			return err
-		}
+	checkREST := func(resp *http.Response) error {
 		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if err != nil {
@@ -134,6 +128,31 @@ func prepareAPI(ctx context.Context, env *Env) (p *Prepared, err error) {
 			return correctness("GET %s: %v", url, err)
 		}
 		return check("REST", out.GetJob())
+	}
+	restCall := func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			return err
+		}
+		return checkREST(resp)
+	}
+	lean := newLeanHTTP(srv.HTTPAddr, "/v1/jobs/"+want.GetJobId(), apiConcurrency)
+	defer func() {
+		if err != nil {
+			lean.Close()
+		}
+	}()
+	leanCall := func(context.Context) error {
+		resp, done, err := lean.get()
+		if err != nil {
+			return err
+		}
+		defer done()
+		return checkREST(resp)
 	}
 	subject := func(name string, project bool, call func(context.Context) error) *Subject {
 		sub := &Subject{Name: name, Project: project}
@@ -156,17 +175,92 @@ func prepareAPI(ctx context.Context, env *Env) (p *Prepared, err error) {
 		return sub
 	}
 	rest := subject("REST GET /v1/jobs/{id}", true, restCall)
+	restLean := subject("REST GET /v1/jobs/{id}, lean client", true, leanCall)
 	grpcSub := subject("gRPC JobService.GetJob", false, grpcCall)
 	return &Prepared{
 		Input:    fmt.Sprintf("%d GetJob calls per run from %d concurrent callers, one job of %d documents", total, apiConcurrency, len(docs)),
-		Subjects: []*Subject{rest, grpcSub},
-		Compare:  [][2]string{{rest.Name, grpcSub.Name}},
+		Subjects: []*Subject{rest, restLean, grpcSub},
+		Compare:  [][2]string{{rest.Name, grpcSub.Name}, {restLean.Name, grpcSub.Name}},
 		Notes: []string{
 			"REST is compared with gRPC: ratio calls/s = REST / gRPC; ratio p99 = gRPC / REST (lower is better); above 1, REST does better",
+			"REST with net/http's client (a Go program's REST client: two goroutine hand-offs per request on the caller's side) and with a lean HTTP/1.1 client (each caller writes its request and reads the response on its own keep-alive connection, as a load tool does), so that the client's cost can be told from the server's",
 			"a real server in this process (app.Build, server.New) on its own Postgres schema and Redis prefix; each call reads the job from Postgres; REST goes through the gateway (HTTP/1.1, JSON), which calls the same handler in process behind the same interceptors (server/gateway.go)",
 			fmt.Sprintf("clients: the same Go loop and callers for both; gRPC over one connection (HTTP/2, multiplexed); REST over up to %d keep-alive connections, no per-call timeout on either side; every answer is read in full, decoded (protojson for REST) and checked to be the job (id, version, document count)", apiConcurrency),
 			"CPU µs/call: this process's CPU time per call, the callers' side included (Postgres's not); the load loop stands in for ghz, whose one version served here (v0.93.0) does not build against grpc v1.85",
 		},
-		Close: srv.Close,
+		Close: func() { lean.Close(); srv.Close() },
 	}, nil
+}
+
+// leanHTTP makes GET requests over keep-alive HTTP/1.1 connections, one per caller, with no
+// goroutine of its own: the caller writes the request and reads the response (net/http's
+// parser) itself. A connection the server closes is dialled again.
+type leanHTTP struct {
+	addr  string
+	req   []byte
+	conns chan *leanConn
+}
+
+type leanConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func newLeanHTTP(addr, path string, conns int) *leanHTTP {
+	l := &leanHTTP{
+		addr:  addr,
+		req:   []byte("GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nAccept: application/json\r\n\r\n"),
+		conns: make(chan *leanConn, conns),
+	}
+	for range conns {
+		l.conns <- nil // dialled on first use
+	}
+	return l
+}
+
+// get sends the request and returns the response, whose body the caller reads in full before
+// calling done, which gives the connection back.
+func (l *leanHTTP) get() (*http.Response, func(), error) {
+	c := <-l.conns
+	if c == nil {
+		nc, err := net.Dial("tcp", l.addr)
+		if err != nil {
+			l.conns <- nil
+			return nil, nil, err
+		}
+		c = &leanConn{Conn: nc, r: bufio.NewReader(nc)}
+	}
+	fail := func(err error) (*http.Response, func(), error) {
+		c.Close()
+		l.conns <- nil
+		return nil, nil, err
+	}
+	if _, err := c.Write(l.req); err != nil {
+		return fail(err)
+	}
+	resp, err := http.ReadResponse(c.r, nil)
+	if err != nil {
+		return fail(err)
+	}
+	return resp, func() {
+		if resp.Close {
+			c.Close()
+			c = nil
+		}
+		l.conns <- c
+	}, nil
+}
+
+// Close closes the idle connections.
+func (l *leanHTTP) Close() {
+	for {
+		select {
+		case c := <-l.conns:
+			if c != nil {
+				c.Close()
+			}
+		default:
+			return
+		}
+	}
 }
