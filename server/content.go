@@ -95,11 +95,14 @@ func sourceToProto(s *content.Source) *pipelinev1.Source {
 			AllowSubdomains:       o.AllowSubdomains,
 			IgnoreQueryParameters: o.IgnoreQueryParameters,
 		},
-		Status:        sourceStatusToProto[s.Status],
-		Error:         s.Error,
-		DocumentCount: s.DocumentCount,
-		CreateTime:    ts(s.CreatedAt),
-		UpdateTime:    ts(s.UpdatedAt),
+		Status:         sourceStatusToProto[s.Status],
+		Error:          s.Error,
+		DocumentCount:  s.DocumentCount,
+		CreateTime:     ts(s.CreatedAt),
+		UpdateTime:     ts(s.UpdatedAt),
+		ChunkCount:     s.ChunkCount,
+		LastCrawlJobId: s.LastCrawlJobID,
+		LastCrawlTime:  ts(s.LastCrawlAt),
 	}
 }
 

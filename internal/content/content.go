@@ -99,9 +99,16 @@ type Source struct {
 	Error        string // why the last run failed, or problems a ready source had; "" if none
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
-	// DocumentCount is counted when the source is read. For DeleteSource it is how many
-	// documents were deleted with it.
+	// DocumentCount, ChunkCount and the last crawl are read with the source. For DeleteSource
+	// they describe what was deleted with it.
 	DocumentCount int64
+	// ChunkCount is the sum of the chunk counts in its documents' index states: the chunks
+	// stored for it now, which a search could return.
+	ChunkCount int64
+	// LastCrawlJobID is the newest finished crawl job of the source, "" if none has finished;
+	// LastCrawlAt is when it finished (zero if none).
+	LastCrawlJobID string
+	LastCrawlAt    time.Time
 }
 
 // DocumentSummary is a document without its content: what lists return.

@@ -338,11 +338,16 @@ func decodeCursor(token, filter string) (pgtype.Timestamptz, uuid.UUID, error) {
 
 func scanSource(row pgx.Row) (*Source, error) {
 	var s Source
+	var crawlJob uuid.NullUUID
+	var crawlAt pgtype.Timestamptz
 	if err := row.Scan(&s.ID, &s.Name, &s.URL, &s.Crawler, &s.CrawlOptions, &s.Status, &s.Error,
-		&s.CreatedAt, &s.UpdatedAt, &s.DocumentCount); err != nil {
+		&s.CreatedAt, &s.UpdatedAt, &s.DocumentCount, &s.ChunkCount, &crawlJob, &crawlAt); err != nil {
 		return nil, err
 	}
 	s.CreatedAt, s.UpdatedAt = s.CreatedAt.UTC(), s.UpdatedAt.UTC()
+	if crawlJob.Valid && crawlAt.Valid {
+		s.LastCrawlJobID, s.LastCrawlAt = crawlJob.UUID.String(), crawlAt.Time.UTC()
+	}
 	return &s, nil
 }
 

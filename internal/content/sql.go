@@ -3,6 +3,7 @@ package content
 import (
 	"embed"
 	"fmt"
+	"strings"
 )
 
 //go:embed sql/*.sql
@@ -25,7 +26,16 @@ var (
 	qListDocuments      = mustQuery("list_documents")
 )
 
+// sourceStatsMarker in a query is replaced by sql/source_stats.sql: the joins that count a
+// source's documents and chunks and find its last crawl, written once for every query that
+// returns sources.
+const sourceStatsMarker = "/*source_stats*/"
+
 func mustQuery(name string) string {
+	return strings.ReplaceAll(readQuery(name), sourceStatsMarker, readQuery("source_stats"))
+}
+
+func readQuery(name string) string {
 	b, err := sqlFiles.ReadFile("sql/" + name + ".sql")
 	if err != nil {
 		panic(fmt.Sprintf("content: missing query %s: %v", name, err))

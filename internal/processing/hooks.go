@@ -96,6 +96,11 @@ func (h *Hooks) JobChanged(ctx context.Context, j *jobs.Job) error {
 	if err := statusScript.Run(ctx, h.Redis, []string{StatusKey(h.Prefix, j.ID)}, body, j.Version, ttl.Milliseconds()).Err(); err != nil {
 		errList = append(errList, fmt.Errorf("status cache: %w", err))
 	}
+	if j.Type == jobs.TypeProcess && j.Status == jobs.StatusPending && j.Version == 1 {
+		if err := h.startSource(ctx, j); err != nil {
+			errList = append(errList, fmt.Errorf("start source: %w", err))
+		}
+	}
 	if j.Status.Terminal() {
 		if err := h.Redis.Set(ctx, ResultKey(h.Prefix, j.ID), body, h.ResultTTL).Err(); err != nil {
 			errList = append(errList, fmt.Errorf("result summary: %w", err))
@@ -110,6 +115,25 @@ func (h *Hooks) JobChanged(ctx context.Context, j *jobs.Job) error {
 		}
 	}
 	return errors.Join(errList...)
+}
+
+// startSource moves the source of a processing job just created (version 1: the Manager
+// announces a new job before it enqueues it, so no worker can have finished it yet) to
+// PROCESSING and clears the note its last run left. Every new processing job passes here,
+// including a RetryJob of a READY or FAILED source, so that settleSource always finds the source
+// PROCESSING and may set READY again: READY -> READY is not a transition, and without this a
+// successful retry left "N of M documents failed" on the source.
+func (h *Hooks) startSource(ctx context.Context, j *jobs.Job) error {
+	if h.Content == nil {
+		return nil
+	}
+	_, err := h.Content.UpdateSourceStatus(ctx, &content.UpdateSourceStatusParams{
+		ID: j.SourceID.String(), Status: content.SourceStatusProcessing,
+	})
+	if errors.Is(err, errs.ErrNotFound) || errs.IsFailedPrecondition(err) {
+		return nil // deleted meanwhile
+	}
+	return err
 }
 
 // settleSource gives the source of a finished processing job its status, unless another

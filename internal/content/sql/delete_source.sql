@@ -1,5 +1,5 @@
--- Deletes a source; documents and jobs go with it by ON DELETE CASCADE. The count reads the
--- statement's snapshot, taken before the delete, so it says how many documents were removed.
+-- Deletes a source; documents and jobs go with it by ON DELETE CASCADE. The counts read the
+-- statement's snapshot, taken before the delete, so they say what was removed.
 -- The same statement records that the source's vectors must be purged (vector_purges).
 WITH deleted AS (
     DELETE FROM sources WHERE id = $1
@@ -9,7 +9,7 @@ WITH deleted AS (
     SELECT id FROM deleted
     ON CONFLICT (source_id) DO UPDATE SET requested_at = now()
 )
-SELECT d.id, d.name, coalesce(d.url, ''), d.crawler, d.crawl_options, d.status, d.error,
-    d.created_at, d.updated_at,
-    (SELECT count(*) FROM documents doc WHERE doc.source_id = d.id) AS document_count
-FROM deleted d;
+SELECT s.id, s.name, coalesce(s.url, ''), s.crawler, s.crawl_options, s.status, s.error,
+    s.created_at, s.updated_at, stats.document_count, stats.chunk_count, crawl.job_id, crawl.finished_at
+FROM deleted s
+/*source_stats*/;

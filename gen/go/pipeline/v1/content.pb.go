@@ -256,7 +256,17 @@ type Source struct {
 	// When it was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When it last changed.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// How many chunks of its documents are stored now: what a search could return from it. It is
+	// the sum of each document's chunks as last indexed, so a document re-processed into fewer
+	// chunks, or deleted, lowers it; documents not yet processed, or whose processing failed
+	// before they were ever indexed, add nothing.
+	ChunkCount int64 `protobuf:"varint,11,opt,name=chunk_count,json=chunkCount,proto3" json:"chunk_count,omitempty"`
+	// The newest crawl job of the source that has finished (completed, failed or cancelled); empty
+	// for an upload source or before its first crawl ends. GetJob tells how that crawl went.
+	LastCrawlJobId string `protobuf:"bytes,12,opt,name=last_crawl_job_id,json=lastCrawlJobId,proto3" json:"last_crawl_job_id,omitempty"`
+	// When that crawl job finished; unset when last_crawl_job_id is empty.
+	LastCrawlTime *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=last_crawl_time,json=lastCrawlTime,proto3" json:"last_crawl_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -357,6 +367,27 @@ func (x *Source) GetCreateTime() *timestamppb.Timestamp {
 func (x *Source) GetUpdateTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *Source) GetChunkCount() int64 {
+	if x != nil {
+		return x.ChunkCount
+	}
+	return 0
+}
+
+func (x *Source) GetLastCrawlJobId() string {
+	if x != nil {
+		return x.LastCrawlJobId
+	}
+	return ""
+}
+
+func (x *Source) GetLastCrawlTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastCrawlTime
 	}
 	return nil
 }
@@ -1434,7 +1465,7 @@ const file_pipeline_v1_content_proto_rawDesc = "" +
 	"\rinclude_paths\x18\x03 \x03(\tB\x11\xbaH\x0e\x92\x01\v\x10d\"\ar\x05\x10\x01\x18\xf4\x03R\fincludePaths\x126\n" +
 	"\rexclude_paths\x18\x04 \x03(\tB\x11\xbaH\x0e\x92\x01\v\x10d\"\ar\x05\x10\x01\x18\xf4\x03R\fexcludePaths\x12)\n" +
 	"\x10allow_subdomains\x18\x05 \x01(\bR\x0fallowSubdomains\x126\n" +
-	"\x17ignore_query_parameters\x18\x06 \x01(\bR\x15ignoreQueryParameters\"\x99\x06\n" +
+	"\x17ignore_query_parameters\x18\x06 \x01(\bR\x15ignoreQueryParameters\"\xb7\b\n" +
 	"\x06Source\x12 \n" +
 	"\tsource_id\x18\x01 \x01(\tB\x03\xe0A\x03R\bsourceId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
@@ -1448,7 +1479,11 @@ const file_pipeline_v1_content_proto_rawDesc = "" +
 	"createTime\x12@\n" +
 	"\vupdate_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\n" +
-	"updateTime:\xd3\x02\x92A\xcf\x022\xcc\x02{\"source_id\": \"0193a5e2-7c41-7d3a-9f10-2b6c8e4d5a71\", \"name\": \"docs.example.com\", \"url\": \"https://docs.example.com/\", \"crawler\": \"CRAWLER_BUILTIN\", \"crawl_options\": {\"limit\": 200, \"max_depth\": 3}, \"status\": \"SOURCE_STATUS_READY\", \"document_count\": \"184\", \"create_time\": \"2026-11-28T09:30:00Z\", \"update_time\": \"2026-11-28T09:34:12Z\"}\"\x85\x04\n" +
+	"updateTime\x12$\n" +
+	"\vchunk_count\x18\v \x01(\x03B\x03\xe0A\x03R\n" +
+	"chunkCount\x12.\n" +
+	"\x11last_crawl_job_id\x18\f \x01(\tB\x03\xe0A\x03R\x0elastCrawlJobId\x12G\n" +
+	"\x0flast_crawl_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampB\x03\xe0A\x03R\rlastCrawlTime:\xd2\x03\x92A\xce\x032\xcb\x03{\"source_id\": \"0193a5e2-7c41-7d3a-9f10-2b6c8e4d5a71\", \"name\": \"docs.example.com\", \"url\": \"https://docs.example.com/\", \"crawler\": \"CRAWLER_BUILTIN\", \"crawl_options\": {\"limit\": 200, \"max_depth\": 3}, \"status\": \"SOURCE_STATUS_READY\", \"document_count\": \"184\", \"chunk_count\": \"2310\", \"last_crawl_job_id\": \"0193a5e2-8d02-7b44-a1c3-5e9f0a2b3c4d\", \"last_crawl_time\": \"2026-11-28T09:33:05Z\", \"create_time\": \"2026-11-28T09:30:00Z\", \"update_time\": \"2026-11-28T09:34:12Z\"}\"\x85\x04\n" +
 	"\bDocument\x12$\n" +
 	"\vdocument_id\x18\x01 \x01(\tB\x03\xe0A\x03R\n" +
 	"documentId\x12 \n" +
@@ -1598,44 +1633,45 @@ var file_pipeline_v1_content_proto_depIdxs = []int32{
 	0,  // 2: pipeline.v1.Source.status:type_name -> pipeline.v1.SourceStatus
 	24, // 3: pipeline.v1.Source.create_time:type_name -> google.protobuf.Timestamp
 	24, // 4: pipeline.v1.Source.update_time:type_name -> google.protobuf.Timestamp
-	22, // 5: pipeline.v1.Document.metadata:type_name -> pipeline.v1.Document.MetadataEntry
-	24, // 6: pipeline.v1.Document.create_time:type_name -> google.protobuf.Timestamp
-	24, // 7: pipeline.v1.Document.update_time:type_name -> google.protobuf.Timestamp
-	1,  // 8: pipeline.v1.CreateSourceRequest.crawler:type_name -> pipeline.v1.Crawler
-	2,  // 9: pipeline.v1.CreateSourceRequest.crawl_options:type_name -> pipeline.v1.CrawlOptions
-	3,  // 10: pipeline.v1.CreateSourceResponse.source:type_name -> pipeline.v1.Source
-	25, // 11: pipeline.v1.CreateSourceResponse.job:type_name -> pipeline.v1.Job
-	3,  // 12: pipeline.v1.GetSourceResponse.source:type_name -> pipeline.v1.Source
-	0,  // 13: pipeline.v1.ListSourcesRequest.status:type_name -> pipeline.v1.SourceStatus
-	3,  // 14: pipeline.v1.ListSourcesResponse.sources:type_name -> pipeline.v1.Source
-	25, // 15: pipeline.v1.RefreshSourceResponse.job:type_name -> pipeline.v1.Job
-	23, // 16: pipeline.v1.DocumentInput.metadata:type_name -> pipeline.v1.DocumentInput.MetadataEntry
-	15, // 17: pipeline.v1.IngestDocumentsRequest.documents:type_name -> pipeline.v1.DocumentInput
-	4,  // 18: pipeline.v1.IngestDocumentsResponse.documents:type_name -> pipeline.v1.Document
-	25, // 19: pipeline.v1.IngestDocumentsResponse.job:type_name -> pipeline.v1.Job
-	4,  // 20: pipeline.v1.ListDocumentsResponse.documents:type_name -> pipeline.v1.Document
-	4,  // 21: pipeline.v1.GetDocumentResponse.document:type_name -> pipeline.v1.Document
-	5,  // 22: pipeline.v1.ContentService.CreateSource:input_type -> pipeline.v1.CreateSourceRequest
-	7,  // 23: pipeline.v1.ContentService.GetSource:input_type -> pipeline.v1.GetSourceRequest
-	9,  // 24: pipeline.v1.ContentService.ListSources:input_type -> pipeline.v1.ListSourcesRequest
-	11, // 25: pipeline.v1.ContentService.DeleteSource:input_type -> pipeline.v1.DeleteSourceRequest
-	13, // 26: pipeline.v1.ContentService.RefreshSource:input_type -> pipeline.v1.RefreshSourceRequest
-	16, // 27: pipeline.v1.ContentService.IngestDocuments:input_type -> pipeline.v1.IngestDocumentsRequest
-	18, // 28: pipeline.v1.ContentService.ListDocuments:input_type -> pipeline.v1.ListDocumentsRequest
-	20, // 29: pipeline.v1.ContentService.GetDocument:input_type -> pipeline.v1.GetDocumentRequest
-	6,  // 30: pipeline.v1.ContentService.CreateSource:output_type -> pipeline.v1.CreateSourceResponse
-	8,  // 31: pipeline.v1.ContentService.GetSource:output_type -> pipeline.v1.GetSourceResponse
-	10, // 32: pipeline.v1.ContentService.ListSources:output_type -> pipeline.v1.ListSourcesResponse
-	12, // 33: pipeline.v1.ContentService.DeleteSource:output_type -> pipeline.v1.DeleteSourceResponse
-	14, // 34: pipeline.v1.ContentService.RefreshSource:output_type -> pipeline.v1.RefreshSourceResponse
-	17, // 35: pipeline.v1.ContentService.IngestDocuments:output_type -> pipeline.v1.IngestDocumentsResponse
-	19, // 36: pipeline.v1.ContentService.ListDocuments:output_type -> pipeline.v1.ListDocumentsResponse
-	21, // 37: pipeline.v1.ContentService.GetDocument:output_type -> pipeline.v1.GetDocumentResponse
-	30, // [30:38] is the sub-list for method output_type
-	22, // [22:30] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	24, // 5: pipeline.v1.Source.last_crawl_time:type_name -> google.protobuf.Timestamp
+	22, // 6: pipeline.v1.Document.metadata:type_name -> pipeline.v1.Document.MetadataEntry
+	24, // 7: pipeline.v1.Document.create_time:type_name -> google.protobuf.Timestamp
+	24, // 8: pipeline.v1.Document.update_time:type_name -> google.protobuf.Timestamp
+	1,  // 9: pipeline.v1.CreateSourceRequest.crawler:type_name -> pipeline.v1.Crawler
+	2,  // 10: pipeline.v1.CreateSourceRequest.crawl_options:type_name -> pipeline.v1.CrawlOptions
+	3,  // 11: pipeline.v1.CreateSourceResponse.source:type_name -> pipeline.v1.Source
+	25, // 12: pipeline.v1.CreateSourceResponse.job:type_name -> pipeline.v1.Job
+	3,  // 13: pipeline.v1.GetSourceResponse.source:type_name -> pipeline.v1.Source
+	0,  // 14: pipeline.v1.ListSourcesRequest.status:type_name -> pipeline.v1.SourceStatus
+	3,  // 15: pipeline.v1.ListSourcesResponse.sources:type_name -> pipeline.v1.Source
+	25, // 16: pipeline.v1.RefreshSourceResponse.job:type_name -> pipeline.v1.Job
+	23, // 17: pipeline.v1.DocumentInput.metadata:type_name -> pipeline.v1.DocumentInput.MetadataEntry
+	15, // 18: pipeline.v1.IngestDocumentsRequest.documents:type_name -> pipeline.v1.DocumentInput
+	4,  // 19: pipeline.v1.IngestDocumentsResponse.documents:type_name -> pipeline.v1.Document
+	25, // 20: pipeline.v1.IngestDocumentsResponse.job:type_name -> pipeline.v1.Job
+	4,  // 21: pipeline.v1.ListDocumentsResponse.documents:type_name -> pipeline.v1.Document
+	4,  // 22: pipeline.v1.GetDocumentResponse.document:type_name -> pipeline.v1.Document
+	5,  // 23: pipeline.v1.ContentService.CreateSource:input_type -> pipeline.v1.CreateSourceRequest
+	7,  // 24: pipeline.v1.ContentService.GetSource:input_type -> pipeline.v1.GetSourceRequest
+	9,  // 25: pipeline.v1.ContentService.ListSources:input_type -> pipeline.v1.ListSourcesRequest
+	11, // 26: pipeline.v1.ContentService.DeleteSource:input_type -> pipeline.v1.DeleteSourceRequest
+	13, // 27: pipeline.v1.ContentService.RefreshSource:input_type -> pipeline.v1.RefreshSourceRequest
+	16, // 28: pipeline.v1.ContentService.IngestDocuments:input_type -> pipeline.v1.IngestDocumentsRequest
+	18, // 29: pipeline.v1.ContentService.ListDocuments:input_type -> pipeline.v1.ListDocumentsRequest
+	20, // 30: pipeline.v1.ContentService.GetDocument:input_type -> pipeline.v1.GetDocumentRequest
+	6,  // 31: pipeline.v1.ContentService.CreateSource:output_type -> pipeline.v1.CreateSourceResponse
+	8,  // 32: pipeline.v1.ContentService.GetSource:output_type -> pipeline.v1.GetSourceResponse
+	10, // 33: pipeline.v1.ContentService.ListSources:output_type -> pipeline.v1.ListSourcesResponse
+	12, // 34: pipeline.v1.ContentService.DeleteSource:output_type -> pipeline.v1.DeleteSourceResponse
+	14, // 35: pipeline.v1.ContentService.RefreshSource:output_type -> pipeline.v1.RefreshSourceResponse
+	17, // 36: pipeline.v1.ContentService.IngestDocuments:output_type -> pipeline.v1.IngestDocumentsResponse
+	19, // 37: pipeline.v1.ContentService.ListDocuments:output_type -> pipeline.v1.ListDocumentsResponse
+	21, // 38: pipeline.v1.ContentService.GetDocument:output_type -> pipeline.v1.GetDocumentResponse
+	31, // [31:39] is the sub-list for method output_type
+	23, // [23:31] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_pipeline_v1_content_proto_init() }
