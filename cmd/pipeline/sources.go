@@ -224,8 +224,8 @@ func sourcesListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List every source, newest first",
-		Long: `list prints every source, newest first: id, name, status, document count and URL (empty for
-an upload source). --output json prints one ListSourcesResponse object holding all of them.`,
+		Long: `list prints every source, newest first: id, name, status, document and chunk counts, how long
+ago its last crawl finished ("-" if none has) and URL (empty for an upload source). --output json prints one ListSourcesResponse object holding all of them.`,
 		Args: cobra.NoArgs,
 	}
 	settings := registerClientFlags(cmd)
@@ -248,10 +248,11 @@ an upload source). --output json prints one ListSourcesResponse object holding a
 			return nil
 		}
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tDOCUMENTS\tURL")
+		fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tDOCUMENTS\tCHUNKS\tLAST CRAWL\tURL")
+		now := time.Now()
 		for _, s := range all {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", s.GetSourceId(), sourceOneLine(s.GetName()), sourceStatusName(s.GetStatus()),
-				s.GetDocumentCount(), s.GetUrl())
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", s.GetSourceId(), sourceOneLine(s.GetName()), sourceStatusName(s.GetStatus()),
+				s.GetDocumentCount(), s.GetChunkCount(), lastCrawlAgo(s, now), s.GetUrl())
 		}
 		return tw.Flush()
 	}
@@ -261,7 +262,7 @@ an upload source). --output json prints one ListSourcesResponse object holding a
 func sourcesGetCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "get ID_OR_NAME",
-		Short: "Show one source: status, error, document count, URL and crawl options",
+		Short: "Show one source: status, error, document and chunk counts, last crawl, URL and crawl options",
 		Long: `get shows one source, and in text form also its latest job. --output json prints the
 GetSourceResponse.
 
@@ -311,6 +312,10 @@ func printSourceDetails(out io.Writer, src *pipelinev1.Source, latest *pipelinev
 		line("error", "%s", sourceOneLine(e))
 	}
 	line("documents", "%d", src.GetDocumentCount())
+	line("chunks", "%d", src.GetChunkCount())
+	if id := src.GetLastCrawlJobId(); id != "" {
+		line("last crawl", "%s (job %s)", src.GetLastCrawlTime().AsTime().Local().Format(time.DateTime), id)
+	}
 	if src.GetUrl() == "" {
 		line("url", "(none: an upload source)")
 	} else {
@@ -337,6 +342,14 @@ func printSourceDetails(out io.Writer, src *pipelinev1.Source, latest *pipelinev
 	if latest != nil {
 		line("latest job", "%s %s %s", strings.TrimPrefix(latest.GetType().String(), "JOB_TYPE_"), latest.GetJobId(), statusName(latest.GetStatus()))
 	}
+}
+
+// lastCrawlAgo says how long ago the source's last crawl finished, "-" if none has.
+func lastCrawlAgo(s *pipelinev1.Source, now time.Time) string {
+	if s.GetLastCrawlJobId() == "" {
+		return "-"
+	}
+	return roundDuration(now.Sub(s.GetLastCrawlTime().AsTime()).Truncate(time.Second)) + " ago"
 }
 
 func sourceOptNumber(n int64, zero string) string {
