@@ -10,7 +10,6 @@ import {
   type DocumentInput,
   type Source,
 } from "../../gen/ts/src/gen/pipeline/v1/content_pb.js";
-import { JobType, type Job } from "../../gen/ts/src/gen/pipeline/v1/jobs_pb.js";
 import { allSources, api } from "./api.js";
 import { badge, confirmDialog, date, errorBox, h, navigate, num, replace } from "./dom.js";
 
@@ -64,8 +63,6 @@ function sourcesTable(sources: Source[], reload: () => Promise<void>): HTMLEleme
   if (sources.length === 0) return h("p", { class: "muted", id: "no-sources" }, "No sources yet: add a web source or upload files below.");
   const body = h("tbody");
   for (const s of sources) {
-    const chunks = h("td", { "data-label": "Chunks" }, "…");
-    const lastCrawl = h("td", { "data-label": "Last crawl" }, s.url ? "…" : "—");
     const rowError = h("div");
     const actions = h(
       "td",
@@ -126,13 +123,12 @@ function sourcesTable(sources: Source[], reload: () => Promise<void>): HTMLEleme
         ),
         h("td", { "data-label": "Status" }, badge(SourceStatus, s.status)),
         h("td", { "data-label": "Documents", class: "num" }, num(s.documentCount)),
-        chunks,
-        lastCrawl,
+        h("td", { "data-label": "Chunks", class: "num" }, num(s.chunkCount)),
+        h("td", { "data-label": "Last crawl" }, lastCrawl(s)),
         h("td", { "data-label": "Updated" }, date(s.updateTime)),
         actions,
       ),
     );
-    void jobFacts(s, chunks, lastCrawl);
   }
   return h(
     "table",
@@ -148,23 +144,12 @@ function sourcesTable(sources: Source[], reload: () => Promise<void>): HTMLEleme
 }
 
 /**
- * jobFacts fills the chunk count and last crawl from the source's jobs: the API's Source carries
- * neither, so chunks are the sum over its processing jobs (an overcount when documents were
- * replaced) and the last crawl is its newest crawl job.
+ * lastCrawl is when the source's newest finished crawl ended, linking to that crawl job; "never"
+ * for a web source none of whose crawls has finished, "—" for an upload source.
  */
-async function jobFacts(s: Source, chunks: HTMLElement, lastCrawl: HTMLElement): Promise<void> {
-  try {
-    const jobs: Job[] = (await api.listJobs({ sourceId: s.sourceId, pageSize: 100 })).jobs;
-    let total = 0n;
-    for (const j of jobs) if (j.type === JobType.PROCESS) total += j.processing?.chunkCount ?? 0n;
-    replace(chunks, num(total));
-    if (s.url) {
-      const crawl = jobs.find((j) => j.type === JobType.CRAWL);
-      replace(lastCrawl, crawl ? h("a", { href: `#/jobs/${crawl.jobId}` }, date(crawl.finishTime ?? crawl.startTime ?? crawl.createTime)) : "never");
-    }
-  } catch {
-    replace(chunks, "?");
-  }
+function lastCrawl(s: Source): HTMLElement | string {
+  if (s.lastCrawlJobId) return h("a", { href: `#/jobs/${s.lastCrawlJobId}` }, date(s.lastCrawlTime));
+  return s.url ? "never" : "—";
 }
 
 function field(label: string, input: HTMLElement, hint?: string): HTMLElement {

@@ -97,6 +97,22 @@ const step = async (name, fn) => {
 /** navTo follows a link of the header's navigation. */
 const navTo = (name) => page.locator("nav").getByRole("link", { name, exact: true }).click();
 
+/**
+ * reloadUntil clicks the sources page's "Reload list" until ok() holds (a fact that follows a job's
+ * end by a moment, such as a source's last crawl), and fails after 200 reads.
+ */
+async function reloadUntil(what, ok) {
+  for (let i = 0; i < 200; i++) {
+    await page.locator("#sources tr[data-source-id]").first().waitFor();
+    if (await ok()) return;
+    // Mark the table, so the next read waits for the list drawn again.
+    await page.evaluate(() => (document.querySelector("#sources").__stale = true));
+    await page.getByRole("button", { name: "Reload list" }).click();
+    await page.waitForFunction(() => !document.querySelector("#sources")?.__stale, null, { timeout });
+  }
+  assert.fail(`the sources page never showed ${what}`);
+}
+
 /** waitFull waits for the job page's bar to reach 100 and records every value it showed. */
 async function waitFull() {
   const seen = await page.evaluate(async (ms) => {
@@ -187,6 +203,22 @@ async function flow() {
     await shot("job-detail-retried");
   });
 
+  await step("the source's note of failed documents is gone after the retry; its counts are the API's", async () => {
+    await navTo("Sources");
+    const row = page.locator("#sources tr[data-source-id]", { hasText: sourceName });
+    await row.waitFor();
+    // The source settles before the job's last event goes out, so the first read should already
+    // be clean.
+    await reloadUntil("the source without its note", async () => (await row.locator(".error").count()) === 0);
+    const id = await row.getAttribute("data-source-id");
+    const src = await page.evaluate(async (id) => (await (await fetch(`/v1/sources/${id}`)).json()).source, id);
+    const chunks = Number(src.chunk_count ?? src.chunkCount ?? 0);
+    assert.ok(chunks > 0, `chunk count ${chunks}`);
+    assert.equal((await row.locator("td[data-label=Chunks]").innerText()).trim(), chunks.toLocaleString("en-US"));
+    assert.equal((await row.locator("td[data-label='Last crawl']").innerText()).trim(), "—", "an upload source is never crawled");
+    await shot("sources-after-retry");
+  });
+
   await step("jobs page lists both jobs", async () => {
     await navTo("Jobs");
     await page.locator("#jobs tbody tr[data-job-id]").nth(1).waitFor();
@@ -248,12 +280,15 @@ async function flow() {
   await step("the web source is listed with its last crawl, and refreshes", async () => {
     await navTo("Sources");
     const row = page.locator("#sources tr[data-source-id]", { hasText: "site" });
-    await row.locator("td[data-label='Last crawl'] a").waitFor();
+    await reloadUntil("the last crawl", async () => (await row.locator("td[data-label='Last crawl'] a").count()) > 0);
     await row.getByRole("button", { name: "Refresh" }).click();
     await page.waitForURL(/#\/jobs\/[0-9a-f-]{36}$/);
+    const recrawl = page.url().split("/").at(-1);
     await waitFull();
     await navTo("Sources");
-    await page.locator("#sources tr[data-source-id]", { hasText: "site" }).waitFor();
+    // The last crawl now names the refresh's crawl job.
+    const link = page.locator(`#sources tr[data-source-id] td[data-label='Last crawl'] a[href$="${recrawl}"]`);
+    await reloadUntil("the refresh's crawl as the last crawl", async () => (await link.count()) > 0);
     await shot("sources-with-web-source");
   });
 
