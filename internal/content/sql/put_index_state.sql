@@ -1,8 +1,10 @@
--- Record what a document's vectors were just built from. A document deleted meanwhile has no
--- row to refer to: nothing is written (the foreign key would refuse it).
-INSERT INTO document_index_state (document_id, content_hash, fingerprint, chunk_count, indexed_at)
-SELECT $1, $2, $3, $4, now()
-WHERE EXISTS (SELECT 1 FROM documents WHERE id = $1)
+-- Record what a document's vectors were just built from, with the document's source (for the
+-- source's chunk count). A document deleted meanwhile has no row to refer to: nothing is written
+-- (the foreign key would refuse it).
+INSERT INTO document_index_state (document_id, source_id, content_hash, fingerprint, chunk_count, indexed_at)
+SELECT d.id, d.source_id, $2, $3, $4, now()
+FROM documents d
+WHERE d.id = $1
 ON CONFLICT (document_id) DO UPDATE
 SET content_hash = EXCLUDED.content_hash, fingerprint = EXCLUDED.fingerprint,
     chunk_count = EXCLUDED.chunk_count, indexed_at = EXCLUDED.indexed_at;
