@@ -661,7 +661,11 @@ func (d *riverDispatch) at(workers int) *dispatcher {
 			if err != nil {
 				return err
 			}
-			events, cancel := c.Subscribe(river.EventKindJobCompleted)
+			// Room for every completion: River drops the events a full channel cannot take
+			// (its default holds 1,000), which would look like lost jobs.
+			events, cancel := c.SubscribeConfig(&river.SubscribeConfig{
+				ChanSize: t.n, Kinds: []river.EventKind{river.EventKindJobCompleted},
+			})
 			defer cancel()
 			go func() {
 				for ev := range events {
