@@ -372,12 +372,9 @@ func (h *contentService) IngestDocuments(ctx context.Context, req *pipelinev1.In
 	if err != nil {
 		return nil, err
 	}
+	// The source became PROCESSING as the job was created (processing.Hooks, before the job
+	// was queued): setting it here, after, could undo a worker that had already finished it.
 	out.Job = jobToProto(job)
-	if _, err := h.s.deps.Content.UpdateSourceStatus(ctx, &content.UpdateSourceStatusParams{
-		ID: sourceID.String(), Status: content.SourceStatusProcessing,
-	}); err != nil && !errs.IsFailedPrecondition(err) {
-		return nil, err
-	}
 	return out, nil
 }
 

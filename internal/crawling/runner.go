@@ -317,10 +317,11 @@ func (c *crawlRun) finish(ctx context.Context, p crawl.Progress, limit int) erro
 		return nil
 	}
 	srcID := uuid.MustParse(c.src.ID)
+	// Creating the job moves the source to PROCESSING (processing.Hooks, before the job is
+	// queued); setting it again here could undo a worker that had already finished the job.
 	if _, err := r.Jobs.Create(ctx, jobs.CreateParams{Type: jobs.TypeProcess, SourceID: srcID, DocumentIDs: c.changed}); err != nil {
 		return fmt.Errorf("start processing after crawl %s: %w", job.ID, err)
 	}
-	r.setSource(ctx, c.src.ID, content.SourceStatusProcessing, "", c.log)
 	return nil
 }
 
