@@ -191,14 +191,23 @@ func (r *batchRun) do(ctx context.Context) error {
 		}
 		todo = append(todo, docID)
 	}
-	var loaded map[uuid.UUID]*content.Document
+	var loaded map[uuid.UUID]*docWork
+	// The job's status as the previous document's last statement (its index state write) read
+	// it; "" when that document wrote none (skipped, failed) or the job was gone.
+	var seen jobs.Status
 	for i, docID := range todo {
-		// CancelJob is honoured between documents: one primary-key read per document, except
-		// before the first, whose status the claim just read. (Reading it once per report
+		// CancelJob is honoured between documents, except before the first, whose status the
+		// claim just read. A document that wrote its index state read the status in that same
+		// statement, after its work; otherwise it is read here. (Reading it once per report
 		// interval instead let documents run after a cancel that came within that interval.)
 		if i > 0 {
-			if j, err := w.deps.Jobs.Get(workCtx, r.b.JobID); err == nil && j.Status.Terminal() {
-				stop(fmt.Errorf("job is %s", j.Status))
+			if seen == "" {
+				if j, err := w.deps.Jobs.Get(workCtx, r.b.JobID); err == nil {
+					seen = j.Status
+				}
+			}
+			if seen.Terminal() {
+				stop(fmt.Errorf("job is %s", seen))
 			}
 		}
 		if workCtx.Err() != nil {
@@ -207,7 +216,13 @@ func (r *batchRun) do(ctx context.Context) error {
 		if i%loadGroup == 0 {
 			loaded = w.loadGroup(workCtx, todo[i:min(i+loadGroup, len(todo))])
 		}
-		res, obs := w.processDocument(workCtx, r.job, docID, loaded[docID], r.log)
+		in := loaded[docID]
+		delete(loaded, docID) // a document listed twice is read again the second time
+		if in == nil {
+			in = &docWork{}
+		}
+		res, obs := w.processDocument(workCtx, r.job, docID, in, r.log)
+		seen = in.jobStatus
 		// Interrupted mid-document (cancel, lease lost, shutdown) without a final outcome: not
 		// finished, not reported, not counted; whoever takes the batch next does it. Decided once
 		// here, for the report, the registry and the metrics alike.
@@ -269,10 +284,25 @@ func final(res *pipelinev1.DocumentResult) bool {
 // loadGroup is how many documents of a batch are read from Postgres in one statement.
 const loadGroup = 8
 
-// loadGroup reads the next documents of a batch in one statement, sparing one per document.
-// It returns what it found; a document it did not find, or all of them when the read failed,
-// is read again alone by index, which then records that document's own error.
-func (w *Worker) loadGroup(ctx context.Context, ids []uuid.UUID) map[uuid.UUID]*content.Document {
+// docWork is what index is given about a document read with its group, and what it tells back.
+type docWork struct {
+	// doc is the document; nil: index reads it.
+	doc *content.Document
+	// state is its index state when stateRead (ok: it has one); otherwise index reads it.
+	state     content.IndexState
+	ok        bool
+	stateRead bool
+
+	// jobStatus is the job's status as read by the document's index state write; "" when none
+	// was written or the job is gone.
+	jobStatus jobs.Status
+}
+
+// loadGroup reads the next documents of a batch and their index states, one statement each for
+// the whole group, sparing two per document. It returns what it found; a document it did not
+// find, or all of them when a read failed, is read again alone by index, which then records that
+// document's own error.
+func (w *Worker) loadGroup(ctx context.Context, ids []uuid.UUID) map[uuid.UUID]*docWork {
 	if len(ids) < 2 {
 		return nil
 	}
@@ -284,22 +314,30 @@ func (w *Worker) loadGroup(ctx context.Context, ids []uuid.UUID) map[uuid.UUID]*
 	if err != nil {
 		return nil
 	}
-	out := make(map[uuid.UUID]*content.Document, len(docs))
+	// Read after the documents: a state written in between belongs to content at least as new.
+	states, err := w.deps.Content.GetIndexStates(ctx, ids)
+	out := make(map[uuid.UUID]*docWork, len(docs))
 	for _, d := range docs {
-		if id, err := uuid.Parse(d.ID); err == nil {
-			out[id] = d
+		id, perr := uuid.Parse(d.ID)
+		if perr != nil {
+			continue
 		}
+		in := &docWork{doc: d, stateRead: err == nil}
+		if err == nil {
+			in.state, in.ok = states[d.ID]
+		}
+		out[id] = in
 	}
 	return out
 }
 
-// processDocument indexes one document (doc when it was read already, else it reads it) and
+// processDocument indexes one document (with what in holds about it, read with its group) and
 // returns its result, and its observer for the caller to finish once it knows whether the
 // result counts.
-func (w *Worker) processDocument(ctx context.Context, job *jobs.Job, docID uuid.UUID, doc *content.Document, log *slog.Logger) (*pipelinev1.DocumentResult, *docObserver) {
+func (w *Worker) processDocument(ctx context.Context, job *jobs.Job, docID uuid.UUID, in *docWork, log *slog.Logger) (*pipelinev1.DocumentResult, *docObserver) {
 	res := &pipelinev1.DocumentResult{DocumentId: docID.String()}
 	ctx, obs := w.startDocument(ctx, docID.String())
-	chunks, attempts, err := w.index(ctx, job, docID, doc, obs)
+	chunks, attempts, err := w.index(ctx, job, docID, in, obs)
 	res.Attempts = int32(attempts)
 	if err == nil {
 		res.Status = pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_SUCCEEDED
@@ -329,9 +367,11 @@ type skipped struct{ chunks int64 }
 func (skipped) Error() string { return "unchanged" }
 
 // index does the work for one document and returns how many chunks it stored and how many
-// tries the slowest step took. doc is the document when the caller read it already.
-func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID, doc *content.Document, obs *docObserver) (int, int, error) {
+// tries the slowest step took. in holds what the caller read already, and gets the job status
+// the index state write read.
+func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID, in *docWork, obs *docObserver) (int, int, error) {
 	attempts := 1
+	doc := in.doc
 	lctx, endLoad := obs.stage(ctx, metrics.StageLoad)
 	if doc == nil {
 		var docs []*content.Document
@@ -356,16 +396,17 @@ func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID, doc 
 
 	// Index state reads and writes are retried when Postgres is unavailable (a restart breaks
 	// connections mid-query; the content store says Unavailable); the upsert is idempotent.
-	var state content.IndexState
-	var ok bool
-	n, err := w.cfg.Retry.Do(ctx, func(ctx context.Context) error {
-		var err error
-		state, ok, err = w.deps.Content.GetIndexState(ctx, doc.ID)
-		return transientIfUnavailable(err)
-	})
-	attempts = max(attempts, n)
-	if err != nil {
-		return 0, attempts, fmt.Errorf("read index state: %w", err)
+	state, ok := in.state, in.ok
+	if !in.stateRead {
+		n, err := w.cfg.Retry.Do(ctx, func(ctx context.Context) error {
+			var err error
+			state, ok, err = w.deps.Content.GetIndexState(ctx, doc.ID)
+			return transientIfUnavailable(err)
+		})
+		attempts = max(attempts, n)
+		if err != nil {
+			return 0, attempts, fmt.Errorf("read index state: %w", err)
+		}
 	}
 	if ok && state.ContentHash == doc.ContentHash && state.Fingerprint == w.fingerprint {
 		// Unchanged, provided the store still holds its chunks (a vector store can be emptied or
@@ -407,7 +448,7 @@ func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID, doc 
 		}
 	}
 	ectx, endEmbed := obs.stage(ctx, metrics.StageEmbed)
-	n, err = w.embed(ectx, chunks, records)
+	n, err := w.embed(ectx, chunks, records)
 	endEmbed(err)
 	attempts = max(attempts, n)
 	if err != nil {
@@ -432,9 +473,11 @@ func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID, doc 
 	var written bool
 	n, err = w.cfg.Retry.Do(ctx, func(ctx context.Context) error {
 		var err error
-		written, err = w.deps.Content.PutIndexState(ctx, content.IndexState{
+		var status string
+		written, status, err = w.deps.Content.PutIndexStateForJob(ctx, content.IndexState{
 			DocumentID: doc.ID, ContentHash: doc.ContentHash, Fingerprint: w.fingerprint, ChunkCount: int64(len(records)),
-		})
+		}, job.ID)
+		in.jobStatus = jobs.Status(status)
 		return transientIfUnavailable(err)
 	})
 	attempts = max(attempts, n)

@@ -1,0 +1,49 @@
+package content_test
+
+import (
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pipeline-dev/pipeline/internal/content"
+)
+
+func TestIndexStatesOfAGroupAndJobStatus(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	src := b.source(t)
+	docs := b.upsert(t, src.ID, content.DocumentInput{URI: "a"}, content.DocumentInput{URI: "b"})
+	a, bb := docs[0].Document.ID, docs[1].Document.ID
+	job := uuid.MustParse(b.job(t, src.ID, "process", "in_progress", nil))
+
+	written, status, err := b.store.PutIndexStateForJob(b.ctx, content.IndexState{DocumentID: a, ContentHash: "h", Fingerprint: "f", ChunkCount: 4}, job)
+	require.NoError(t, err)
+	require.True(t, written)
+	require.Equal(t, "in_progress", status)
+
+	_, err = b.pool.Exec(b.ctx, `UPDATE jobs SET status = 'cancelled' WHERE id = $1`, job)
+	require.NoError(t, err)
+	written, status, err = b.store.PutIndexStateForJob(b.ctx, content.IndexState{DocumentID: a, ContentHash: "h2", Fingerprint: "f", ChunkCount: 3}, job)
+	require.NoError(t, err)
+	require.True(t, written)
+	require.Equal(t, "cancelled", status, "the status is read in the same statement")
+
+	_, status, err = b.store.PutIndexStateForJob(b.ctx, content.IndexState{DocumentID: a, ContentHash: "h2", Fingerprint: "f", ChunkCount: 3}, uuid.New())
+	require.NoError(t, err)
+	require.Empty(t, status, "a job that is gone has no status")
+
+	written, _, err = b.store.PutIndexStateForJob(b.ctx, content.IndexState{DocumentID: uuid.NewString(), ContentHash: "h", Fingerprint: "f", ChunkCount: 1}, job)
+	require.NoError(t, err)
+	require.False(t, written, "a deleted document gets no state")
+
+	states, err := b.store.GetIndexStates(b.ctx, []uuid.UUID{uuid.MustParse(a), uuid.MustParse(bb)})
+	require.NoError(t, err)
+	require.Len(t, states, 1, "b was never indexed")
+	require.Equal(t, "h2", states[a].ContentHash)
+	require.EqualValues(t, 3, states[a].ChunkCount)
+	one, ok, err := b.store.GetIndexState(b.ctx, a)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, one, states[a])
+}
