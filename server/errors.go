@@ -17,13 +17,14 @@ import (
 // to the log only, so no internal text (SQL, addresses, secrets) reaches a client.
 const internalMessage = "internal error; the server log has the details"
 
-// toStatus is the one place where domain errors become gRPC statuses. grpc-gateway then maps the
+// toStatus is the one place where domain errors become gRPC statuses. Only a status returned as
+// it is passes through; one wrapped by our code is a dependency's and is mapped like any error. grpc-gateway then maps the
 // codes to HTTP (InvalidArgument 400, NotFound 404, FailedPrecondition 400, Unauthenticated 401, ...).
 func toStatus(ctx context.Context, log *slog.Logger, method string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if _, ok := status.FromError(err); ok {
+	if _, ok := err.(interface{ GRPCStatus() *status.Status }); ok {
 		return err // already a status (validation, auth, or a handler that chose a code)
 	}
 	var ia *errs.InvalidArgumentError
@@ -56,6 +57,16 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 	case isConnectionError(err):
 		log.WarnContext(ctx, "database unavailable", "method", method, "err", err)
 		return status.Error(codes.Unavailable, "the database is unavailable; retry later")
+	}
+	// A status wrapped by our code came from a dependency (Milvus, the embedder): its code and
+	// text describe our call to it, not the caller's request, so neither is passed on. A
+	// dependency's "unauthenticated" would otherwise tell a REST caller 401 in Milvus's words.
+	if st, ok := status.FromError(err); ok {
+		switch st.Code() {
+		case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Aborted:
+			log.WarnContext(ctx, "dependency unavailable", "method", method, "err", err)
+			return status.Error(codes.Unavailable, "a dependency is unavailable; retry later")
+		}
 	}
 	log.ErrorContext(ctx, "internal error", "method", method, "err", err)
 	return status.Error(codes.Internal, internalMessage)

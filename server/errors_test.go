@@ -56,6 +56,26 @@ func TestToStatusMasksInternalErrors(t *testing.T) {
 	require.Contains(t, logged.String(), "secret detail", "the detail goes to the log")
 }
 
+func TestToStatusHidesADependencysStatus(t *testing.T) {
+	t.Parallel()
+	log, logged := newLog()
+	// Milvus refusing our credentials, wrapped by the vector store: not the caller's 401.
+	dep := status.Error(codes.Unauthenticated, "milvus: bad token for user root")
+	err := toStatus(t.Context(), log, "/pipeline.v1.SearchService/Search", fmt.Errorf("vector search: %w", dep))
+	require.Equal(t, codes.Internal, status.Code(err))
+	require.Equal(t, internalMessage, status.Convert(err).Message())
+	require.Contains(t, logged.String(), "bad token", "the detail goes to the log")
+
+	// A dependency that is down or slow is Unavailable to the caller, without its text.
+	err = toStatus(t.Context(), log, "/m", fmt.Errorf("vector search: %w", status.Error(codes.DeadlineExceeded, "milvus at 10.0.0.7 timed out")))
+	require.Equal(t, codes.Unavailable, status.Code(err))
+	require.NotContains(t, status.Convert(err).Message(), "10.0.0.7")
+
+	// A status the handler returns as it is still passes through unchanged.
+	own := status.Error(codes.PermissionDenied, "this key may not write")
+	require.Equal(t, own, toStatus(t.Context(), log, "/m", own))
+}
+
 func TestToStatusConnectError(t *testing.T) {
 	t.Parallel()
 	// A real refused connection: nothing listens on port 1.
