@@ -579,6 +579,8 @@ func (d *asynqDispatch) at(workers int) *dispatcher {
 func (d *asynqDispatch) close() {
 	for _, q := range d.queues {
 		_ = d.insp.DeleteQueue(q, true)
+		// DeleteQueue leaves the queue's processed and failed counters behind.
+		_ = deleteKeys(context.Background(), d.rdb, "asynq:{"+q+"}*")
 	}
 	_ = d.client.Close()
 	_ = d.rdb.Close()
