@@ -24,6 +24,9 @@ type Store interface {
 	JobGet(ctx context.Context, p *JobGetParams) (*Job, error)
 	// JobList reads jobs ordered by (created_at DESC, id DESC).
 	JobList(ctx context.Context, p *JobListParams) ([]*Job, error)
+	// JobSourceHasActiveProcess tells whether the source has a pending or in-progress
+	// processing job.
+	JobSourceHasActiveProcess(ctx context.Context, sourceID uuid.UUID) (bool, error)
 	// JobSetStatus moves the job to To if its status is one of From, bumping version. It returns
 	// errs.ErrNotFound when no job with that id has one of those statuses.
 	JobSetStatus(ctx context.Context, p *JobSetStatusParams) (*Job, error)

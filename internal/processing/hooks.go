@@ -143,15 +143,9 @@ func (h *Hooks) settleSource(ctx context.Context, j *jobs.Job) error {
 	if h.Jobs == nil || h.Content == nil {
 		return nil
 	}
-	src := uuid.NullUUID{UUID: j.SourceID, Valid: true}
-	for _, st := range []jobs.Status{jobs.StatusPending, jobs.StatusInProgress} {
-		active, _, err := h.Jobs.List(ctx, jobs.ListParams{SourceID: src, Type: jobs.TypeProcess, Status: st, PageSize: 1})
-		if err != nil {
-			return err
-		}
-		if len(active) > 0 {
-			return nil
-		}
+	active, err := h.Jobs.SourceHasActiveProcessing(ctx, j.SourceID)
+	if err != nil || active {
+		return err
 	}
 	upd := &content.UpdateSourceStatusParams{ID: j.SourceID.String(), Status: content.SourceStatusReady}
 	switch j.Status {
@@ -164,7 +158,7 @@ func (h *Hooks) settleSource(ctx context.Context, j *jobs.Job) error {
 			upd.Error = fmt.Sprintf("%d of %d documents failed in the last processing job; see its per-document results", j.ErrorCount, len(j.DocumentIDs))
 		}
 	}
-	_, err := h.Content.UpdateSourceStatus(ctx, upd)
+	_, err = h.Content.UpdateSourceStatus(ctx, upd)
 	if errors.Is(err, errs.ErrNotFound) || errs.IsFailedPrecondition(err) {
 		return nil // deleted, or moved on (a crawl started)
 	}
