@@ -11,7 +11,7 @@ import (
 
 var (
 	qGetIndexState  = mustQuery("get_index_state")
-	qPutIndexState  = mustQuery("put_index_state")
+	qPutIndexStates = mustQuery("put_index_states")
 	qGetIndexStates = mustQuery("get_index_states")
 )
 
@@ -44,28 +44,49 @@ func (s *PgStore) GetIndexState(ctx context.Context, documentID string) (st Inde
 // PutIndexState records that the document's vectors were built from st. It reports false when
 // the document was deleted meanwhile: the caller then removes the vectors it just wrote.
 func (s *PgStore) PutIndexState(ctx context.Context, st IndexState) (bool, error) {
-	written, _, err := s.PutIndexStateForJob(ctx, st, uuid.Nil)
-	return written, err
+	written, _, err := s.PutIndexStates(ctx, []IndexState{st}, uuid.Nil)
+	return written[st.DocumentID], err
 }
 
-// PutIndexStateForJob is PutIndexState that also returns, read in the same statement, the status
-// of the job jobID the document was processed for ("" when the job is gone or jobID is
-// uuid.Nil): a worker checks for a cancel between documents without a statement of its own.
-func (s *PgStore) PutIndexStateForJob(ctx context.Context, st IndexState, jobID uuid.UUID) (written bool, jobStatus string, err error) {
-	id, err := uuid.Parse(st.DocumentID)
-	if err != nil {
-		return false, "", err
+// PutIndexStates records, in one statement, that the documents' vectors were built from states
+// (one per document; a document listed twice keeps its last state). written holds the ids of
+// the documents recorded; one missing was deleted meanwhile, and the caller then removes the
+// vectors it just wrote. jobStatus is the status of the job jobID the documents were processed
+// for, read in the same statement ("" when the job is gone or jobID is uuid.Nil): a worker
+// checks for a cancel between documents without a statement of its own.
+func (s *PgStore) PutIndexStates(ctx context.Context, states []IndexState, jobID uuid.UUID) (written map[string]bool, jobStatus string, err error) {
+	last := make(map[uuid.UUID]int, len(states))
+	for i, st := range states {
+		id, err := uuid.Parse(st.DocumentID)
+		if err != nil {
+			return nil, "", err
+		}
+		last[id] = i
+	}
+	ids := make([]uuid.UUID, 0, len(last))
+	hashes := make([]string, 0, len(last))
+	fingerprints := make([]string, 0, len(last))
+	counts := make([]int64, 0, len(last))
+	for id, i := range last {
+		ids = append(ids, id)
+		hashes = append(hashes, states[i].ContentHash)
+		fingerprints = append(fingerprints, states[i].Fingerprint)
+		counts = append(counts, states[i].ChunkCount)
 	}
 	job := uuid.NullUUID{UUID: jobID, Valid: jobID != uuid.Nil}
-	var n int64
+	var done []uuid.UUID
 	var status *string
-	if err := s.db.QueryRow(ctx, qPutIndexState, id, st.ContentHash, st.Fingerprint, st.ChunkCount, job).Scan(&n, &status); err != nil {
-		return false, "", translate(err, "document", st.DocumentID)
+	if err := s.db.QueryRow(ctx, qPutIndexStates, ids, hashes, fingerprints, counts, job).Scan(&done, &status); err != nil {
+		return nil, "", translate(err, "document", "")
+	}
+	written = make(map[string]bool, len(done))
+	for _, id := range done {
+		written[id.String()] = true
 	}
 	if status != nil {
 		jobStatus = *status
 	}
-	return n > 0, jobStatus, nil
+	return written, jobStatus, nil
 }
 
 // GetIndexStates returns the index states of the documents among ids that were ever indexed, by

@@ -17,25 +17,30 @@ func TestIndexStatesOfAGroupAndJobStatus(t *testing.T) {
 	a, bb := docs[0].Document.ID, docs[1].Document.ID
 	job := uuid.MustParse(b.job(t, src.ID, "process", "in_progress", nil))
 
-	written, status, err := b.store.PutIndexStateForJob(b.ctx, content.IndexState{DocumentID: a, ContentHash: "h", Fingerprint: "f", ChunkCount: 4}, job)
+	gone := uuid.NewString()
+	written, status, err := b.store.PutIndexStates(b.ctx, []content.IndexState{
+		{DocumentID: a, ContentHash: "h", Fingerprint: "f", ChunkCount: 4},
+		{DocumentID: gone, ContentHash: "h", Fingerprint: "f", ChunkCount: 1},
+		{DocumentID: bb, ContentHash: "h", Fingerprint: "f", ChunkCount: 9},
+		{DocumentID: bb, ContentHash: "h", Fingerprint: "f", ChunkCount: 2}, // the last one counts
+	}, job)
 	require.NoError(t, err)
-	require.True(t, written)
+	require.Equal(t, map[string]bool{a: true, bb: true}, written, "a deleted document gets no state")
 	require.Equal(t, "in_progress", status)
+	_, err = b.pool.Exec(b.ctx, `DELETE FROM document_index_state WHERE document_id = $1`, bb)
+	require.NoError(t, err)
 
 	_, err = b.pool.Exec(b.ctx, `UPDATE jobs SET status = 'cancelled' WHERE id = $1`, job)
 	require.NoError(t, err)
-	written, status, err = b.store.PutIndexStateForJob(b.ctx, content.IndexState{DocumentID: a, ContentHash: "h2", Fingerprint: "f", ChunkCount: 3}, job)
+	written, status, err = b.store.PutIndexStates(b.ctx, []content.IndexState{{DocumentID: a, ContentHash: "h2", Fingerprint: "f", ChunkCount: 3}}, job)
 	require.NoError(t, err)
-	require.True(t, written)
+	require.True(t, written[a])
 	require.Equal(t, "cancelled", status, "the status is read in the same statement")
 
-	_, status, err = b.store.PutIndexStateForJob(b.ctx, content.IndexState{DocumentID: a, ContentHash: "h2", Fingerprint: "f", ChunkCount: 3}, uuid.New())
+	_, status, err = b.store.PutIndexStates(b.ctx, []content.IndexState{{DocumentID: a, ContentHash: "h2", Fingerprint: "f", ChunkCount: 3}}, uuid.New())
 	require.NoError(t, err)
 	require.Empty(t, status, "a job that is gone has no status")
 
-	written, _, err = b.store.PutIndexStateForJob(b.ctx, content.IndexState{DocumentID: uuid.NewString(), ContentHash: "h", Fingerprint: "f", ChunkCount: 1}, job)
-	require.NoError(t, err)
-	require.False(t, written, "a deleted document gets no state")
 
 	states, err := b.store.GetIndexStates(b.ctx, []uuid.UUID{uuid.MustParse(a), uuid.MustParse(bb)})
 	require.NoError(t, err)

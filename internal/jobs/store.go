@@ -22,6 +22,8 @@ type Store interface {
 	JobInsert(ctx context.Context, p *JobInsertParams) (*Job, error)
 	// JobGet reads one job; with ForUpdate it locks the row until the transaction ends.
 	JobGet(ctx context.Context, p *JobGetParams) (*Job, error)
+	// JobGetStatus reads one job's status alone; errs.ErrNotFound when there is no such job.
+	JobGetStatus(ctx context.Context, id uuid.UUID) (Status, error)
 	// JobList reads jobs ordered by (created_at DESC, id DESC).
 	JobList(ctx context.Context, p *JobListParams) ([]*Job, error)
 	// JobSourceHasActiveProcess tells whether the source has a pending or in-progress

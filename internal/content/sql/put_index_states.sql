@@ -1,0 +1,23 @@
+-- Record what the vectors of a group of documents were just built from ($1 ids, $2 content
+-- hashes, $3 fingerprints, $4 chunk counts, in step), with each document's source (for the
+-- source's chunk count), in one statement. A document deleted meanwhile has no row to refer to:
+-- nothing is written for it (the foreign key would refuse it), and it is missing from the ids
+-- returned. Rows are written in id order, so that two writers of overlapping groups lock them in
+-- the same order. The same statement reads the status of the job the documents were processed
+-- for ($5; NULL when none is given or the job is gone), so a worker learns of a cancel between
+-- documents without a statement of its own.
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[])
+        AS i (document_id, content_hash, fingerprint, chunk_count)
+), put AS (
+    INSERT INTO document_index_state (document_id, source_id, content_hash, fingerprint, chunk_count, indexed_at)
+    SELECT d.id, d.source_id, i.content_hash, i.fingerprint, i.chunk_count, now()
+    FROM input i
+    JOIN documents d ON d.id = i.document_id
+    ORDER BY d.id
+    ON CONFLICT (document_id) DO UPDATE
+    SET content_hash = EXCLUDED.content_hash, fingerprint = EXCLUDED.fingerprint,
+        chunk_count = EXCLUDED.chunk_count, indexed_at = EXCLUDED.indexed_at
+    RETURNING document_id
+)
+SELECT ARRAY(SELECT document_id FROM put) AS written, (SELECT status FROM jobs WHERE id = $5) AS job_status;
