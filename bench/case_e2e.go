@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,18 +62,54 @@ func init() {
 }
 
 // counters counts what the service sends to Postgres and Redis.
-type counters struct{ pg, redis atomic.Int64 }
+type counters struct {
+	pg, redis atomic.Int64
+	// kinds counts statements by kind (statementKind) when not nil (-v).
+	kinds *sync.Map
+}
 
-func (c *counters) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+func (c *counters) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
 	c.pg.Add(1)
+	c.kind(d.SQL)
 	return ctx
+}
+
+// kind counts a statement by its kind, with -v.
+func (c *counters) kind(sql string) {
+	if c.kinds != nil {
+		n, _ := c.kinds.LoadOrStore(statementKind(sql), new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
+	}
+}
+
+// statementKind names a statement by its first line that is not a comment, cut to 60 bytes.
+func statementKind(sql string) string {
+	for line := range strings.Lines(sql) {
+		line = strings.TrimSpace(line)
+		if line != "" && !strings.HasPrefix(line, "--") {
+			return line[:min(len(line), 60)]
+		}
+	}
+	return "?"
+}
+
+// kindCounts returns the statements counted by kind so far.
+func (c *counters) kindCounts() map[string]int64 {
+	out := map[string]int64{}
+	if c.kinds != nil {
+		c.kinds.Range(func(k, v any) bool { out[k.(string)] = v.(*atomic.Int64).Load(); return true })
+	}
+	return out
 }
 func (*counters) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 func (c *counters) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
 	return ctx
 }
-func (c *counters) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) { c.pg.Add(1) }
-func (*counters) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)       {}
+func (c *counters) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	c.pg.Add(1)
+	c.kind(d.SQL)
+}
+func (*counters) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
 func (c *counters) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceCopyFromStartData) context.Context {
 	c.pg.Add(1)
 	return ctx
@@ -139,6 +177,9 @@ func prepareE2E(ctx context.Context, env *Env) (p *Prepared, err error) {
 		n = e2eDocsShort
 	}
 	cnt := &counters{}
+	if env.Options.Verbose {
+		cnt.kinds = new(sync.Map)
+	}
 	srv, err := startServerWith(ctx, env.Dir, func(c *config.Config) {
 		c.MaxConcurrentJobs = 1 // one slot per worker instance: see docs/decisions/0018
 	}, cnt.options())
@@ -237,7 +278,7 @@ func (e *e2eRunner) runProject(ctx context.Context, workers int) (Sample, error)
 	stop := func() { stopWorkers(); wg.Wait() }
 	defer stop()
 
-	pg0, redis0, cpu0 := e.cnt.pg.Load(), e.cnt.redis.Load(), cpuTime()
+	pg0, redis0, cpu0, kinds0 := e.cnt.pg.Load(), e.cnt.redis.Load(), cpuTime(), e.cnt.kindCounts()
 	t0 := time.Now()
 	jobIDs, err := e.ingest(ctx, content, sourceID)
 	if err != nil {
@@ -249,6 +290,7 @@ func (e *e2eRunner) runProject(ctx context.Context, workers int) (Sample, error)
 	}
 	wall, cpu := time.Since(t0), cpuTime()-cpu0
 	pg, redis := e.cnt.pg.Load()-pg0, e.cnt.redis.Load()-redis0
+	e.logKinds(workers, kinds0)
 	stop()
 	for _, err := range workerErrs {
 		if err != nil {
@@ -261,6 +303,29 @@ func (e *e2eRunner) runProject(ctx context.Context, workers int) (Sample, error)
 	s := e2eSample(len(e.docs), e.chunks, wall, cpu, pg, redis)
 	s["ingest docs/s"] = float64(len(e.docs)) / ingestWall.Seconds()
 	return s, nil
+}
+
+// logKinds reports (with -v) the statements per document of the run by kind, most first.
+func (e *e2eRunner) logKinds(workers int, before map[string]int64) {
+	if e.cnt.kinds == nil {
+		return
+	}
+	type kind struct {
+		name string
+		n    int64
+	}
+	var list []kind
+	for name, n := range e.cnt.kindCounts() {
+		if n -= before[name]; n > 0 {
+			list = append(list, kind{name, n})
+		}
+	}
+	slices.SortFunc(list, func(a, b kind) int { return cmp.Compare(b.n, a.n) })
+	var b strings.Builder
+	for _, k := range list {
+		fmt.Fprintf(&b, "\n  %6.3f  %s", float64(k.n)/float64(len(e.docs)), k.name)
+	}
+	e.env.Logf("e2e: %d worker(s): Postgres statements per document by kind:%s", workers, b.String())
 }
 
 // ingest sends the documents, e2eDocsPerCall a call from e2eIngesters goroutines, and returns
