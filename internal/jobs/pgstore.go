@@ -242,6 +242,7 @@ func translate(err error, jobID uuid.UUID) error {
 		case pgErr.Code == "23514": // check_violation
 			return errs.InvalidArgument(checkField(pgErr.ConstraintName), "rejected by %s", pgErr.ConstraintName)
 		case pgErr.Code == "40001", pgErr.Code == "40P01", // serialization_failure, deadlock_detected
+			pgErr.Code == "55P03",                // lock_not_available (lock_timeout)
 			strings.HasPrefix(pgErr.Code, "08"),  // connection exceptions
 			strings.HasPrefix(pgErr.Code, "57P"): // shutdown, cannot connect now
 			return fmt.Errorf("%w: postgres: %w", errs.ErrUnavailable, err)

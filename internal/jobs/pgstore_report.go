@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -71,7 +72,8 @@ func (s *PgStore) JobReport(ctx context.Context, p *JobReportParams) (*JobReport
 		// generic plan serves every size; planning them afresh each time (what Postgres does by
 		// default, the arrays being parameters) was a third of the record statement's time.
 		// Local to the transaction (SET LOCAL would be ignored outside an explicit block).
-		b.Queue("SELECT set_config('plan_cache_mode', 'force_generic_plan', true)")
+		b.Queue("SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('lock_timeout', @lock_timeout, true)",
+			pgx.NamedArgs{"lock_timeout": strconv.FormatInt(p.LockTimeout.Milliseconds(), 10)})
 	}
 	b.Queue(reportQueries.lock, pgx.NamedArgs{"job_ids": distinct})
 	b.Queue(reportQueries.record, pgx.NamedArgs{

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pipeline-dev/pipeline/internal/errs"
 )
@@ -45,6 +46,7 @@ const (
 	defaultMaxReports   = 256
 	defaultMaxResults   = 10_000
 	defaultMaxInFlight  = 1
+	defaultLockTimeout  = 5 * time.Second
 	reportCommitTimeout = 30 * time.Second
 )
 
@@ -109,6 +111,11 @@ type RecorderConfig struct {
 	// groups and more transactions; on the 2-core benchmark machine 2 and 4 were no better
 	// than 1 (docs/performance.md). Defaults to 1.
 	MaxInFlight int
+	// LockTimeout bounds a transaction's wait for a job's row lock. A job row held by a long
+	// transaction (a big source's delete, a manual session) then fails its group after this
+	// long; the group's reports are retried one by one, so only that job's reports fail (as
+	// Unavailable: the worker reports again) and the others' are recorded. Defaults to 5 s.
+	LockTimeout time.Duration
 }
 
 // Recorder records workers' reports with group commit: reports that arrive while
@@ -132,6 +139,7 @@ func (m *Manager) NewRecorder(cfg RecorderConfig) *Recorder {
 	cfg.MaxReports = cmp.Or(cfg.MaxReports, defaultMaxReports)
 	cfg.MaxResults = cmp.Or(cfg.MaxResults, defaultMaxResults)
 	cfg.MaxInFlight = cmp.Or(cfg.MaxInFlight, defaultMaxInFlight)
+	cfg.LockTimeout = cmp.Or(cfg.LockTimeout, defaultLockTimeout)
 	return &Recorder{m: m, cfg: cfg}
 }
 
@@ -227,20 +235,23 @@ func (r *Recorder) take() []*pendingReport {
 }
 
 // commit records a group in one transaction and answers its reports. If the group fails for a
-// reason other than Postgres being unavailable, each report is tried alone, so that one bad
-// report cannot fail the others.
+// reason other than Postgres being unreachable (a bad report, a job row locked too long, a
+// deadlock), each report still waiting is tried alone, so that one report cannot fail the
+// others.
 func (r *Recorder) commit(group []*pendingReport) {
 	ctx, cancel := context.WithTimeout(context.Background(), reportCommitTimeout)
 	defer cancel()
-	params := &JobReportParams{Reports: make([]*ReportParams, len(group))}
+	params := &JobReportParams{Reports: make([]*ReportParams, len(group)), LockTimeout: r.cfg.LockTimeout}
 	for i, pr := range group {
 		params.Reports[i] = pr.p
 	}
 	res, err := r.m.store.JobReport(ctx, params)
 	if err != nil {
-		if len(group) > 1 && !errors.Is(err, errs.ErrUnavailable) {
+		if len(group) > 1 && (!errors.Is(err, errs.ErrUnavailable) || lockConflict(err)) {
 			for _, pr := range group {
-				r.commit([]*pendingReport{pr})
+				if pr.state.Load() != reportAbandoned {
+					r.commit([]*pendingReport{pr})
+				}
 			}
 			return
 		}
@@ -284,4 +295,11 @@ func (r *Recorder) answer(ctx context.Context, pr *pendingReport) {
 	if pr.notify {
 		go r.m.notify(ctx, pr.job)
 	}
+}
+
+// lockConflict tells a failure that is about one job's row lock (waited too long, deadlock) from
+// Postgres being unreachable: the former is worth retrying report by report.
+func lockConflict(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "55P03" || pgErr.Code == "40P01")
 }

@@ -272,3 +272,55 @@ func TestRecorderGroupsAndCommittedHook(t *testing.T) {
 	require.Equal(t, len(committed), notified, "one notice per version")
 	require.LessOrEqual(t, got.Version-c.job.Version, int64(30))
 }
+
+// TestRecorderLockedJobFailsAlone: a job row held by another transaction makes its reports fail
+// as Unavailable after the lock timeout, while the reports of other jobs that shared their
+// transaction are recorded (the group is retried report by report).
+func TestRecorderLockedJobFailsAlone(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	locked, free := b.claimedJob(t, 1), b.claimedJob(t, 1)
+	holder, err := b.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = holder.Rollback(context.Background()) }()
+	_, err = holder.Exec(ctx, `SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE`, locked.job.ID)
+	require.NoError(t, err)
+
+	var holderPID int
+	require.NoError(t, holder.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&holderPID))
+
+	rec := b.mgr.NewRecorder(jobs.RecorderConfig{MaxInFlight: 1, LockTimeout: time.Second})
+	reports := []jobs.ReportParams{
+		locked.report(0),
+		free.report(0, jobs.DocumentResultUpdate{DocumentID: free.docs[0], Status: jobs.DocSucceeded, ChunkCount: 3}),
+		locked.report(0, jobs.DocumentResultUpdate{DocumentID: locked.docs[0], Status: jobs.DocSucceeded, ChunkCount: 1}),
+	}
+	errsOut := make([]error, len(reports))
+	var wg sync.WaitGroup
+	send := func(i int) {
+		wg.Go(func() { _, errsOut[i] = rec.Report(context.Background(), reports[i]) })
+	}
+	// The first report's transaction waits on the lock; the next two queue meanwhile and go
+	// together, so the free job's report shares a transaction with a report of the locked job.
+	send(0)
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))`, holderPID).Scan(&n))
+		return n > 0
+	}, 10*time.Second, 5*time.Millisecond, "the first report waits on the held row")
+	send(1)
+	send(2)
+	wg.Wait()
+	require.ErrorIs(t, errsOut[0], errs.ErrUnavailable)
+	require.ErrorIs(t, errsOut[2], errs.ErrUnavailable)
+	require.NoError(t, errsOut[1], "the free job's report is recorded")
+	got, err := b.mgr.Get(ctx, free.job.ID)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, got.ProcessedCount)
+	require.EqualValues(t, 3, got.ChunkCount)
+
+	require.NoError(t, holder.Rollback(ctx))
+	_, err = rec.Report(ctx, reports[2])
+	require.NoError(t, err, "once the lock is gone the locked job's report is recorded")
+}

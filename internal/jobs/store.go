@@ -122,6 +122,10 @@ type Store interface {
 // JobReportParams are reports to record together, in arrival order.
 type JobReportParams struct {
 	Reports []*ReportParams
+	// LockTimeout bounds the wait for the jobs' row locks (0: no limit). A job row
+	// held by a long transaction then fails its group quickly instead of stalling every
+	// worker's reports behind it.
+	LockTimeout time.Duration
 }
 
 // JobReportResult is what JobReport did.
