@@ -372,7 +372,11 @@ func (a *App) expressMaxDocuments() int {
 // the bulk lane (docs/decisions/0018).
 func (a *App) slots() (bulk, express int) {
 	if a.expressMaxDocuments() == 0 {
-		return a.Cfg.MaxConcurrentJobs, 0
+		// This process sends nothing to the express lane, but its pool still serves it with one
+		// slot of its own: a server or worker with the lane on (a rolling upgrade, or settings
+		// that differ) may have sent small jobs there, which would otherwise wait for the
+		// reconciler's overdue repair (10 minutes).
+		return a.Cfg.MaxConcurrentJobs, 1
 	}
 	return max(1, a.Cfg.MaxConcurrentJobs-a.Cfg.ExpressConcurrency), a.Cfg.ExpressConcurrency
 }

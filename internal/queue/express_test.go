@@ -112,3 +112,46 @@ func TestExpressLaneOnlyFirstMessages(t *testing.T) {
 		require.Equal(t, want, n, name)
 	}
 }
+
+// A consumer whose own side has the lane off (ExpressMaxDocuments 0) but express slots still
+// handles what a producer with the lane on sent there (settings that differ, a rolling upgrade),
+// and sends nothing there itself.
+func TestExpressLaneServedWithTheLaneOff(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := redistest.New(t)
+	producer := openOn(t, rdb, queue.Config{Prefix: prefix, Workers: 1, ExpressMaxDocuments: 2})
+	consumer := openOn(t, rdb, queue.Config{Prefix: prefix, Workers: 1, ExpressWorkers: 1})
+	small := &jobs.Batch{ID: uuid.New(), DocumentIDs: []uuid.UUID{uuid.New()}}
+	_, err := producer.EnqueueBatch(t.Context(), small, 1)
+	require.NoError(t, err)
+	own := &jobs.Batch{ID: uuid.New(), DocumentIDs: []uuid.UUID{uuid.New()}}
+	_, err = consumer.EnqueueBatch(t.Context(), own, 1)
+	require.NoError(t, err)
+	for name, want := range map[string]int64{queue.Name: 1, queue.ExpressName: 1} {
+		n, err := rdb.XLen(t.Context(), "taskq:{"+prefix+name+"}:stream").Result()
+		require.NoError(t, err)
+		require.Equal(t, want, n, name)
+	}
+
+	handled := make(chan uuid.UUID, 2)
+	cctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- consumer.Consume(cctx, func(_ context.Context, id uuid.UUID) error {
+			handled <- id
+			return nil
+		}, 5*time.Second)
+	}()
+	got := map[uuid.UUID]bool{}
+	for range 2 {
+		select {
+		case id := <-handled:
+			got[id] = true
+		case <-time.After(10 * time.Second):
+			t.Fatal("a batch was not handled")
+		}
+	}
+	require.Equal(t, map[uuid.UUID]bool{small.ID: true, own.ID: true}, got)
+	cancel()
+	require.NoError(t, <-done)
+}

@@ -80,7 +80,8 @@ type Config struct {
 	ExpressMaxDocuments int
 	// ExpressWorkers is how many express batches one consumer works on at once, on top of
 	// Workers: slots only small jobs use, so one never waits for a bulk batch to end.
-	// Defaults to 1 (with the lane on).
+	// Defaults to 1 with the lane on; with it off, a positive value still serves the lane
+	// (messages other processes sent there).
 	ExpressWorkers int
 	// Commands, when set, is told how many commands each call of taskq's Redis client sent
 	// (benchmarks count them). It must be safe for concurrent use.
@@ -157,7 +158,10 @@ func Open(cfg Config, rdb *redis.Client) (*Queue, error) {
 	}
 	factory := redisq.NewFactory()
 	q.lanes = []*lane{q.openLane(factory, tasks, Name, cfg.Workers)}
-	if cfg.ExpressMaxDocuments > 0 {
+	// A consumer serves the express lane whenever it has slots for it, even with the lane off
+	// on its own side: another process (a server or worker of a rolling upgrade, or configured
+	// differently) may send small jobs there, and they must not wait for the reconciler.
+	if cfg.ExpressMaxDocuments > 0 || cfg.ExpressWorkers > 0 {
 		q.lanes = append(q.lanes, q.openLane(factory, tasks, ExpressName, cfg.ExpressWorkers))
 	}
 	return q, nil
