@@ -173,6 +173,10 @@ func (b *Bus) send(msg string) {
 // drain sends the queued notices to Redis, each round in one pipeline, until none is left.
 func (b *Bus) drain(idle chan struct{}) {
 	defer close(idle)
+	// While Redis refuses, rounds back off (up to a second: notices pile up and go in one
+	// pipeline when it is back) and the warning is written at most every 10 s.
+	var failed int
+	var warned time.Time
 	for {
 		b.pubMu.Lock()
 		msgs, dropped := b.outbox, b.dropped
@@ -194,9 +198,16 @@ func (b *Bus) drain(idle chan struct{}) {
 			return nil
 		})
 		cancel()
-		if err != nil {
-			b.log.Warn("publish job events", "notices", len(msgs), "err", err)
+		if err == nil {
+			failed = 0
+			continue
 		}
+		failed++
+		if time.Since(warned) >= 10*time.Second {
+			b.log.Warn("publish job events", "notices", len(msgs), "failed_rounds", failed, "err", err)
+			warned = time.Now()
+		}
+		time.Sleep(min(50*time.Millisecond<<min(failed-1, 5), time.Second))
 	}
 }
 
