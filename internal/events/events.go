@@ -36,6 +36,10 @@ type Bus struct {
 	publishing bool
 	idle       chan struct{}
 	dropped    int // notices dropped from a full outbox since the last warning
+	// Failed rounds since the last warning and when it was written (only the goroutine that
+	// publishes touches them; pubMu orders one such goroutine after the other).
+	failed int
+	warned time.Time
 }
 
 // maxOutbox bounds the notices waiting for Redis; past it the oldest are dropped (Redis is
@@ -173,10 +177,6 @@ func (b *Bus) send(msg string) {
 // drain sends the queued notices to Redis, each round in one pipeline, until none is left.
 func (b *Bus) drain(idle chan struct{}) {
 	defer close(idle)
-	// While Redis refuses, rounds back off (up to a second: notices pile up and go in one
-	// pipeline when it is back) and the warning is written at most every 10 s.
-	var failed int
-	var warned time.Time
 	for {
 		b.pubMu.Lock()
 		msgs, dropped := b.outbox, b.dropped
@@ -198,16 +198,15 @@ func (b *Bus) drain(idle chan struct{}) {
 			return nil
 		})
 		cancel()
-		if err == nil {
-			failed = 0
-			continue
+		// While Redis refuses, the warning is written at most every 10 s. (Rounds need no
+		// backoff of our own: go-redis's pool backs off its dials, and notices pile up
+		// meanwhile and go in one pipeline.)
+		if err != nil && time.Since(b.warned) >= 10*time.Second {
+			b.log.Warn("publish job events", "notices", len(msgs), "failed_rounds", b.failed+1, "err", err)
+			b.warned, b.failed = time.Now(), 0
+		} else if err != nil {
+			b.failed++
 		}
-		failed++
-		if time.Since(warned) >= 10*time.Second {
-			b.log.Warn("publish job events", "notices", len(msgs), "failed_rounds", failed, "err", err)
-			warned = time.Now()
-		}
-		time.Sleep(min(50*time.Millisecond<<min(failed-1, 5), time.Second))
 	}
 }
 
