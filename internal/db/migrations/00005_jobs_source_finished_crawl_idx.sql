@@ -4,7 +4,9 @@
 -- this index for the source. Without it the lookup walks all the source's jobs, and an upload
 -- source can have many processing jobs and no crawl. CONCURRENTLY: on a large table the index
 -- is built without blocking job writes.
-CREATE INDEX CONCURRENTLY IF NOT EXISTS jobs_source_finished_crawl_idx
+-- An earlier attempt that failed midway leaves an invalid index of this name: drop it first.
+DROP INDEX CONCURRENTLY IF EXISTS jobs_source_finished_crawl_idx;
+CREATE INDEX CONCURRENTLY jobs_source_finished_crawl_idx
     ON jobs (source_id, finished_at DESC, id DESC)
     WHERE type = 'crawl' AND finished_at IS NOT NULL;
 
