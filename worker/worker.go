@@ -192,17 +192,14 @@ func (r *batchRun) do(ctx context.Context) error {
 		todo = append(todo, docID)
 	}
 	var loaded map[uuid.UUID]*docWork
-	// The documents of the current group done so far: their index states are written, and their
-	// outcomes reported, together when the group ends (settle).
-	var group []*docWork
-	// The job's status as the previous group's index state write read it; "" when there was
-	// none (the group wrote no state, or the job was gone).
+	// The job's status as the previous document's last statement (its index state write) read
+	// it; "" when that document wrote none (skipped, failed) or the job was gone.
 	var seen jobs.Status
 	for i, docID := range todo {
 		// CancelJob is honoured between documents, except before the first, whose status the
-		// claim just read: a read of the status alone, or the one the group's index state write
-		// made in the same statement. (Reading it once per report interval instead let documents
-		// run after a cancel that came within that interval.)
+		// claim just read. A document that wrote its index state read the status in that same
+		// statement, after its work; otherwise it is read here, the status column alone. (Reading it once per report
+		// interval instead let documents run after a cancel that came within that interval.)
 		if i > 0 {
 			if seen == "" {
 				if st, err := w.deps.Jobs.Status(workCtx, r.b.JobID); err == nil {
@@ -213,7 +210,6 @@ func (r *batchRun) do(ctx context.Context) error {
 				stop(fmt.Errorf("job is %s", seen))
 			}
 		}
-		seen = ""
 		if workCtx.Err() != nil {
 			break
 		}
@@ -225,26 +221,21 @@ func (r *batchRun) do(ctx context.Context) error {
 		if in == nil {
 			in = &docWork{}
 		}
-		in.res, in.obs = w.processDocument(workCtx, r.job, docID, in, r.log)
+		res, obs := w.processDocument(workCtx, r.job, docID, in, r.log)
+		seen = in.jobStatus
 		// Interrupted mid-document (cancel, lease lost, shutdown) without a final outcome: not
 		// finished, not reported, not counted; whoever takes the batch next does it. Decided once
 		// here, for the report, the registry and the metrics alike.
-		if workCtx.Err() != nil && !final(in.res) {
-			in.obs.finish(in.res, true)
+		interrupted := workCtx.Err() != nil && !final(res)
+		obs.finish(res, interrupted)
+		if interrupted {
 			break
 		}
-		group = append(group, in)
-		if (i+1)%loadGroup == 0 || i == len(todo)-1 {
-			seen = r.settle(workCtx, group)
-			group = nil
-			r.rep.flushIfDue(workCtx)
+		r.rep.add(res)
+		if a := w.deps.Activity; a != nil {
+			a.DocumentDone(res.GetStatus() == pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_FAILED)
 		}
-	}
-	if len(group) > 0 {
-		// Stopped inside a group: the documents done are done; record and report them.
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		r.settle(sctx, group)
-		cancel()
+		r.rep.flushIfDue(workCtx)
 	}
 	if cause := context.Cause(workCtx); cause != nil {
 		if ctx.Err() != nil {
@@ -259,58 +250,6 @@ func (r *batchRun) do(ctx context.Context) error {
 		r.log.WarnContext(ctx, "could not report the finished batch; its lease will expire and another worker will finish it", "err", err)
 	}
 	return nil
-}
-
-// settle writes the index states of a group's indexed documents in one statement, after their
-// vectors are stored, then finishes and queues the group's results; it returns the job's status
-// that statement read ("" when none was written). A crash before the write loses nothing: a
-// document without its index state is simply indexed again, under the same chunk ids.
-func (r *batchRun) settle(ctx context.Context, group []*docWork) jobs.Status {
-	w := r.w
-	var states []content.IndexState
-	for _, d := range group {
-		if d.put != nil {
-			states = append(states, *d.put)
-		}
-	}
-	var status string
-	if len(states) > 0 {
-		var written map[string]bool
-		n, err := w.cfg.Retry.Do(ctx, func(ctx context.Context) error {
-			var err error
-			written, status, err = w.deps.Content.PutIndexStates(ctx, states, r.b.JobID)
-			return transientIfUnavailable(err)
-		})
-		for _, d := range group {
-			if d.put == nil {
-				continue
-			}
-			d.res.Attempts = max(d.res.Attempts, int32(n))
-			switch {
-			case err != nil && ctx.Err() != nil:
-				d.interrupted = true // not recorded: whoever takes the batch next does it
-			case err != nil:
-				failed(ctx, d.res, fmt.Errorf("record index state: %w", err), r.log.With("document_id", d.put.DocumentID))
-			case !written[d.put.DocumentID]:
-				// The document (and its source) was deleted while we worked: take our vectors back out.
-				if err := w.deps.Vectors.DeleteDocument(context.WithoutCancel(ctx), d.put.DocumentID, 0); err != nil {
-					r.log.WarnContext(ctx, "remove vectors of a deleted document", "document_id", d.put.DocumentID, "err", err)
-				}
-				failed(ctx, d.res, errors.New("document not found: it was deleted while processing"), r.log.With("document_id", d.put.DocumentID))
-			}
-		}
-	}
-	for _, d := range group {
-		d.obs.finish(d.res, d.interrupted)
-		if d.interrupted {
-			continue
-		}
-		r.rep.add(d.res)
-		if a := w.deps.Activity; a != nil {
-			a.DocumentDone(d.res.GetStatus() == pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_FAILED)
-		}
-	}
-	return jobs.Status(status)
 }
 
 // giveBack reports finished results, releases the batch and enqueues it again, so another
@@ -354,13 +293,9 @@ type docWork struct {
 	ok        bool
 	stateRead bool
 
-	// put is the index state to record once the document's vectors are stored (its group's
-	// write), nil when there is none to record (skipped, failed).
-	put *content.IndexState
-	// res and obs are its result and observer, finished when its group is settled.
-	res         *pipelinev1.DocumentResult
-	obs         *docObserver
-	interrupted bool
+	// jobStatus is the job's status as read by the document's index state write; "" when none
+	// was written or the job is gone.
+	jobStatus jobs.Status
 }
 
 // loadGroup reads the next documents of a batch and their index states, one statement each for
@@ -415,20 +350,14 @@ func (w *Worker) processDocument(ctx context.Context, job *jobs.Job, docID uuid.
 		res.ChunkCount = skip.chunks
 		return res, obs
 	}
-	failed(ctx, res, err, log.With("document_id", docID))
-	return res, obs
-}
-
-// failed makes res the failure err, and logs it.
-func failed(ctx context.Context, res *pipelinev1.DocumentResult, err error, log *slog.Logger) {
 	res.Status = pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_FAILED
-	res.ChunkCount = 0
 	res.LastError = truncate(err.Error(), 2000)
 	res.ErrorKind = pipelinev1.ErrorKind_ERROR_KIND_PERMANENT
 	if transient, _ := errs.IsTransient(err); transient {
 		res.ErrorKind = pipelinev1.ErrorKind_ERROR_KIND_TRANSIENT
 	}
-	log.WarnContext(ctx, "document failed", "attempts", res.Attempts, "kind", res.ErrorKind, "err", err)
+	log.WarnContext(ctx, "document failed", "document_id", docID, "attempts", attempts, "kind", res.ErrorKind, "err", err)
+	return res, obs
 }
 
 // skipped says a document needs no work: its vectors were built from the same content with the
@@ -541,9 +470,26 @@ func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID, in *
 	if err != nil {
 		return 0, attempts, fmt.Errorf("store vectors: %w", err)
 	}
-	// Its index state is recorded with its group's (batchRun.settle).
-	in.put = &content.IndexState{
-		DocumentID: doc.ID, ContentHash: doc.ContentHash, Fingerprint: w.fingerprint, ChunkCount: int64(len(records)),
+	// The write commits asynchronously (content.PutIndexStates): lost in a Postgres crash, it
+	// only costs this document's work again, under the same chunk ids.
+	var written bool
+	n, err = w.cfg.Retry.Do(ctx, func(ctx context.Context) error {
+		done, status, err := w.deps.Content.PutIndexStates(ctx, []content.IndexState{{
+			DocumentID: doc.ID, ContentHash: doc.ContentHash, Fingerprint: w.fingerprint, ChunkCount: int64(len(records)),
+		}}, job.ID)
+		written, in.jobStatus = done[doc.ID], jobs.Status(status)
+		return transientIfUnavailable(err)
+	})
+	attempts = max(attempts, n)
+	if err != nil {
+		return 0, attempts, fmt.Errorf("record index state: %w", err)
+	}
+	if !written {
+		// The document (and its source) was deleted while we worked: take our vectors back out.
+		if err := w.deps.Vectors.DeleteDocument(context.WithoutCancel(ctx), doc.ID, 0); err != nil {
+			w.log.WarnContext(ctx, "remove vectors of a deleted document", "document_id", doc.ID, "err", err)
+		}
+		return 0, attempts, errors.New("document not found: it was deleted while processing")
 	}
 	return len(records), attempts, nil
 }

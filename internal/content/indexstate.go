@@ -13,6 +13,8 @@ var (
 	qGetIndexState  = mustQuery("get_index_state")
 	qPutIndexStates = mustQuery("put_index_states")
 	qGetIndexStates = mustQuery("get_index_states")
+
+	qIndexStateAsyncCommit = mustQuery("index_state_async_commit")
 )
 
 // IndexState is what a document's vectors were last built from. Processing skips a document
@@ -76,7 +78,7 @@ func (s *PgStore) PutIndexStates(ctx context.Context, states []IndexState, jobID
 	job := uuid.NullUUID{UUID: jobID, Valid: jobID != uuid.Nil}
 	var done []uuid.UUID
 	var status *string
-	if err := s.db.QueryRow(ctx, qPutIndexStates, ids, hashes, fingerprints, counts, job).Scan(&done, &status); err != nil {
+	if err := s.putIndexStates(ctx, []any{ids, hashes, fingerprints, counts, job}, &done, &status); err != nil {
 		return nil, "", translate(err, "document", "")
 	}
 	written = make(map[string]bool, len(done))
@@ -87,6 +89,29 @@ func (s *PgStore) PutIndexStates(ctx context.Context, states []IndexState, jobID
 		jobStatus = *status
 	}
 	return written, jobStatus, nil
+}
+
+// putIndexStates runs put_index_states.sql, committed asynchronously in the same round trip
+// (index_state_async_commit.sql) when the store is not in a transaction of the caller's.
+func (s *PgStore) putIndexStates(ctx context.Context, args []any, dest ...any) error {
+	sender, ok := s.db.(interface {
+		SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
+	})
+	if _, inTx := s.db.(pgx.Tx); !ok || inTx {
+		return s.db.QueryRow(ctx, qPutIndexStates, args...).Scan(dest...)
+	}
+	b := &pgx.Batch{}
+	b.Queue(qIndexStateAsyncCommit)
+	b.Queue(qPutIndexStates, args...)
+	br := sender.SendBatch(ctx, b)
+	_, err := br.Exec()
+	if err == nil {
+		err = br.QueryRow().Scan(dest...)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // GetIndexStates returns the index states of the documents among ids that were ever indexed, by
