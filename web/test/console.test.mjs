@@ -6,10 +6,12 @@
 //   CONSOLE_MODE         "flow" (upload, progress, failure, retry, search, cancel, crawl, delete)
 //                        or "outage" (a server with API keys and no workers: unauthorized,
 //                        permission denied, the server stopped and started again)
-//   CONSOLE_FOLDER       the folder to upload (flow)
-//   CONSOLE_SOURCE_NAME  the upload source's name (flow)
+//                        or "dev" (against a real `pipeline dev`: the page loads, a folder is
+//                        uploaded and processed to 100% live, a search finds it)
+//   CONSOLE_FOLDER       the folder to upload (flow, dev)
+//   CONSOLE_SOURCE_NAME  the upload source's name (flow, dev)
 //   CONSOLE_FAILED_URI   the document whose first job fails (flow)
-//   CONSOLE_QUERY, CONSOLE_QUERY_URI  a search and the uri its first result must have (flow)
+//   CONSOLE_QUERY, CONSOLE_QUERY_URI  a search and the uri its first result must have (flow, dev)
 //   CONSOLE_SITE_URL     a small web site to add as a source and crawl (flow)
 //   CONSOLE_READ_KEY, CONSOLE_WRITE_KEY  a read-only and a read-write key (outage)
 //   CONSOLE_SCREENSHOTS  the folder for a screenshot of each page
@@ -403,9 +405,44 @@ async function outage() {
   });
 }
 
+/** dev is the short path against a real `pipeline dev`, whose embedder has no faults to inject. */
+async function dev() {
+  const sourceName = env("CONSOLE_SOURCE_NAME");
+  await step("the console loads from the binary", async () => {
+    await page.goto(`${base}/`);
+    await page.getByRole("heading", { name: "Sources" }).waitFor();
+    await page.locator("#no-sources, #sources").first().waitFor();
+    await page.evaluate(() => (window.__sameLoad = true));
+    await shot("sources");
+  });
+  await step("upload a folder; the bar reaches 100% without a reload", async () => {
+    await page.locator("#upload-name").fill(sourceName);
+    await page.locator("#upload-folder").setInputFiles(env("CONSOLE_FOLDER"));
+    await page.getByRole("button", { name: "Upload" }).click();
+    await page.waitForURL(/#\/jobs\/[0-9a-f-]{36}$/);
+    const seen = await waitFull();
+    assert.equal(seen.at(-1), 100);
+    assert.equal(await page.evaluate(() => window.__sameLoad), true, "the page was reloaded");
+    await page.locator("#results tr[data-status=SUCCEEDED]").first().waitFor();
+    assert.equal(await page.locator("#results tr[data-status=FAILED]").count(), 0);
+    await shot("job-done");
+  });
+  await step("search finds the uploaded document", async () => {
+    await navTo("Search");
+    await page.locator("#search-query").fill(env("CONSOLE_QUERY"));
+    await page.locator("#search-source").selectOption({ label: sourceName });
+    await page.locator("#search-query").press("Enter");
+    const first = page.locator("#search-results .result").first();
+    await first.waitFor();
+    assert.equal(await first.getAttribute("data-uri"), env("CONSOLE_QUERY_URI"));
+    await shot("search");
+  });
+}
+
 let failed = false;
 try {
   if (mode === "outage") await outage();
+  else if (mode === "dev") await dev();
   else await flow();
   assert.deepEqual(pageErrors, [], "uncaught errors in the page");
   assert.deepEqual(foreign, [], "requests to other origins");
