@@ -136,6 +136,19 @@ async function waitFull() {
   return seen.map(Number);
 }
 
+/** searchFinds searches CONSOLE_QUERY in the source and checks the first result's uri and score. */
+async function searchFinds(sourceName) {
+  await navTo("Search");
+  await page.locator("#search-query").fill(env("CONSOLE_QUERY"));
+  await page.locator("#search-source").selectOption({ label: sourceName });
+  await page.locator("#search-query").press("Enter");
+  const first = page.locator("#search-results .result").first();
+  await first.waitFor();
+  assert.equal(await first.getAttribute("data-uri"), env("CONSOLE_QUERY_URI"));
+  assert.match(await first.innerText(), /\d\.\d{3}/, "score shown");
+  await shot("search");
+}
+
 async function flow() {
   const folder = env("CONSOLE_FOLDER");
   const sourceName = env("CONSOLE_SOURCE_NAME");
@@ -231,17 +244,7 @@ async function flow() {
     await shot("jobs");
   });
 
-  await step("search finds the right document", async () => {
-    await navTo("Search");
-    await page.locator("#search-query").fill(env("CONSOLE_QUERY"));
-    await page.locator("#search-source").selectOption({ label: sourceName });
-    await page.locator("#search-query").press("Enter");
-    const first = page.locator("#search-results .result").first();
-    await first.waitFor();
-    assert.equal(await first.getAttribute("data-uri"), env("CONSOLE_QUERY_URI"));
-    assert.match(await first.innerText(), /\d\.\d{3}/, "score shown");
-    await shot("search");
-  });
+  await step("search finds the right document", () => searchFinds(sourceName));
 
   await step("workers and stats", async () => {
     await navTo("Workers & stats");
@@ -427,16 +430,7 @@ async function dev() {
     assert.equal(await page.locator("#results tr[data-status=FAILED]").count(), 0);
     await shot("job-done");
   });
-  await step("search finds the uploaded document", async () => {
-    await navTo("Search");
-    await page.locator("#search-query").fill(env("CONSOLE_QUERY"));
-    await page.locator("#search-source").selectOption({ label: sourceName });
-    await page.locator("#search-query").press("Enter");
-    const first = page.locator("#search-results .result").first();
-    await first.waitFor();
-    assert.equal(await first.getAttribute("data-uri"), env("CONSOLE_QUERY_URI"));
-    await shot("search");
-  });
+  await step("search finds the uploaded document", () => searchFinds(sourceName));
 }
 
 let failed = false;
