@@ -296,7 +296,14 @@ type docWork struct {
 	// jobStatus is the job's status as read by the document's index state write; "" when none
 	// was written or the job is gone.
 	jobStatus jobs.Status
+	// redone counts the times index started again because the document's content changed
+	// while it worked (see index).
+	redone int
 }
+
+// maxRedo bounds how often one document is indexed again because its content kept changing
+// while it was indexed.
+const maxRedo = 3
 
 // loadGroup reads the next documents of a batch and their index states, one statement each for
 // the whole group, sparing two per document. It returns what it found; a document it did not
@@ -408,7 +415,7 @@ func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID, in *
 			return 0, attempts, fmt.Errorf("read index state: %w", err)
 		}
 	}
-	if ok && state.ContentHash == doc.ContentHash && state.Fingerprint == w.fingerprint {
+	if in.redone == 0 && ok && state.ContentHash == doc.ContentHash && state.Fingerprint == w.fingerprint {
 		// Unchanged, provided the store still holds its chunks (a vector store can be emptied or
 		// replaced behind Postgres's back).
 		n, err := w.deps.Vectors.Count(ctx, vector.Filter{DocumentIDs: []string{doc.ID}})
@@ -485,6 +492,26 @@ func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID, in *
 		return 0, attempts, fmt.Errorf("record index state: %w", err)
 	}
 	if !written {
+		// Deleted, or changed, while we worked. New content arrived: another worker may already
+		// have stored its vectors under the same chunk ids, which ours just overwrote, and
+		// recorded its state (which a skip check would trust). So index it again from its
+		// current content, without the skip check.
+		var now []*content.Document
+		_, err := w.cfg.Retry.Do(ctx, func(ctx context.Context) error {
+			var err error
+			now, err = w.deps.Content.GetDocumentsByIDs(ctx, &content.GetDocumentsByIDsParams{IDs: []string{doc.ID}})
+			return transientIfUnavailable(err)
+		})
+		if err != nil {
+			return 0, attempts, fmt.Errorf("load document: %w", err)
+		}
+		if len(now) > 0 {
+			if in.redone >= maxRedo {
+				return 0, attempts, fmt.Errorf("the document's content changed %d times while it was indexed", in.redone+1)
+			}
+			in.doc, in.stateRead, in.redone = now[0], true, in.redone+1
+			return w.index(ctx, job, docID, in, obs)
+		}
 		// The document (and its source) was deleted while we worked: take our vectors back out.
 		if err := w.deps.Vectors.DeleteDocument(context.WithoutCancel(ctx), doc.ID, 0); err != nil {
 			w.log.WarnContext(ctx, "remove vectors of a deleted document", "document_id", doc.ID, "err", err)

@@ -44,7 +44,7 @@ func (s *PgStore) GetIndexState(ctx context.Context, documentID string) (st Inde
 }
 
 // PutIndexState records that the document's vectors were built from st. It reports false when
-// the document was deleted meanwhile: the caller then removes the vectors it just wrote.
+// the document was deleted or its content changed meanwhile (see PutIndexStates).
 func (s *PgStore) PutIndexState(ctx context.Context, st IndexState) (bool, error) {
 	written, _, err := s.PutIndexStates(ctx, []IndexState{st}, uuid.Nil)
 	return written[st.DocumentID], err
@@ -52,8 +52,10 @@ func (s *PgStore) PutIndexState(ctx context.Context, st IndexState) (bool, error
 
 // PutIndexStates records, in one statement, that the documents' vectors were built from states
 // (one per document; a document listed twice keeps its last state). written holds the ids of
-// the documents recorded; one missing was deleted meanwhile, and the caller then removes the
-// vectors it just wrote. jobStatus is the status of the job jobID the documents were processed
+// the documents recorded. One missing was deleted meanwhile (the caller removes the vectors it
+// just wrote) or no longer has the state's content hash: new content arrived while the caller
+// worked, and its vectors may have overwritten those built from the new content by another
+// worker, so the caller indexes the document again from its current content. jobStatus is the status of the job jobID the documents were processed
 // for, read in the same statement ("" when the job is gone or jobID is uuid.Nil): a worker
 // checks for a cancel between documents without a statement of its own.
 func (s *PgStore) PutIndexStates(ctx context.Context, states []IndexState, jobID uuid.UUID) (written map[string]bool, jobStatus string, err error) {

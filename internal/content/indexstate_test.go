@@ -17,12 +17,14 @@ func TestIndexStatesOfAGroupAndJobStatus(t *testing.T) {
 	a, bb := docs[0].Document.ID, docs[1].Document.ID
 	job := uuid.MustParse(b.job(t, src.ID, "process", "in_progress", nil))
 
+	ha, hb := docs[0].Document.ContentHash, docs[1].Document.ContentHash
+
 	gone := uuid.NewString()
 	written, status, err := b.store.PutIndexStates(b.ctx, []content.IndexState{
-		{DocumentID: a, ContentHash: "h", Fingerprint: "f", ChunkCount: 4},
+		{DocumentID: a, ContentHash: ha, Fingerprint: "f", ChunkCount: 4},
 		{DocumentID: gone, ContentHash: "h", Fingerprint: "f", ChunkCount: 1},
-		{DocumentID: bb, ContentHash: "h", Fingerprint: "f", ChunkCount: 9},
-		{DocumentID: bb, ContentHash: "h", Fingerprint: "f", ChunkCount: 2}, // the last one counts
+		{DocumentID: bb, ContentHash: hb, Fingerprint: "f", ChunkCount: 9},
+		{DocumentID: bb, ContentHash: hb, Fingerprint: "f", ChunkCount: 2}, // the last one counts
 	}, job)
 	require.NoError(t, err)
 	require.Equal(t, map[string]bool{a: true, bb: true}, written, "a deleted document gets no state")
@@ -30,22 +32,29 @@ func TestIndexStatesOfAGroupAndJobStatus(t *testing.T) {
 	_, err = b.pool.Exec(b.ctx, `DELETE FROM document_index_state WHERE document_id = $1`, bb)
 	require.NoError(t, err)
 
+	// New content for a arrives while a worker indexes the old: the old state is not written.
+	newer := b.upsert(t, src.ID, content.DocumentInput{URI: "a", Content: "newer content"})[0].Document
+	require.Equal(t, a, newer.ID)
+	require.NotEqual(t, ha, newer.ContentHash)
+	written, _, err = b.store.PutIndexStates(b.ctx, []content.IndexState{{DocumentID: a, ContentHash: ha, Fingerprint: "f", ChunkCount: 5}}, job)
+	require.NoError(t, err)
+	require.False(t, written[a], "a state built from content the document no longer has is refused")
+
 	_, err = b.pool.Exec(b.ctx, `UPDATE jobs SET status = 'cancelled' WHERE id = $1`, job)
 	require.NoError(t, err)
-	written, status, err = b.store.PutIndexStates(b.ctx, []content.IndexState{{DocumentID: a, ContentHash: "h2", Fingerprint: "f", ChunkCount: 3}}, job)
+	written, status, err = b.store.PutIndexStates(b.ctx, []content.IndexState{{DocumentID: a, ContentHash: newer.ContentHash, Fingerprint: "f", ChunkCount: 3}}, job)
 	require.NoError(t, err)
 	require.True(t, written[a])
 	require.Equal(t, "cancelled", status, "the status is read in the same statement")
 
-	_, status, err = b.store.PutIndexStates(b.ctx, []content.IndexState{{DocumentID: a, ContentHash: "h2", Fingerprint: "f", ChunkCount: 3}}, uuid.New())
+	_, status, err = b.store.PutIndexStates(b.ctx, []content.IndexState{{DocumentID: a, ContentHash: newer.ContentHash, Fingerprint: "f", ChunkCount: 3}}, uuid.New())
 	require.NoError(t, err)
 	require.Empty(t, status, "a job that is gone has no status")
-
 
 	states, err := b.store.GetIndexStates(b.ctx, []uuid.UUID{uuid.MustParse(a), uuid.MustParse(bb)})
 	require.NoError(t, err)
 	require.Len(t, states, 1, "b was never indexed")
-	require.Equal(t, "h2", states[a].ContentHash)
+	require.Equal(t, newer.ContentHash, states[a].ContentHash)
 	require.EqualValues(t, 3, states[a].ChunkCount)
 	one, ok, err := b.store.GetIndexState(b.ctx, a)
 	require.NoError(t, err)

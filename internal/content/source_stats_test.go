@@ -19,7 +19,9 @@ func (b *testBundle) get(t *testing.T, id string) *content.Source {
 
 func (b *testBundle) indexed(t *testing.T, documentID string, chunks int64) {
 	t.Helper()
-	ok, err := b.store.PutIndexState(b.ctx, content.IndexState{DocumentID: documentID, ContentHash: "h", Fingerprint: "f", ChunkCount: chunks})
+	var hash string
+	require.NoError(t, b.pool.QueryRow(b.ctx, `SELECT content_hash FROM documents WHERE id = $1`, documentID).Scan(&hash))
+	ok, err := b.store.PutIndexState(b.ctx, content.IndexState{DocumentID: documentID, ContentHash: hash, Fingerprint: "f", ChunkCount: chunks})
 	require.NoError(t, err)
 	require.True(t, ok)
 }

@@ -1,8 +1,10 @@
 -- Record what the vectors of a group of documents were just built from ($1 ids, $2 content
 -- hashes, $3 fingerprints, $4 chunk counts, in step), with each document's source (for the
--- source's chunk count), in one statement. A document deleted meanwhile has no row to refer to:
--- nothing is written for it (the foreign key would refuse it), and it is missing from the ids
--- returned. Rows are written in id order, so that two writers of overlapping groups lock them in
+-- source's chunk count), in one statement. Only a document whose content is still the one the
+-- vectors were built from gets its state: one deleted meanwhile (no row to refer to) or changed
+-- meanwhile (new content uploaded or crawled while the worker worked: its vectors may just have
+-- overwritten those of the newer content) is missing from the ids returned, and the caller
+-- tells which by reading the document. Rows are written in id order, so that two writers of overlapping groups lock them in
 -- the same order. The same statement reads the status of the job the documents were processed
 -- for ($5; NULL when none is given or the job is gone), so a worker learns of a cancel between
 -- documents without a statement of its own.
@@ -13,7 +15,7 @@ WITH input AS (
     INSERT INTO document_index_state (document_id, source_id, content_hash, fingerprint, chunk_count, indexed_at)
     SELECT d.id, d.source_id, i.content_hash, i.fingerprint, i.chunk_count, now()
     FROM input i
-    JOIN documents d ON d.id = i.document_id
+    JOIN documents d ON d.id = i.document_id AND d.content_hash = i.content_hash
     ORDER BY d.id
     ON CONFLICT (document_id) DO UPDATE
     SET content_hash = EXCLUDED.content_hash, fingerprint = EXCLUDED.fingerprint,
