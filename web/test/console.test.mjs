@@ -307,7 +307,9 @@ async function flow() {
     assert.ok(reached, "Tab did not reach the Search link");
     await page.keyboard.press("Enter");
     await page.waitForURL(/#\/search$/);
-    // The query box takes the focus when the page opens.
+    // The query box takes the focus when the page opens (once it is drawn: typing before that
+    // would go to the link, as a slow machine showed).
+    await page.waitForFunction(() => document.activeElement?.id === "search-query", null, { timeout });
     await page.keyboard.type(env("CONSOLE_QUERY"));
     await page.keyboard.press("Enter");
     await page.locator("#search-results .result").first().waitFor();
