@@ -87,7 +87,8 @@ done
 
 if [ "${DEMO_EXIT:-}" = 1 ]; then exit 0; fi
 echo
-echo "The service keeps running: try the README's curl and grpcurl examples, or"
+echo "The service keeps running: open the web console at http://$http/ (sources, live jobs,"
+echo "search), try the README's curl and grpcurl examples, or"
 echo "  ./pipeline sources list    ./pipeline sources refresh sample-site"
 echo "Ctrl-C stops it."
 wait $server
