@@ -226,6 +226,9 @@ type Store interface {
 	// UpdateSourceStatus moves a source to a new status if CanTransition allows it; otherwise it
 	// writes nothing and returns an error wrapping errs.ErrFailedPrecondition.
 	UpdateSourceStatus(ctx context.Context, params *UpdateSourceStatusParams) (*Source, error)
+	// MoveSourceStatus is UpdateSourceStatus without the source read back, writing nothing when
+	// the source already has the status and error; changed says whether it wrote.
+	MoveSourceStatus(ctx context.Context, params *UpdateSourceStatusParams) (changed bool, err error)
 	// UpsertDocuments saves documents by (source, uri) in one transaction: all or nothing. The
 	// result is in input order.
 	UpsertDocuments(ctx context.Context, params *UpsertDocumentsParams) ([]UpsertedDocument, error)

@@ -127,7 +127,7 @@ func (h *Hooks) startSource(ctx context.Context, j *jobs.Job) error {
 	if h.Content == nil {
 		return nil
 	}
-	_, err := h.Content.UpdateSourceStatus(ctx, &content.UpdateSourceStatusParams{
+	_, err := h.Content.MoveSourceStatus(ctx, &content.UpdateSourceStatusParams{
 		ID: j.SourceID.String(), Status: content.SourceStatusProcessing,
 	})
 	if errors.Is(err, errs.ErrNotFound) || errs.IsFailedPrecondition(err) {
@@ -158,7 +158,7 @@ func (h *Hooks) settleSource(ctx context.Context, j *jobs.Job) error {
 			upd.Error = fmt.Sprintf("%d of %d documents failed in the last processing job; see its per-document results", j.ErrorCount, len(j.DocumentIDs))
 		}
 	}
-	_, err = h.Content.UpdateSourceStatus(ctx, upd)
+	_, err = h.Content.MoveSourceStatus(ctx, upd)
 	if errors.Is(err, errs.ErrNotFound) || errs.IsFailedPrecondition(err) {
 		return nil // deleted, or moved on (a crawl started)
 	}
