@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pipeline-dev/pipeline/internal/errs"
@@ -17,15 +18,10 @@ var qMoveSourceStatus = mustQuery("move_source_status")
 // row. A move CanTransition does not allow is errs.ErrFailedPrecondition; an unknown source
 // errs.ErrNotFound.
 func (s *PgStore) MoveSourceStatus(ctx context.Context, p *UpdateSourceStatusParams) (changed bool, err error) {
-	id, err := parseID("id", p.ID)
+	id, from, msg, err := statusMove(p)
 	if err != nil {
 		return false, err
 	}
-	if !p.Status.Valid() {
-		return false, errs.InvalidArgument("status", "unknown status %q", p.Status)
-	}
-	from := statusesInto(p.Status)
-	msg := cleanError(p.Error)
 	for attempt := 0; ; attempt++ {
 		var cur SourceStatus
 		var curErr string
@@ -44,4 +40,16 @@ func (s *PgStore) MoveSourceStatus(ctx context.Context, p *UpdateSourceStatusPar
 			return false, errs.FailedPrecondition("source %s: status keeps changing under the move to %s; try again", p.ID, p.Status)
 		}
 	}
+}
+
+// statusMove checks a status move's parameters and returns the source id, the statuses the
+// source may move from, and the cleaned error note.
+func statusMove(p *UpdateSourceStatusParams) (id uuid.UUID, from []string, msg string, err error) {
+	if id, err = parseID("id", p.ID); err != nil {
+		return uuid.Nil, nil, "", err
+	}
+	if !p.Status.Valid() {
+		return uuid.Nil, nil, "", errs.InvalidArgument("status", "unknown status %q", p.Status)
+	}
+	return id, statusesInto(p.Status), cleanError(p.Error), nil
 }

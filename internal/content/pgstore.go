@@ -120,15 +120,10 @@ func (s *PgStore) DeleteSource(ctx context.Context, p *DeleteSourceParams) (*Sou
 
 // UpdateSourceStatus implements Store.
 func (s *PgStore) UpdateSourceStatus(ctx context.Context, p *UpdateSourceStatusParams) (*Source, error) {
-	id, err := parseID("id", p.ID)
+	id, from, msg, err := statusMove(p)
 	if err != nil {
 		return nil, err
 	}
-	if !p.Status.Valid() {
-		return nil, errs.InvalidArgument("status", "unknown status %q", p.Status)
-	}
-	from := statusesInto(p.Status)
-	msg := cleanError(p.Error)
 	// The UPDATE checks and writes in one statement. When it matches nothing, read the status to
 	// say why; if that status would allow the move, another writer changed it in between, so try
 	// again a couple of times rather than report a transition that did not happen.
