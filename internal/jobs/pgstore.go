@@ -48,27 +48,6 @@ func (s *PgStore) InTx(ctx context.Context, fn func(tx Store) error) error {
 	return err
 }
 
-// JobInsert implements Store.
-func (s *PgStore) JobInsert(ctx context.Context, p *JobInsertParams) (*Job, error) {
-	job, err := scanJob(s.db.QueryRow(ctx, queries.jobInsert, pgx.NamedArgs{
-		"id":              p.ID,
-		"type":            string(p.Type),
-		"status":          string(p.Status),
-		"source_id":       p.SourceID,
-		"document_ids":    nonNil(p.DocumentIDs),
-		"retry_of":        p.RetryOf,
-		"timeout_seconds": int64(p.Timeout / time.Second),
-	}))
-	if err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "23503" && pgErr.ConstraintName == "jobs_source_id_fkey" {
-			return nil, errs.NotFound("source", p.SourceID.String())
-		}
-		return nil, translate(err, p.ID)
-	}
-	return job, nil
-}
-
 // JobGet implements Store.
 func (s *PgStore) JobGet(ctx context.Context, p *JobGetParams) (*Job, error) {
 	q := queries.jobGet
@@ -123,54 +102,6 @@ func (s *PgStore) JobSetQueueMessageID(ctx context.Context, p *JobSetQueueMessag
 		"statuses":         statusStrings(p.Statuses),
 	}))
 	return job, translate(err, p.ID)
-}
-
-// JobRecount implements Store.
-func (s *PgStore) JobRecount(ctx context.Context, p *JobRecountParams) (*Job, error) {
-	job, err := scanJob(s.db.QueryRow(ctx, queries.jobRecount, pgx.NamedArgs{"id": p.ID}))
-	return job, translate(err, p.ID)
-}
-
-// JobDocumentsInsert implements Store.
-func (s *PgStore) JobDocumentsInsert(ctx context.Context, p *JobDocumentsInsertParams) error {
-	if len(p.DocumentIDs) == 0 {
-		return nil
-	}
-	_, err := s.db.Exec(ctx, queries.jobDocumentsInsert, pgx.NamedArgs{
-		"job_id":       p.JobID,
-		"document_ids": p.DocumentIDs,
-	})
-	return translate(err, p.JobID)
-}
-
-// JobDocumentsUpsert implements Store.
-func (s *PgStore) JobDocumentsUpsert(ctx context.Context, p *JobDocumentsUpsertParams) error {
-	n := len(p.Results)
-	if n == 0 {
-		return nil
-	}
-	var (
-		ids      = make([]uuid.UUID, n)
-		statuses = make([]string, n)
-		chunks   = make([]int64, n)
-		attempts = make([]int32, n)
-		lastErrs = make([]string, n)
-		kinds    = make([]string, n)
-	)
-	for i, r := range p.Results {
-		ids[i], statuses[i], chunks[i] = r.DocumentID, string(r.Status), r.ChunkCount
-		attempts[i], lastErrs[i], kinds[i] = r.Attempts, r.LastError, string(r.ErrorKind)
-	}
-	_, err := s.db.Exec(ctx, queries.jobDocumentsUpsert, pgx.NamedArgs{
-		"job_id":       p.JobID,
-		"document_ids": ids,
-		"statuses":     statuses,
-		"chunk_counts": chunks,
-		"attempts":     attempts,
-		"last_errors":  lastErrs,
-		"error_kinds":  kinds,
-	})
-	return translate(err, p.JobID)
 }
 
 // JobDocumentsList implements Store.

@@ -72,14 +72,6 @@ func (s *PgStore) jobs(ctx context.Context, q string, args pgx.NamedArgs) ([]*Jo
 	return out, translate(err, uuid.Nil)
 }
 
-// BatchInsert implements Store.
-func (s *PgStore) BatchInsert(ctx context.Context, p *BatchInsertParams) error {
-	_, err := s.db.Exec(ctx, queries.batchInsert, pgx.NamedArgs{
-		"id": p.ID, "job_id": p.JobID, "seq": p.Seq, "document_ids": nonNil(p.DocumentIDs),
-	})
-	return translate(err, p.JobID)
-}
-
 // BatchGet implements Store.
 func (s *PgStore) BatchGet(ctx context.Context, p *BatchGetParams) (*Batch, error) {
 	b, err := scanBatch(s.db.QueryRow(ctx, queries.batchGet, pgx.NamedArgs{"id": p.ID}))
@@ -99,21 +91,11 @@ func (s *PgStore) BatchMarkEnqueued(ctx context.Context, p *BatchMarkEnqueuedPar
 	return s.batch(ctx, queries.batchMarkEnqueued, markEnqueuedArgs(p))
 }
 
-// BatchClaim implements Store.
-func (s *PgStore) BatchClaim(ctx context.Context, p *BatchClaimParams) (*Batch, error) {
-	return s.batch(ctx, queries.batchClaim, claimArgs(p))
-}
-
 // BatchRenew implements Store.
 func (s *PgStore) BatchRenew(ctx context.Context, p *BatchRenewParams) (*Batch, error) {
 	return s.batch(ctx, queries.batchRenew, pgx.NamedArgs{
 		"id": p.ID, "worker": p.Worker, "lease_seconds": p.Lease.Seconds(),
 	})
-}
-
-// BatchFinish implements Store.
-func (s *PgStore) BatchFinish(ctx context.Context, p *BatchFinishParams) (*Batch, error) {
-	return s.batch(ctx, queries.batchFinish, finishArgs(p))
 }
 
 // BatchRelease implements Store.

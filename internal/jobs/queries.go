@@ -15,12 +15,12 @@ var sqlFiles embed.FS
 // queries holds the text of every file in sql/, loaded once; a missing file panics at start-up
 // (and so in every test) rather than on first use.
 var queries = struct {
-	jobInsert, jobGet, jobGetForUpdate, jobList, jobSetStatus, jobSetQueueMessageID, jobRecount string
-	jobDocumentsInsert, jobDocumentsUpsert, jobDocumentsList                                    string
-	jobListTimedOut, jobListUnfinished, jobSetCrawlProgress, jobListStaleCrawls                 string
-	batchInsert, batchGet, batchList, batchMarkEnqueued, batchClaim, batchRenew, batchFinish    string
-	batchOpenCount, batchReleaseExpired, batchListQueued, batchRelease                          string
-	jobGetByExternalID, batchBacklog, jobCountActiveCrawls                                      string
+	jobInsert, jobGet, jobGetForUpdate, jobList, jobSetStatus, jobSetQueueMessageID          string
+	jobDocumentsInsert, jobDocumentsList                                                     string
+	jobListTimedOut, jobListUnfinished, jobSetCrawlProgress, jobListStaleCrawls              string
+	batchInsert, batchGet, batchList, batchMarkEnqueued, batchClaim, batchRenew, batchFinish string
+	batchOpenCount, batchReleaseExpired, batchListQueued, batchRelease                       string
+	jobGetByExternalID, batchBacklog, jobCountActiveCrawls                                   string
 }{
 	batchBacklog:         mustQuery("batch_backlog"),
 	jobCountActiveCrawls: mustQuery("job_count_active_crawls"),
@@ -46,9 +46,7 @@ var queries = struct {
 	jobList:              mustQuery("job_list"),
 	jobSetStatus:         mustQuery("job_set_status"),
 	jobSetQueueMessageID: mustQuery("job_set_queue_message_id"),
-	jobRecount:           mustQuery("job_recount"),
 	jobDocumentsInsert:   mustQuery("job_documents_insert"),
-	jobDocumentsUpsert:   mustQuery("job_documents_upsert"),
 	jobDocumentsList:     mustQuery("job_documents_list"),
 }
 

@@ -18,8 +18,6 @@ type Store interface {
 	// rolled back otherwise.
 	InTx(ctx context.Context, fn func(tx Store) error) error
 
-	// JobInsert inserts a job at version 1.
-	JobInsert(ctx context.Context, p *JobInsertParams) (*Job, error)
 	// JobGet reads one job; with ForUpdate it locks the row until the transaction ends.
 	JobGet(ctx context.Context, p *JobGetParams) (*Job, error)
 	// JobGetStatus reads one job's status alone; errs.ErrNotFound when there is no such job.
@@ -35,13 +33,7 @@ type Store interface {
 	// JobSetQueueMessageID stores the queue's message id if the job's status is one of
 	// Statuses, bumping version. errs.ErrNotFound as for JobSetStatus.
 	JobSetQueueMessageID(ctx context.Context, p *JobSetQueueMessageIDParams) (*Job, error)
-	// JobRecount sets the job's counters from its job_documents rows, bumping version.
-	JobRecount(ctx context.Context, p *JobRecountParams) (*Job, error)
 
-	// JobDocumentsInsert adds one pending result row per document.
-	JobDocumentsInsert(ctx context.Context, p *JobDocumentsInsertParams) error
-	// JobDocumentsUpsert writes the given results, replacing earlier ones.
-	JobDocumentsUpsert(ctx context.Context, p *JobDocumentsUpsertParams) error
 	// JobListTimedOut reads up to max active jobs older than their timeout.
 	JobListTimedOut(ctx context.Context, max int) ([]*Job, error)
 	// JobSetCrawlProgress stores a running crawl job's progress; errs.ErrNotFound when the job is
@@ -58,8 +50,6 @@ type Store interface {
 	// JobListUnfinished reads up to max active jobs that have batches, all done.
 	JobListUnfinished(ctx context.Context, max int) ([]*Job, error)
 
-	// BatchInsert adds a queued batch.
-	BatchInsert(ctx context.Context, p *BatchInsertParams) error
 	// BatchGet reads one batch; errs.NotFound("batch") when absent.
 	BatchGet(ctx context.Context, p *BatchGetParams) (*Batch, error)
 	// BatchList reads a job's batches in order.
@@ -67,14 +57,9 @@ type Store interface {
 	// BatchMarkEnqueued records message number Enqueues of a still-queued batch; errs.ErrNotFound
 	// when the batch is not queued or a later message was recorded already.
 	BatchMarkEnqueued(ctx context.Context, p *BatchMarkEnqueuedParams) (*Batch, error)
-	// BatchClaim gives a queued batch, or a running one with an expired lease, of an active job
-	// to a worker; errs.ErrNotFound when there is no such batch.
-	BatchClaim(ctx context.Context, p *BatchClaimParams) (*Batch, error)
 	// BatchRenew extends the lease of the worker's running batch; errs.ErrNotFound when it does
 	// not hold it.
 	BatchRenew(ctx context.Context, p *BatchRenewParams) (*Batch, error)
-	// BatchFinish marks the worker's running batch done; errs.ErrNotFound when it does not hold it.
-	BatchFinish(ctx context.Context, p *BatchFinishParams) (*Batch, error)
 	// BatchRelease puts the worker's running batch back to queued; errs.ErrNotFound when it does
 	// not hold it.
 	BatchRelease(ctx context.Context, p *BatchFinishParams) (*Batch, error)
@@ -86,10 +71,10 @@ type Store interface {
 	BatchListQueued(ctx context.Context, p *BatchListQueuedParams) ([]*Batch, error)
 
 	// The dispatch path's writes: each is one transaction sent in one round trip (statements
-	// pipelined), where the single-statement methods above would take several.
+	// pipelined), each statement's text one of sql/ (job_insert, batch_claim, ...).
 
-	// JobCreate inserts a job at version 1 (as JobInsert), a pending result per document (as
-	// JobDocumentsInsert) and the given queued batches (as BatchInsert), atomically.
+	// JobCreate inserts a job at version 1, a pending result per document and the given queued
+	// batches, atomically.
 	JobCreate(ctx context.Context, p *JobCreateParams) (*Job, error)
 	// BatchesMarkEnqueued records the messages sent for a job's batches (as BatchMarkEnqueued;
 	// a stale or claimed batch is left as it is) and stores the job's queue message id (as
@@ -97,12 +82,13 @@ type Store interface {
 	// batches are marked all the same. It may commit asynchronously: a crash of Postgres may
 	// forget the marks, and the reconciler then enqueues the batches again.
 	BatchesMarkEnqueued(ctx context.Context, p *BatchesMarkEnqueuedParams) (*Job, error)
-	// BatchClaimStart claims a batch (as BatchClaim) and starts its job if it is pending. The
+	// BatchClaimStart gives a queued batch, or a running one with an expired lease, of an active
+	// job to a worker, and starts the job if it is pending. The
 	// result's Batch is nil when the batch was not claimable. It may commit asynchronously: a
 	// crash of Postgres may forget the claim (the worker's next report, refused, stops it, and
 	// the reconciler enqueues the batch again).
 	BatchClaimStart(ctx context.Context, p *BatchClaimParams) (*BatchClaimed, error)
-	// BatchFinishJob marks the worker's running batch done (as BatchFinish) and, under the
+	// BatchFinishJob marks the worker's running batch done and, under the
 	// job's row lock, ends the job (COMPLETED, or FAILED when no document could be processed)
 	// if it is running and none of its batches is open any more. The result's Batch is nil when
 	// the worker did not hold the batch.
@@ -195,23 +181,6 @@ type JobSetQueueMessageIDParams struct {
 	ID             uuid.UUID
 	QueueMessageID string
 	Statuses       []Status
-}
-
-// JobRecountParams selects the job whose counters to recompute.
-type JobRecountParams struct {
-	ID uuid.UUID
-}
-
-// JobDocumentsInsertParams adds pending results for a new job.
-type JobDocumentsInsertParams struct {
-	JobID       uuid.UUID
-	DocumentIDs []uuid.UUID
-}
-
-// JobDocumentsUpsertParams are results to write for one job; document ids are unique.
-type JobDocumentsUpsertParams struct {
-	JobID   uuid.UUID
-	Results []DocumentResultUpdate
 }
 
 // JobDocumentsListParams selects results of one job.
