@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"runtime"
 	"slices"
 	"sort"
@@ -155,6 +156,23 @@ type CaseResult struct {
 	Failed  bool          `json:"failed,omitempty"`
 	Elapsed time.Duration `json:"elapsed_ns"`
 	spec    *Case
+}
+
+// keep drops the subjects whose names do not match the regular expression expr, and the
+// comparisons that lose a side.
+func (p *Prepared) keep(expr string) error {
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return fmt.Errorf("-subjects: %w", err)
+	}
+	p.Subjects = slices.DeleteFunc(p.Subjects, func(s *Subject) bool { return !re.MatchString(s.Name) })
+	if len(p.Subjects) == 0 {
+		return fmt.Errorf("-subjects: %q matches no subject", expr)
+	}
+	p.Compare = slices.DeleteFunc(p.Compare, func(c [2]string) bool {
+		return !re.MatchString(c[0]) || !re.MatchString(c[1])
+	})
+	return nil
 }
 
 // measure runs a prepared case: one warm-up round, then env.Runs rounds in which every subject

@@ -37,6 +37,12 @@ type Options struct {
 	List    bool
 	Verbose bool
 	CPUProf string
+	// BlockProf names a file for a profile of where goroutines waited (blocking and mutex
+	// contention together), written at the end of the run.
+	BlockProf string
+	// Subjects, when set, keeps only the subjects whose names match it (a regular expression),
+	// and the comparisons between two kept subjects: for a quick look at one side.
+	Subjects string
 }
 
 var registry []*Case
@@ -55,6 +61,8 @@ func main() {
 	flag.BoolVar(&o.List, "list", false, "list the cases and exit")
 	flag.BoolVar(&o.Verbose, "v", false, "report progress")
 	flag.StringVar(&o.CPUProf, "cpuprofile", "", "write a CPU profile of the whole run (go tool pprof) to this file")
+	flag.StringVar(&o.BlockProf, "blockprofile", "", "write a profile of where goroutines waited (channels, locks, select) to this file")
+	flag.StringVar(&o.Subjects, "subjects", "", "run only the subjects whose names match this regular expression (e.g. 'project|River')")
 	flag.Parse()
 	if o.List {
 		for _, c := range registry {
@@ -75,8 +83,16 @@ func main() {
 		}
 		defer f.Close()
 	}
+	if o.BlockProf != "" {
+		runtime.SetBlockProfileRate(int(10 * time.Microsecond))
+	}
 	rep, err := run(ctx, o)
 	pprof.StopCPUProfile()
+	if o.BlockProf != "" {
+		if werr := writeProfile("block", o.BlockProf); werr != nil {
+			err = errors.Join(err, werr)
+		}
+	}
 	if rep != nil {
 		printReport(os.Stdout, rep)
 		if o.JSON != "" {
@@ -155,6 +171,11 @@ func runCase(ctx context.Context, c *Case, o Options, logf func(string, ...any))
 	if p.Close != nil {
 		defer p.Close()
 	}
+	if o.Subjects != "" {
+		if err := p.keep(o.Subjects); err != nil {
+			return nil, err
+		}
+	}
 	return measure(ctx, c, p, o.Runs, logf)
 }
 
@@ -185,4 +206,17 @@ func nodeVersion() string {
 		return ""
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// writeProfile writes the named runtime profile (see runtime/pprof.Lookup) to path.
+func writeProfile(name, path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup(name).WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
