@@ -30,6 +30,11 @@ import (
 // update, so every report must produce its own update (a report that coalesced with the next
 // would be indistinguishable from a lost event). The server's watch poll is turned off (an hour),
 // so every update comes from the event path: a lost notice is a timeout, not a 5 s delay.
+// watchCPUPerEvent is the bench process's CPU time per update: for the project, its server and
+// the in-process reporting and watching clients; for the floor, the publishing and subscribing
+// clients. Postgres's and Redis's own CPU is not in it.
+const watchCPUPerEvent = "CPU ms/event"
+
 const (
 	watchJobs    = 50
 	watchTimeout = 10 * time.Second // a report whose update takes longer is lost
@@ -43,6 +48,7 @@ func init() {
 		Primary: ms("p99"),
 		Summary: []Metric{ms("p50"), ms("p99")},
 		Columns: []Metric{ms("p50"), ms("p99"), ms("max"), {Name: "events/s", Format: "%.0f"},
+			{Name: watchCPUPerEvent, Format: "%.3f", LowerBetter: true},
 			{Name: "PG trips/event", Format: "%.3f"}, {Name: "PG stmts/event", Format: "%.3f"},
 			{Name: "Redis trips/event", Format: "%.2f"}, {Name: "Redis cmds/event", Format: "%.2f"},
 			{Name: "events", Format: "%.0f"}, {Name: "lost", Format: "%.0f"}, {Name: "reordered", Format: "%.0f"}},
@@ -181,6 +187,7 @@ func prepareWatch(ctx context.Context, env *Env) (p *Prepared, err error) {
 			"latency: from just before the report is sent to the arrival of the update that shows it (a WatchJob message whose processed_count counts it; the Redis message carrying its number); lower is better, so ratio = floor / project (below 1: the project is slower than the floor, as it must be)",
 			"project: a real server in this process (app.Build, server.New) on its own Postgres schema and Redis prefix; each report marks one document done (recorded by the server's group commit: the reports waiting together share one transaction and one round trip to Postgres; the committed job goes to the watchers with the notice, without a re-read); WatchJob's poll is off, so every update comes from a notice",
 			"each job is a closed loop: the next report is sent when the previous one's update has arrived; lost: an update missing for 10 s or skipped; reordered: an update older than one already seen; either fails the case",
+			"CPU ms/event: this process's CPU time during a run per update (project: the server and the in-process reporting and watching clients; floor: the Redis clients), not Postgres's or Redis's",
 			"PG trips/event and stmts/event: Postgres round trips (one statement, or one pipelined batch) and statements the server sent during a run, per update; Redis trips/event and cmds/event likewise (a pipeline is one trip); counted by a pgx tracer and a go-redis hook on the server's own clients",
 		},
 		Close: closeAll,
@@ -350,18 +357,19 @@ func loopSubject(name string, trips *tripCounter, events []chan watchEvent, next
 	sub.Run = func(ctx context.Context, warmup bool) (Sample, error) {
 		mu.Lock()
 		defer mu.Unlock()
-		before := trips.read()
+		before, cpu0 := trips.read(), cpuTime()
 		lat, wall, err := closedLoops(ctx, events, next, perJob, watchTimeout, send)
 		if err != nil {
 			return nil, err
 		}
-		used := trips.read()
+		used, cpu := trips.read(), cpuTime()-cpu0
 		if len(lat) != len(events)*perJob {
 			return nil, correctness("%d updates measured, want %d", len(lat), len(events)*perJob)
 		}
 		// A run stops at the first lost or reordered update, so one that returns had none.
 		sub.Quality = map[string]float64{"lost": 0, "reordered": 0}
 		sample := latencySample(lat, wall, "events")
+		sample[watchCPUPerEvent] = float64(cpu.Microseconds()) / 1e3 / float64(len(lat))
 		if trips != nil {
 			n := float64(len(lat))
 			sample["PG trips/event"] = float64(used[0]-before[0]) / n
