@@ -168,6 +168,7 @@ func TestReportVerdicts(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, [3]int64{1, 0, 2}, counters(got))
 	require.Equal(t, c.job.Version+1, got.Version)
+	require.Equal(t, c.docs, got.DocumentIDs, "document ids read back in order, as created")
 
 	// A cancelled job takes heartbeats but no results.
 	_, err = b.mgr.Cancel(ctx, c.job.ID)
