@@ -1,6 +1,7 @@
 package chunk
 
 import (
+	"math/bits"
 	"strings"
 	"sync"
 	"unicode"
@@ -360,7 +361,21 @@ func isLetterAt(s string, i int) (bool, int) {
 }
 
 func scanLetters(s string, i int) int {
-	for i < len(s) {
+	for {
+		// Eight bytes at a time while they are ASCII letters: one branch per word where a
+		// byte loop's exit was mispredicted at every word's end.
+		for i+8 <= len(s) {
+			m := asciiLetters8(load8(s, i))
+			if m == 0x8080808080808080 {
+				i += 8
+				continue
+			}
+			i += bits.TrailingZeros64(^m&0x8080808080808080) / 8
+			break
+		}
+		if i >= len(s) {
+			return i
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if asciiClass[c]&clLetter == 0 {
@@ -375,7 +390,19 @@ func scanLetters(s string, i int) int {
 		}
 		i += n
 	}
-	return i
+}
+
+// asciiLetters8 sets the top bit of each byte of w, eight bytes of text, that is an ASCII
+// letter, and clears every other bit.
+func asciiLetters8(w uint64) uint64 {
+	const (
+		ones = 0x0101010101010101
+		high = 0x8080808080808080
+	)
+	x := (w | 0x20*ones) &^ high // lower case; the top bits, non-ASCII bytes, are added back below
+	geA := x + (0x80-'a')*ones   // top bit set where x >= 'a'; no byte carries into the next
+	gtZ := x + (0x7f-'z')*ones   // top bit set where x > 'z'
+	return (geA &^ gtZ &^ w) & high
 }
 
 // scanNumbers takes up to max more numbers (\p{N}{1,3} after the first).
@@ -549,17 +576,18 @@ type tableEntry struct {
 // pieceCache maps pieces to their token counts. It belongs to one goroutine at a time (it
 // lives in a splitState).
 type pieceCache struct {
-	table []tableEntry
+	table *[tableSize]tableEntry
 	used  int
 	long  map[string]int32 // 16..maxLongPiece bytes, and short pieces of over 15 tokens
 	bytes int              // in long's keys
 }
 
-// load8 reads s[i:i+8] little-endian; the compiler turns it into one load.
+// load8 reads s[i:i+8] little-endian; the compiler turns it into one load, with one bounds
+// check for the slice (indexing s[i+7] first would leave one per byte).
 func load8(s string, i int) uint64 {
-	_ = s[i+7]
-	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+	b := s[i : i+8]
+	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
 }
 
 // loadShort reads up to 8 bytes of s[i:e], zero-padded.
@@ -571,19 +599,24 @@ func loadShort(s string, i, e int) uint64 {
 	return k
 }
 
+// keyMasks[n] keeps the first n bytes of two packed words: a table rather than a branch on
+// n, whose outcome follows the text's word lengths and was mispredicted often.
+var keyMasks = func() (m [17][2]uint64) {
+	for n := range 17 {
+		for b := range n {
+			m[n][b/8] |= 0xFF << (8 * (b % 8))
+		}
+	}
+	return m
+}()
+
 // key packs text[i:e] (at most 16 bytes) into two words, reading past e when text allows
 // and masking the excess.
 func key(text string, i, e int) (uint64, uint64) {
 	n := e - i
 	if i+16 <= len(text) {
-		k0, k1 := load8(text, i), load8(text, i+8)
-		switch {
-		case n < 8:
-			return k0 & (1<<(8*n) - 1), 0
-		case n < 16:
-			return k0, k1 & (1<<(8*(n-8)) - 1)
-		}
-		return k0, k1
+		m := &keyMasks[n&15|n&16]
+		return load8(text, i) & m[0], load8(text, i+8) & m[1]
 	}
 	if n <= 8 {
 		return loadShort(text, i, e), 0
@@ -608,11 +641,12 @@ func (c *pieceCache) countAt(text string, i, e int) int {
 	h := k0*0x9E3779B97F4A7C15 + k1
 	h = ((h ^ h>>31) * 0xC2B2AE3D27D4EB4F) >> (64 - tableBits)
 	if c.table == nil {
-		c.table = make([]tableEntry, tableSize)
+		c.table = new([tableSize]tableEntry)
 	}
+	table := c.table
 	const tokenBits = 0xF << 60
 	for slot := h; ; slot = (slot + 1) & (tableSize - 1) {
-		en := c.table[slot]
+		en := &table[slot&(tableSize-1)]
 		if en.k1 == 0 {
 			break
 		}
@@ -625,14 +659,14 @@ func (c *pieceCache) countAt(text string, i, e int) int {
 		return c.countLong(text[i:e])
 	}
 	if c.used >= maxTableUsed {
-		clear(c.table)
+		clear(table[:])
 		c.used = 0
 	}
 	slot := h
-	for c.table[slot].k1 != 0 {
+	for table[slot&(tableSize-1)].k1 != 0 {
 		slot = (slot + 1) & (tableSize - 1)
 	}
-	c.table[slot] = tableEntry{k0: k0, k1: k1 | uint64(tokens)<<60}
+	table[slot&(tableSize-1)] = tableEntry{k0: k0, k1: k1 | uint64(tokens)<<60}
 	c.used++
 	return tokens
 }
@@ -743,36 +777,44 @@ func (x *tokenIndex) build(text string, cache *pieceCache) {
 	if cap(x.buckets) < nb {
 		x.buckets = make([]int32, nb)
 	}
-	buckets := x.buckets[:nb]
-	starts, cum := x.starts[:0], x.cum[:0]
-	total, next := 0, 0 // next: the first bucket not yet given a piece
+	// Two passes: first the pieces, then their counts. Counting reads the piece cache at
+	// random, mostly missing the processor's caches; in a loop of its own, with no branch on
+	// the text between lookups, the processor overlaps several of those reads, where
+	// interleaved with the scan's hard-to-predict branches it waited for each in turn.
+	starts := x.starts[:0]
 	for i := 0; i < len(text); {
-		var e int
-		var skip bool
+		starts = append(starts, int32(i))
 		// Most pieces are a word, alone or after a space: take those without the full match.
 		if c := text[i]; c < utf8.RuneSelf && asciiClass[c]&clLetter != 0 {
-			e = scanLetters(text, i+1)
+			i = scanLetters(text, i+1)
 		} else if c == ' ' && i+1 < len(text) && text[i+1] < utf8.RuneSelf && asciiClass[text[i+1]]&clLetter != 0 {
-			e = scanLetters(text, i+2)
+			i = scanLetters(text, i+2)
 		} else {
-			e, skip = nextPiece(text, i)
+			i, _ = nextPiece(text, i) // the one piece skipped, DEL, is told by its byte below
 		}
-		for ; next<<bucketShift <= i; next++ {
-			buckets[next] = int32(len(starts))
+	}
+	starts = append(starts, int32(len(text)))
+	cum := x.cum[:0]
+	if cap(cum) < len(starts) {
+		cum = make([]int32, 0, cap(starts))
+	}
+	cum = cum[:len(starts)]
+	buckets := x.buckets[:nb]
+	total, next := 0, 0 // next: the first bucket not yet given a piece
+	for k, i := range starts[:len(starts)-1] {
+		for ; next<<bucketShift <= int(i); next++ {
+			buckets[next] = int32(k)
 		}
-		starts = append(starts, int32(i))
-		cum = append(cum, int32(total))
-		if !skip {
-			total += cache.countAt(text, i, e)
+		cum[k] = int32(total)
+		if e := int(starts[k+1]); e-int(i) != 1 || text[i] != 0x7f {
+			total += cache.countAt(text, int(i), e)
 		}
-		i = e
 	}
 	for ; next < nb; next++ {
-		buckets[next] = int32(len(starts)) // the end sentinel
+		buckets[next] = int32(len(starts) - 1) // the end sentinel
 	}
-	x.starts = append(starts, int32(len(text)))
-	x.cum = append(cum, int32(total))
-	x.buckets = buckets
+	cum[len(starts)-1] = int32(total)
+	x.starts, x.cum, x.buckets = starts, cum, buckets
 }
 
 // pieceAtOrAfter returns the index of the first piece that starts at or after pos.
