@@ -2,6 +2,7 @@ package chunk
 
 import (
 	"math/bits"
+	"slices"
 	"strings"
 	"sync"
 	"unicode"
@@ -624,12 +625,29 @@ func key(text string, i, e int) (uint64, uint64) {
 	return loadShort(text, i, i+8), loadShort(text, i+8, e)
 }
 
-// countAt returns the token count of the piece text[i:e].
+// tokenBits holds a table entry's count, in k1's top four bits.
+const tokenBits = 0xF << 60
+
+// tableSlot is the piece table's home slot for a key.
+func tableSlot(k0, k1 uint64) uint64 {
+	// The high bits of a product depend on all of its input's bits; the low ones do not.
+	h := k0*0x9E3779B97F4A7C15 + k1
+	return ((h ^ h>>31) * 0xC2B2AE3D27D4EB4F) >> (64 - tableBits)
+}
+
+func (c *pieceCache) ensureTable() {
+	if c.table == nil {
+		c.table = new([tableSize]tableEntry)
+	}
+}
+
+// countAt returns the token count of the piece text[i:e]. DEL, a piece of its own that the
+// library skips, counts 0.
 func (c *pieceCache) countAt(text string, i, e int) int {
 	n := e - i
 	switch {
 	case n == 1:
-		return 1
+		return int(oneByteTokens[text[i]])
 	case n == 2:
 		return int(pairTokens[uint16(text[i])|uint16(text[i+1])<<8])
 	case n > 15:
@@ -637,14 +655,9 @@ func (c *pieceCache) countAt(text string, i, e int) int {
 	}
 	k0, k1 := key(text, i, e)
 	k1 |= uint64(n) << 56
-	// The high bits of a product depend on all of its input's bits; the low ones do not.
-	h := k0*0x9E3779B97F4A7C15 + k1
-	h = ((h ^ h>>31) * 0xC2B2AE3D27D4EB4F) >> (64 - tableBits)
-	if c.table == nil {
-		c.table = new([tableSize]tableEntry)
-	}
+	h := tableSlot(k0, k1)
+	c.ensureTable()
 	table := c.table
-	const tokenBits = 0xF << 60
 	for slot := h; ; slot = (slot + 1) & (tableSize - 1) {
 		en := &table[slot&(tableSize-1)]
 		if en.k1 == 0 {
@@ -777,45 +790,113 @@ func (x *tokenIndex) build(text string, cache *pieceCache) {
 	if cap(x.buckets) < nb {
 		x.buckets = make([]int32, nb)
 	}
-	// Two passes: first the pieces, then their counts. Counting reads the piece cache at
-	// random, mostly missing the processor's caches; in a loop of its own, with no branch on
-	// the text between lookups, the processor overlaps several of those reads, where
-	// interleaved with the scan's hard-to-predict branches it waited for each in turn.
-	starts := x.starts[:0]
+	x.starts = appendPieces(x.starts[:0], text)
+	x.cum = cache.appendCounts(x.cum[:0], text, x.starts)
+	// buckets[b]: the first piece at or after byte b<<bucketShift; the end sentinel after the
+	// last piece.
+	buckets, starts := x.buckets[:nb], x.starts
+	k := 0
+	for b := range buckets {
+		for k < len(starts)-1 && int(starts[k]) < b<<bucketShift {
+			k++
+		}
+		buckets[b] = int32(k)
+	}
+	x.buckets = buckets
+}
+
+// appendPieces appends the offsets of text's pieces to starts, and len(text) after them.
+func appendPieces(starts []int32, text string) []int32 {
+	const high = 0x8080808080808080
 	for i := 0; i < len(text); {
 		starts = append(starts, int32(i))
-		// Most pieces are a word, alone or after a space: take those without the full match.
-		if c := text[i]; c < utf8.RuneSelf && asciiClass[c]&clLetter != 0 {
-			i = scanLetters(text, i+1)
-		} else if c == ' ' && i+1 < len(text) && text[i+1] < utf8.RuneSelf && asciiClass[text[i+1]]&clLetter != 0 {
-			i = scanLetters(text, i+2)
-		} else {
-			i, _ = nextPiece(text, i) // the one piece skipped, DEL, is told by its byte below
+		// Most pieces are a word, alone or after a space: take those without the full match,
+		// their first eight letters at once.
+		j := i
+		if text[i] == ' ' {
+			j++
+		}
+		if j >= len(text) || !isASCIILetter(text[j]) {
+			i, _ = nextPiece(text, i) // the one piece skipped, DEL, counts 0 (countAt)
+			continue
+		}
+		if i = j + 1; i+8 > len(text) {
+			i = scanLetters(text, i)
+			continue
+		}
+		m := asciiLetters8(load8(text, i))
+		if m == high {
+			i = scanLetters(text, i+8)
+			continue
+		}
+		if i += bits.TrailingZeros64(^m&high) / 8; text[i] >= utf8.RuneSelf {
+			i = scanLetters(text, i) // maybe a letter outside ASCII
 		}
 	}
-	starts = append(starts, int32(len(text)))
-	cum := x.cum[:0]
-	if cap(cum) < len(starts) {
-		cum = make([]int32, 0, cap(starts))
-	}
-	cum = cum[:len(starts)]
-	buckets := x.buckets[:nb]
-	total, next := 0, 0 // next: the first bucket not yet given a piece
-	for k, i := range starts[:len(starts)-1] {
-		for ; next<<bucketShift <= int(i); next++ {
-			buckets[next] = int32(k)
-		}
-		cum[k] = int32(total)
-		if e := int(starts[k+1]); e-int(i) != 1 || text[i] != 0x7f {
-			total += cache.countAt(text, int(i), e)
-		}
-	}
-	for ; next < nb; next++ {
-		buckets[next] = int32(len(starts) - 1) // the end sentinel
-	}
-	cum[len(starts)-1] = int32(total)
-	x.starts, x.cum, x.buckets = starts, cum, buckets
+	return append(starts, int32(len(text)))
 }
+
+func isASCIILetter(c byte) bool { return (c|0x20)-'a' < 26 }
+
+// appendCounts appends to cum, for each piece of text that starts lists (with its end
+// sentinel), the tokens in the pieces before it, and the total after them. It works in two
+// loops: the first counts the pieces that need no call, one or two bytes or a short piece
+// found in the table, and marks the rest; the second counts those through
+// countAt and sums. Kept apart, neither loop spills its registers around a call on its fast
+// path (the general per-piece call was a third of Split's instructions).
+func (c *pieceCache) appendCounts(cum []int32, text string, starts []int32) []int32 {
+	c.ensureTable()
+	table := c.table
+	np := len(starts) - 1
+	base := len(cum)
+	cum = slices.Grow(cum, np+1)[:base+np+1]
+	counts := cum[base : base+np]
+	for k, i32 := range starts[:np] {
+		i, n := int(i32), int(starts[k+1]-i32)
+		v := int32(-1)
+		switch {
+		case n == 1:
+			v = int32(oneByteTokens[text[i]])
+		case n == 2:
+			v = int32(pairTokens[uint16(text[i])|uint16(text[i+1])<<8])
+		case n <= 15 && i+16 <= len(text):
+			t := text[i : i+16]
+			m := &keyMasks[n&15]
+			k0 := load8(t, 0) & m[0]
+			k1 := load8(t, 8)&m[1] | uint64(n)<<56
+			for slot := tableSlot(k0, k1); ; slot = (slot + 1) & (tableSize - 1) {
+				en := &table[slot]
+				if en.k0 == k0 && en.k1&^tokenBits == k1 {
+					v = int32(en.k1 >> 60)
+					break
+				}
+				if en.k1 == 0 {
+					break // not cached: countAt merges and stores it
+				}
+			}
+		}
+		counts[k] = v
+	}
+	total := int32(0)
+	for k, v := range counts {
+		if v < 0 {
+			v = int32(c.countAt(text, int(starts[k]), int(starts[k+1])))
+		}
+		counts[k] = total
+		total += v
+	}
+	cum[base+np] = total
+	return cum
+}
+
+// oneByteTokens is the count of a one-byte piece: 1, but DEL, which the library skips, is 0.
+var oneByteTokens = func() (t [256]uint8) {
+	for b := range t {
+		t[b] = 1
+	}
+	t[0x7f] = 0
+	return t
+}()
 
 // pieceAtOrAfter returns the index of the first piece that starts at or after pos.
 func (x *tokenIndex) pieceAtOrAfter(pos int) int {
