@@ -17,6 +17,7 @@ package embedded
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -98,22 +99,36 @@ func (e *InUseError) Error() string {
 func (e *InUseError) Unwrap() error { return errs.ErrFailedPrecondition }
 
 // Store is the embedded vector.Store. Searches and counts run in parallel with each other and
-// with a write's disk sync; writes are serialised.
+// with a write's disk sync; writes are appended to the log one at a time and share syncs (group
+// commit): writers that arrive while a sync is in flight are made durable together by the next.
 type Store struct {
 	dir  string
 	dim  int
 	opts options
 	lock *os.File
 	log  *slog.Logger
+	// syncFile makes the log durable; a test hook may watch it. Defaults to (*os.File).Sync.
+	syncFile func(*os.File) error
 
-	// writeMu serialises writers, so the log's order is the order writes are applied in. It is
-	// held across the fsync and any compaction, during which readers go on (they need only mu).
-	// A writer holding it may read mem without mu: only writers change mem.
+	// syncMu is held by the one writer that syncs the log for every frame appended so far (and
+	// then applies them), and by compaction and Close. Lock order: syncMu, writeMu, mu.
+	syncMu sync.Mutex
+	// committed counts the frames synced and applied, in log order. Guarded by syncMu and
+	// writeMu both (either suffices to read it).
+	committed uint64
+
+	// writeMu serialises appends, so the log's order is the order writes are applied in. It is
+	// not held across a sync, so writers append while one syncs. A writer holding it may read
+	// mem without mu: mem changes only under writeMu and mu.
 	writeMu   sync.Mutex
 	wal       *os.File
 	walSize   int64
 	gen       uint64
 	compactAt int64 // after a failed compaction, no new try below this log size
+	// appended counts the frames written to the log; pending holds those not yet committed,
+	// in log order (appended - committed of them).
+	appended uint64
+	pending  []pendingWrite
 	// failed is set when the log's state on disk is no longer known (an fsync failed, a failed
 	// write could not be undone). Every later write returns it; reads go on.
 	failed error
@@ -121,6 +136,14 @@ type Store struct {
 	mu     sync.RWMutex // guards mem and closed
 	mem    *memory
 	closed bool
+}
+
+// pendingWrite is a frame in the log that is not yet synced, and so not yet visible.
+type pendingWrite struct {
+	apply func()
+	// docs and sources an upsert writes to: a delete of one of them must be logged even when
+	// mem holds nothing of it yet.
+	docs, sources []string
 }
 
 var _ vector.Store = (*Store)(nil)
@@ -158,6 +181,8 @@ func Open(dir string, dim int, opts ...Option) (*Store, error) {
 		lock: lock,
 		log:  o.logger.With("dir", dir),
 		mem:  newMemory(dim),
+
+		syncFile: (*os.File).Sync,
 	}
 	if err := s.load(); err != nil {
 		if s.wal != nil {
@@ -200,13 +225,20 @@ func (s *Store) Upsert(ctx context.Context, records []vector.Record) error {
 	if err != nil {
 		return errs.InvalidArgument("records", "%v", err)
 	}
-	return s.write(ctx, func() ([]byte, func(), error) {
-		return frame, func() {
-			for _, r := range prepared {
-				s.mem.upsert(r)
-			}
-		}, nil
-	})
+	p := pendingWrite{apply: func() {
+		for _, r := range prepared {
+			s.mem.upsert(r)
+		}
+	}}
+	for _, r := range prepared {
+		if !slices.Contains(p.docs, r.DocumentID) {
+			p.docs = append(p.docs, r.DocumentID)
+		}
+		if !slices.Contains(p.sources, r.SourceID) {
+			p.sources = append(p.sources, r.SourceID)
+		}
+	}
+	return s.write(ctx, func() ([]byte, pendingWrite, error) { return frame, p, nil })
 }
 
 // DeleteDocument removes the document's chunks with index >= fromIndex (0: all of them). A
@@ -215,26 +247,37 @@ func (s *Store) DeleteDocument(ctx context.Context, documentID string, fromIndex
 	if fromIndex < 0 {
 		return errs.InvalidArgument("from_index", "must not be negative, got %d", fromIndex)
 	}
-	return s.write(ctx, func() ([]byte, func(), error) {
-		slots := s.mem.documentSlots(documentID, fromIndex)
-		if len(slots) == 0 {
-			return nil, nil, nil
+	return s.write(ctx, func() ([]byte, pendingWrite, error) {
+		if len(s.mem.documentSlots(documentID, fromIndex)) == 0 && !s.pendingTouches(documentID, "") {
+			return nil, pendingWrite{}, nil
 		}
 		frame, err := encodeDeleteDoc(documentID, fromIndex)
-		return frame, func() { s.mem.removeSlots(slots) }, err
+		// Which chunks go is decided when the frame is applied, after the writes before it,
+		// as a replay of the log decides it.
+		return frame, pendingWrite{apply: func() { s.mem.removeSlots(s.mem.documentSlots(documentID, fromIndex)) }}, err
 	})
 }
 
 // DeleteSource removes every chunk of the source.
 func (s *Store) DeleteSource(ctx context.Context, sourceID string) error {
-	return s.write(ctx, func() ([]byte, func(), error) {
-		slots := s.mem.sourceSlots(sourceID)
-		if len(slots) == 0 {
-			return nil, nil, nil
+	return s.write(ctx, func() ([]byte, pendingWrite, error) {
+		if len(s.mem.sourceSlots(sourceID)) == 0 && !s.pendingTouches("", sourceID) {
+			return nil, pendingWrite{}, nil
 		}
 		frame, err := encodeDeleteSource(sourceID)
-		return frame, func() { s.mem.removeSlots(slots) }, err
+		return frame, pendingWrite{apply: func() { s.mem.removeSlots(s.mem.sourceSlots(sourceID)) }}, err
 	})
+}
+
+// pendingTouches reports whether a write not yet applied upserts into the document or source.
+// Called with writeMu held.
+func (s *Store) pendingTouches(documentID, sourceID string) bool {
+	for _, p := range s.pending {
+		if (documentID != "" && slices.Contains(p.docs, documentID)) || (sourceID != "" && slices.Contains(p.sources, sourceID)) {
+			return true
+		}
+	}
+	return false
 }
 
 // Search scans every record the filter allows and returns the topK nearest to vec by cosine,
@@ -289,6 +332,10 @@ func (s *Store) Count(ctx context.Context, filter vector.Filter) (int, error) {
 // Close releases the directory. Every write was synced when it returned, so there is nothing
 // left to flush but the log file itself. Closing twice is harmless.
 func (s *Store) Close() error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	// Writers that appended and wait for a sync find their frames committed here.
+	s.commit()
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if s.closed {
@@ -301,7 +348,7 @@ func (s *Store) Close() error {
 
 	var err error
 	if s.failed == nil {
-		err = s.wal.Sync()
+		err = s.syncFile(s.wal)
 	}
 	err = errors.Join(err, s.wal.Close(), unlockDir(s.lock))
 	if err != nil {
@@ -314,40 +361,103 @@ func (s *Store) errClosed() error {
 	return errs.FailedPrecondition("embedded vector store at %s is closed", s.dir)
 }
 
-// write runs one write call: prepare (under writeMu, so it sees the state the write applies to)
-// returns the log frame and how to apply it, or a nil frame for nothing to do. The frame is
-// appended and synced before the change becomes visible, so a write is on disk before any
-// reader can see it and before the call returns.
-func (s *Store) write(ctx context.Context, prepare func() (frame []byte, apply func(), err error)) error {
+// write runs one write call: prepare (under writeMu, so it sees the state the write applies to,
+// with the writes still pending) returns the log frame and how to apply it, or a nil frame for
+// nothing to do. The frame is appended, then synced before the change becomes visible, so a
+// write is on disk before any reader can see it and before the call returns.
+//
+// Group commit: the append holds writeMu only; the sync is done under syncMu by whichever
+// waiting writer gets it first, for every frame appended by then, which it then applies in log
+// order. A writer whose frame an earlier sync covered returns without a sync of its own.
+func (s *Store) write(ctx context.Context, prepare func() (frame []byte, p pendingWrite, err error)) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	seq, err := s.append(ctx, prepare)
+	if err != nil || seq == 0 {
+		return err
+	}
+	// From here the frame is in the log and will be applied: the caller waits for it whatever
+	// its ctx says, so that an error means it was not written.
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	if s.committed < seq {
+		s.commit()
+	}
+	if s.committed >= seq {
+		return nil
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	return cmp.Or(s.failed, s.errClosed())
+}
+
+// append writes the frame prepare makes to the log and returns its sequence number; 0 when there
+// was nothing to write.
+func (s *Store) append(ctx context.Context, prepare func() ([]byte, pendingWrite, error)) (uint64, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	if s.closed {
-		return s.errClosed()
+		return 0, s.errClosed()
 	}
 	if s.failed != nil {
-		return s.failed
+		return 0, s.failed
 	}
 	// The wait for writeMu may have outlived the caller.
 	if err := ctx.Err(); err != nil {
-		return err
+		return 0, err
 	}
-	frame, apply, err := prepare()
+	frame, p, err := prepare()
 	if err != nil || frame == nil {
-		return err
+		return 0, err
 	}
 	if err := s.appendLog(frame); err != nil {
-		return err
+		return 0, err
 	}
-	s.mu.Lock()
-	apply()
-	s.mu.Unlock()
-	s.maybeCompact()
-	return nil
+	s.pending = append(s.pending, p)
+	s.appended++
+	return s.appended, nil
 }
 
+// commit syncs the log and applies every frame appended so far. Called with syncMu held; it
+// takes writeMu only around its bookkeeping, so writers go on appending during the sync. A
+// failed sync leaves the store failed and the frames unapplied.
+func (s *Store) commit() {
+	s.writeMu.Lock()
+	n := len(s.pending)
+	failed := s.failed != nil || s.closed
+	s.writeMu.Unlock()
+	if n == 0 || failed {
+		return
+	}
+	// Every frame counted in n was written whole before writeMu was released: the sync covers it.
+	err := s.syncFile(s.wal)
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err != nil {
+		// After a failed fsync the kernel may have dropped the dirty pages and reports success
+		// next time: nothing written since the last good sync can be trusted.
+		s.failed = fmt.Errorf("embedded vector store at %s can no longer write: syncing its log failed (%v); reopen it", s.dir, err)
+		return
+	}
+	s.applyPending(n)
+	s.maybeCompact()
+}
+
+// applyPending makes the first n pending frames visible, in log order. Called with writeMu held,
+// after a sync that covered them.
+func (s *Store) applyPending(n int) {
+	s.mu.Lock()
+	for _, p := range s.pending[:n] {
+		p.apply()
+	}
+	s.mu.Unlock()
+	clear(s.pending[:n])
+	s.pending = s.pending[n:]
+	s.committed += uint64(n)
+}
+
+// appendLog writes a frame at the end of the log, unsynced. Called with writeMu held.
 func (s *Store) appendLog(frame []byte) error {
 	if _, err := s.wal.WriteAt(frame, s.walSize); err != nil {
 		// A partial frame left in the middle of the log would read as a torn tail on the next
@@ -358,19 +468,23 @@ func (s *Store) appendLog(frame []byte) error {
 		}
 		return errs.Transient(fmt.Errorf("embedded vector store at %s: writing its log: %w", s.dir, err), 0)
 	}
-	if err := s.wal.Sync(); err != nil {
-		// After a failed fsync the kernel may have dropped the dirty pages and reports success
-		// next time: nothing written since the last good sync can be trusted.
-		s.failed = fmt.Errorf("embedded vector store at %s can no longer write: syncing its log failed (%v); reopen it", s.dir, err)
-		return s.failed
-	}
 	s.walSize += int64(len(frame))
 	return nil
 }
 
+// maybeCompact compacts the log when it has grown enough. Called with syncMu and writeMu held.
 func (s *Store) maybeCompact() {
 	if s.walSize < s.opts.compactionThreshold || s.walSize < s.compactAt || s.walSize <= compactionRatio*s.mem.live {
 		return
+	}
+	// A snapshot is of mem, so frames appended during the last sync go in first: no writer can
+	// append more while writeMu is held.
+	if n := len(s.pending); n > 0 {
+		if err := s.syncFile(s.wal); err != nil {
+			s.failed = fmt.Errorf("embedded vector store at %s can no longer write: syncing its log failed (%v); reopen it", s.dir, err)
+			return
+		}
+		s.applyPending(n)
 	}
 	if err := s.compact(); err != nil {
 		s.compactAt = 2 * s.walSize
@@ -381,7 +495,7 @@ func (s *Store) maybeCompact() {
 // compact writes every live record to a new snapshot of the next generation, with an empty log
 // of that generation beside it, and switches to them. The rename of the snapshot is the commit
 // point: before it, Open finds the old snapshot and log; after it, the new ones. Called with
-// writeMu held (mem does not change; readers go on).
+// syncMu and writeMu held and nothing pending (mem does not change; readers go on).
 func (s *Store) compact() error {
 	next := s.gen + 1
 	newWALPath := s.path(walName(next))
@@ -482,9 +596,11 @@ func (s *Store) load() error {
 	if err := s.loadLog(); err != nil {
 		return err
 	}
-	s.writeMu.Lock() // not needed yet, but compact expects it
+	s.syncMu.Lock() // not needed yet, but compact expects them
+	s.writeMu.Lock()
 	s.maybeCompact()
 	s.writeMu.Unlock()
+	s.syncMu.Unlock()
 	return nil
 }
 
