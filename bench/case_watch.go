@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +38,11 @@ import (
 // clients. Postgres's and Redis's own CPU is not in it.
 const watchCPUPerEvent = "CPU ms/event"
 
+// watchPGCPUPerEvent is the CPU time per update of the Postgres backends that served the
+// project's server during a run (read from /proc; 10 ms ticks, so only meaningful over a whole
+// run), the other half of the per-update cost on a machine where both share the cores.
+const watchPGCPUPerEvent = "PG CPU ms/event"
+
 const (
 	watchJobs    = 50
 	watchTimeout = 10 * time.Second // a report whose update takes longer is lost
@@ -49,6 +57,7 @@ func init() {
 		Summary: []Metric{ms("p50"), ms("p99")},
 		Columns: []Metric{ms("p50"), ms("p99"), ms("max"), {Name: "events/s", Format: "%.0f"},
 			{Name: watchCPUPerEvent, Format: "%.3f", LowerBetter: true},
+			{Name: watchPGCPUPerEvent, Format: "%.3f", LowerBetter: true},
 			{Name: "PG trips/event", Format: "%.3f"}, {Name: "PG stmts/event", Format: "%.3f"},
 			{Name: "Redis trips/event", Format: "%.2f"}, {Name: "Redis cmds/event", Format: "%.2f"},
 			{Name: "events", Format: "%.0f"}, {Name: "lost", Format: "%.0f"}, {Name: "reordered", Format: "%.0f"}},
@@ -187,7 +196,7 @@ func prepareWatch(ctx context.Context, env *Env) (p *Prepared, err error) {
 			"latency: from just before the report is sent to the arrival of the update that shows it (a WatchJob message whose processed_count counts it; the Redis message carrying its number); lower is better, so ratio = floor / project (below 1: the project is slower than the floor, as it must be)",
 			"project: a real server in this process (app.Build, server.New) on its own Postgres schema and Redis prefix; each report marks one document done (recorded by the server's group commit: the reports waiting together share one transaction and one round trip to Postgres; the committed job goes to the watchers with the notice, without a re-read); WatchJob's poll is off, so every update comes from a notice",
 			"each job is a closed loop: the next report is sent when the previous one's update has arrived; lost: an update missing for 10 s or skipped; reordered: an update older than one already seen; either fails the case",
-			"CPU ms/event: this process's CPU time during a run per update (project: the server and the in-process reporting and watching clients; floor: the Redis clients), not Postgres's or Redis's",
+			"CPU ms/event: this process's CPU time during a run per update (project: the server and the in-process reporting and watching clients; floor: the Redis clients), not Postgres's or Redis's; PG CPU ms/event: that of the Postgres backends serving the project's server (from /proc, in 10 ms ticks; the WAL writer and Redis not counted)",
 			"PG trips/event and stmts/event: Postgres round trips (one statement, or one pipelined batch) and statements the server sent during a run, per update; Redis trips/event and cmds/event likewise (a pipeline is one trip); counted by a pgx tracer and a go-redis hook on the server's own clients",
 		},
 		Close: closeAll,
@@ -357,12 +366,12 @@ func loopSubject(name string, trips *tripCounter, events []chan watchEvent, next
 	sub.Run = func(ctx context.Context, warmup bool) (Sample, error) {
 		mu.Lock()
 		defer mu.Unlock()
-		before, cpu0 := trips.read(), cpuTime()
+		before, cpu0, pg0 := trips.read(), cpuTime(), trips.backendCPU()
 		lat, wall, err := closedLoops(ctx, events, next, perJob, watchTimeout, send)
 		if err != nil {
 			return nil, err
 		}
-		used, cpu := trips.read(), cpuTime()-cpu0
+		used, cpu, pg := trips.read(), cpuTime()-cpu0, trips.backendCPU()
 		if len(lat) != len(events)*perJob {
 			return nil, correctness("%d updates measured, want %d", len(lat), len(events)*perJob)
 		}
@@ -376,6 +385,9 @@ func loopSubject(name string, trips *tripCounter, events []chan watchEvent, next
 			sample["PG stmts/event"] = float64(used[1]-before[1]) / n
 			sample["Redis trips/event"] = float64(used[2]-before[2]) / n
 			sample["Redis cmds/event"] = float64(used[3]-before[3]) / n
+			if pg0 >= 0 && pg >= 0 {
+				sample[watchPGCPUPerEvent] = float64((pg - pg0).Microseconds()) / 1e3 / n
+			}
 		}
 		return sample, nil
 	}
@@ -385,17 +397,59 @@ func loopSubject(name string, trips *tripCounter, events []chan watchEvent, next
 // tripCounter counts what the server sends: Postgres round trips (a statement alone, or a
 // pipelined batch of them) and statements, Redis round trips (a command alone, or a pipeline)
 // and commands.
-type tripCounter struct{ pgTrips, pgStmts, redisTrips, redisCmds atomic.Int64 }
+// It also notes the process ids of the Postgres backends it sent them to.
+type tripCounter struct {
+	pgTrips, pgStmts, redisTrips, redisCmds atomic.Int64
+	backends                                sync.Map // backend pid (uint32) -> struct{}
+}
 
-func (c *tripCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+func (c *tripCounter) TraceQueryStart(ctx context.Context, conn *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
 	c.pgTrips.Add(1)
 	c.pgStmts.Add(1)
+	c.backends.Store(conn.PgConn().PID(), struct{}{})
 	return ctx
 }
 func (*tripCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-func (c *tripCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+func (c *tripCounter) TraceBatchStart(ctx context.Context, conn *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
 	c.pgTrips.Add(1)
+	c.backends.Store(conn.PgConn().PID(), struct{}{})
 	return ctx
+}
+
+// backendCPU is the CPU time (user and system) the noted Postgres backends have used, from
+// /proc/<pid>/stat (Postgres runs on this machine); -1 if it cannot be read. A backend that has
+// gone since counts no more, so compare readings taken while the pool is open.
+func (c *tripCounter) backendCPU() time.Duration {
+	if c == nil {
+		return -1
+	}
+	var total time.Duration
+	ok := true
+	c.backends.Range(func(k, _ any) bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", k.(uint32)))
+		if err != nil {
+			return true // gone: the pool closed the connection
+		}
+		// Fields after the command (which is in parentheses and may hold spaces): state is
+		// the 3rd field, utime and stime the 14th and 15th, in clock ticks of 10 ms.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) < 13 {
+			ok = false
+			return false
+		}
+		u, err1 := strconv.ParseInt(f[11], 10, 64)
+		s, err2 := strconv.ParseInt(f[12], 10, 64)
+		if err1 != nil || err2 != nil {
+			ok = false
+			return false
+		}
+		total += time.Duration(u+s) * 10 * time.Millisecond
+		return true
+	})
+	if !ok {
+		return -1
+	}
+	return total
 }
 func (c *tripCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {
 	c.pgStmts.Add(1)
