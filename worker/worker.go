@@ -191,25 +191,14 @@ func (r *batchRun) do(ctx context.Context) error {
 		}
 		todo = append(todo, docID)
 	}
+	// Two stages per document, overlapped: this loop reads, chunks and embeds a document (no
+	// side effects) while commitLoop stores the previous one's vectors, writes its index state
+	// and reports it. One document ahead at most: the send waits for commitLoop to take it.
+	tasks := make(chan *docTask)
+	committed := make(chan struct{})
+	go func() { defer close(committed); r.commitLoop(workCtx, stop, tasks) }()
 	var loaded map[uuid.UUID]*docWork
-	// The job's status as the previous document's last statement (its index state write) read
-	// it; "" when that document wrote none (skipped, failed) or the job was gone.
-	var seen jobs.Status
 	for i, docID := range todo {
-		// CancelJob is honoured between documents, except before the first, whose status the
-		// claim just read. A document that wrote its index state read the status in that same
-		// statement, after its work; otherwise it is read here, the status column alone. (Reading it once per report
-		// interval instead let documents run after a cancel that came within that interval.)
-		if i > 0 {
-			if seen == "" {
-				if st, err := w.deps.Jobs.Status(workCtx, r.b.JobID); err == nil {
-					seen = st
-				}
-			}
-			if seen.Terminal() {
-				stop(fmt.Errorf("job is %s", seen))
-			}
-		}
 		if workCtx.Err() != nil {
 			break
 		}
@@ -221,22 +210,10 @@ func (r *batchRun) do(ctx context.Context) error {
 		if in == nil {
 			in = &docWork{}
 		}
-		res, obs := w.processDocument(workCtx, r.job, docID, in, r.log)
-		seen = in.jobStatus
-		// Interrupted mid-document (cancel, lease lost, shutdown) without a final outcome: not
-		// finished, not reported, not counted; whoever takes the batch next does it. Decided once
-		// here, for the report, the registry and the metrics alike.
-		interrupted := workCtx.Err() != nil && !final(res)
-		obs.finish(res, interrupted)
-		if interrupted {
-			break
-		}
-		r.rep.add(res)
-		if a := w.deps.Activity; a != nil {
-			a.DocumentDone(res.GetStatus() == pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_FAILED)
-		}
-		r.rep.flushIfDue(workCtx)
+		tasks <- w.prepareDocument(workCtx, docID, in)
 	}
+	close(tasks)
+	<-committed
 	if cause := context.Cause(workCtx); cause != nil {
 		if ctx.Err() != nil {
 			// The worker is shutting down: report what is done and hand the batch back.
@@ -267,6 +244,53 @@ func (r *batchRun) giveBack(ctx context.Context, why error) error {
 		r.log.WarnContext(bg, "re-enqueue failed; the reconciler will", "err", err)
 	}
 	return nil
+}
+
+// commitLoop is a batch's second stage: for each prepared document in turn it stores the
+// vectors, writes the index state and reports the result. CancelJob is honoured between
+// documents, except before the first, whose status the claim just read: a document that wrote
+// its index state read the job's status in that same statement, after its work; otherwise it is
+// read here, the status column alone. A cancel seen there stops the work before the next
+// document stores anything or is reported (the one being prepared meanwhile is dropped). Reading
+// the status once per report interval instead let documents run after a cancel that came
+// within that interval. After an interruption it drains the rest unreported.
+func (r *batchRun) commitLoop(workCtx context.Context, stop context.CancelCauseFunc, tasks <-chan *docTask) {
+	w := r.w
+	// The job's status as the previous document's last statement (its index state write) read
+	// it; "" when that document wrote none (skipped, failed) or the job was gone.
+	var seen jobs.Status
+	first := true
+	for t := range tasks {
+		if !first && workCtx.Err() == nil {
+			if seen == "" {
+				if st, err := w.deps.Jobs.Status(workCtx, r.b.JobID); err == nil {
+					seen = st
+				}
+			}
+			if seen.Terminal() {
+				stop(fmt.Errorf("job is %s", seen))
+			}
+		}
+		first = false
+		var res *pipelinev1.DocumentResult
+		if workCtx.Err() == nil {
+			res = w.finishDocument(r.job, t, r.log)
+			seen = t.in.jobStatus
+		}
+		// Interrupted mid-document (cancel, lease lost, shutdown) without a final outcome: not
+		// finished, not reported, not counted; whoever takes the batch next does it. Decided once
+		// here, for the report, the registry and the metrics alike.
+		interrupted := workCtx.Err() != nil && !final(res)
+		t.obs.finish(res, interrupted)
+		if interrupted {
+			continue
+		}
+		r.rep.add(res)
+		if a := w.deps.Activity; a != nil {
+			a.DocumentDone(res.GetStatus() == pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_FAILED)
+		}
+		r.rep.flushIfDue(workCtx)
+	}
 }
 
 // processDocument runs one document through load, chunk, embed and store, and returns its result.
@@ -338,24 +362,43 @@ func (w *Worker) loadGroup(ctx context.Context, ids []uuid.UUID) map[uuid.UUID]*
 	return out
 }
 
-// processDocument indexes one document (with what in holds about it, read with its group) and
-// returns its result, and its observer for the caller to finish once it knows whether the
-// result counts.
-func (w *Worker) processDocument(ctx context.Context, job *jobs.Job, docID uuid.UUID, in *docWork, log *slog.Logger) (*pipelinev1.DocumentResult, *docObserver) {
-	res := &pipelinev1.DocumentResult{DocumentId: docID.String()}
+// docTask is one document between its two stages: what prepare made of it, or why it stopped.
+type docTask struct {
+	docID    uuid.UUID
+	in       *docWork
+	ctx      context.Context // the document's (its span), under the batch's work context
+	obs      *docObserver
+	p        *prepared
+	attempts int
+	err      error
+}
+
+// prepareDocument is a document's first stage (load, chunk, embed), with what in holds about it,
+// read with its group.
+func (w *Worker) prepareDocument(ctx context.Context, docID uuid.UUID, in *docWork) *docTask {
 	ctx, obs := w.startDocument(ctx, docID.String())
-	chunks, attempts, err := w.index(ctx, job, docID, in, obs)
-	res.Attempts = int32(attempts)
+	p, attempts, err := w.prepare(ctx, docID, in, obs)
+	return &docTask{docID: docID, in: in, ctx: ctx, obs: obs, p: p, attempts: attempts, err: err}
+}
+
+// finishDocument is a document's second stage (store, index state) and returns its result; the
+// caller finishes its observer once it knows whether the result counts.
+func (w *Worker) finishDocument(job *jobs.Job, t *docTask, log *slog.Logger) *pipelinev1.DocumentResult {
+	chunks, attempts, err := 0, t.attempts, t.err
+	if err == nil {
+		chunks, attempts, err = w.store(t.ctx, job, t.docID, t.in, t.p, t.obs, attempts)
+	}
+	res := &pipelinev1.DocumentResult{DocumentId: t.docID.String(), Attempts: int32(attempts)}
 	if err == nil {
 		res.Status = pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_SUCCEEDED
 		res.ChunkCount = int64(chunks)
-		return res, obs
+		return res
 	}
 	var skip skipped
 	if errors.As(err, &skip) {
 		res.Status = pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_SKIPPED
 		res.ChunkCount = skip.chunks
-		return res, obs
+		return res
 	}
 	res.Status = pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_FAILED
 	res.LastError = truncate(err.Error(), 2000)
@@ -363,8 +406,8 @@ func (w *Worker) processDocument(ctx context.Context, job *jobs.Job, docID uuid.
 	if transient, _ := errs.IsTransient(err); transient {
 		res.ErrorKind = pipelinev1.ErrorKind_ERROR_KIND_TRANSIENT
 	}
-	log.WarnContext(ctx, "document failed", "document_id", docID, "attempts", attempts, "kind", res.ErrorKind, "err", err)
-	return res, obs
+	log.WarnContext(t.ctx, "document failed", "document_id", t.docID, "attempts", attempts, "kind", res.ErrorKind, "err", err)
+	return res
 }
 
 // skipped says a document needs no work: its vectors were built from the same content with the
@@ -377,6 +420,22 @@ func (skipped) Error() string { return "unchanged" }
 // tries the slowest step took. in holds what the caller read already, and gets the job status
 // the index state write read.
 func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID, in *docWork, obs *docObserver) (int, int, error) {
+	p, attempts, err := w.prepare(ctx, docID, in, obs)
+	if err != nil {
+		return 0, attempts, err
+	}
+	return w.store(ctx, job, docID, in, p, obs, attempts)
+}
+
+// prepared is a document's work before anything of it is stored: its chunks, embedded.
+type prepared struct {
+	doc     *content.Document
+	records []vector.Record
+}
+
+// prepare loads, chunks and embeds one document (the stages without side effects) and returns
+// how many tries the slowest step took; an error skipped says it needs no work.
+func (w *Worker) prepare(ctx context.Context, docID uuid.UUID, in *docWork, obs *docObserver) (*prepared, int, error) {
 	attempts := 1
 	doc := in.doc
 	lctx, endLoad := obs.stage(ctx, metrics.StageLoad)
@@ -390,10 +449,10 @@ func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID, in *
 		endLoad(err)
 		attempts = max(attempts, n)
 		if err != nil {
-			return 0, attempts, fmt.Errorf("load document: %w", err)
+			return nil, attempts, fmt.Errorf("load document: %w", err)
 		}
 		if len(docs) == 0 {
-			return 0, attempts, errors.New("document not found: it was deleted")
+			return nil, attempts, errors.New("document not found: it was deleted")
 		}
 		doc = docs[0]
 	} else {
@@ -412,7 +471,7 @@ func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID, in *
 		})
 		attempts = max(attempts, n)
 		if err != nil {
-			return 0, attempts, fmt.Errorf("read index state: %w", err)
+			return nil, attempts, fmt.Errorf("read index state: %w", err)
 		}
 	}
 	if in.redone == 0 && ok && state.ContentHash == doc.ContentHash && state.Fingerprint == w.fingerprint {
@@ -420,7 +479,7 @@ func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID, in *
 		// replaced behind Postgres's back).
 		n, err := w.deps.Vectors.Count(ctx, vector.Filter{DocumentIDs: []string{doc.ID}})
 		if err == nil && int64(n) == state.ChunkCount {
-			return 0, attempts, skipped{chunks: state.ChunkCount}
+			return nil, attempts, skipped{chunks: state.ChunkCount}
 		}
 	}
 
@@ -430,7 +489,7 @@ func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID, in *
 		md, err := htmlmd.Convert(doc.Content, htmlmd.Options{})
 		endConvert(err)
 		if err != nil {
-			return 0, attempts, fmt.Errorf("convert HTML: %w", err)
+			return nil, attempts, fmt.Errorf("convert HTML: %w", err)
 		}
 		text, title = md.Markdown, cmp.Or(title, md.Title)
 	}
@@ -459,12 +518,20 @@ func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID, in *
 	endEmbed(err)
 	attempts = max(attempts, n)
 	if err != nil {
-		return 0, attempts, err
+		return nil, attempts, err
 	}
+	return &prepared{doc: doc, records: records}, attempts, nil
+}
+
+// store writes a prepared document's vectors and then its index state, and returns how many
+// chunks it stored and the most tries a step took (attempts so far included). A document whose
+// content changed meanwhile is indexed again from its current content.
+func (w *Worker) store(ctx context.Context, job *jobs.Job, docID uuid.UUID, in *docWork, p *prepared, obs *docObserver, attempts int) (int, int, error) {
+	doc, records := p.doc, p.records
 	// Deterministic ids: upserting overwrites an earlier run's chunks; then the chunks beyond the
 	// new count go.
 	sctx, endStore := obs.stage(ctx, metrics.StageStore)
-	n, err = w.cfg.Retry.Do(sctx, func(ctx context.Context) error {
+	n, err := w.cfg.Retry.Do(sctx, func(ctx context.Context) error {
 		if len(records) > 0 {
 			if err := w.deps.Vectors.Upsert(ctx, records); err != nil {
 				return err
