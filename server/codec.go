@@ -45,7 +45,17 @@ func newServerCodec() serverCodec {
 
 func (c serverCodec) Name() string { return c.base.Name() }
 
-func (c serverCodec) Marshal(v any) (mem.BufferSlice, error) { return c.base.Marshal(v) }
+func (c serverCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if e, ok := v.(*encodedMessage); ok {
+		// Shared by several streams: a SliceBuffer is never recycled, so every send may read it.
+		return mem.BufferSlice{mem.SliceBuffer(e.b)}, nil
+	}
+	return c.base.Marshal(v)
+}
+
+// encodedMessage is a message encoded once for several streams (a job's update for all of its
+// watchers, jobs.go); the codec sends its bytes as they are. They must not change.
+type encodedMessage struct{ b []byte }
 
 func (c serverCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	t, ok := v.(*decodeTarget)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	pipelinev1 "github.com/pipeline-dev/pipeline/gen/go/pipeline/v1"
 	"github.com/pipeline-dev/pipeline/internal/errs"
@@ -103,8 +105,9 @@ func (h *jobService) RetryJob(ctx context.Context, req *pipelinev1.RetryJobReque
 //
 // A notice for a version already sent is ignored. When a writer in this process offered the
 // committed state with its notice (worker reports, through the Recorder), that state is sent
-// as it is, without reading the job; a notice from another replica, or one that is newer than
-// the offered state, leads to a read from Postgres. Every state sent was committed.
+// as it is, without reading the job, and encoded once for all of the job's watchers; a notice
+// from another replica, or one that is newer than the offered state, leads to a read from
+// Postgres. Every state sent was committed.
 func (h *jobService) WatchJob(req *pipelinev1.WatchJobRequest, stream pipelinev1.JobService_WatchJobServer) error {
 	ctx := stream.Context()
 	id, err := parseID("job_id", req.GetJobId())
@@ -125,6 +128,19 @@ func (h *jobService) WatchJob(req *pipelinev1.WatchJobRequest, stream pipelinev1
 		}
 		return job.Status.Terminal(), nil
 	}
+	sendUpdate := func(u *jobUpdate) (done bool, err error) {
+		if u.job.Version > sent {
+			m, err := u.encoded()
+			if err != nil {
+				return false, err
+			}
+			if err := stream.SendMsg(m); err != nil {
+				return false, err
+			}
+			sent = u.job.Version
+		}
+		return u.job.Status.Terminal(), nil
+	}
 	read := func() (done bool, err error) {
 		job, err := h.s.deps.Jobs.Get(ctx, id)
 		if err != nil {
@@ -141,8 +157,8 @@ func (h *jobService) WatchJob(req *pipelinev1.WatchJobRequest, stream pipelinev1
 		if announced <= sent {
 			return false, nil
 		}
-		if job, ok := snapshot.(*jobs.Job); ok && at >= announced {
-			return send(job)
+		if u, ok := snapshot.(*jobUpdate); ok && at >= announced {
+			return sendUpdate(u)
 		}
 		return read()
 	}
@@ -169,4 +185,23 @@ func (h *jobService) WatchJob(req *pipelinev1.WatchJobRequest, stream pipelinev1
 			return err
 		}
 	}
+}
+
+// jobUpdate is a job's committed state offered to this process's watchers with its notice
+// (workerService's Recorder), encoded as a WatchJob message by the first watcher that sends it
+// and then sent as those bytes by every other.
+type jobUpdate struct {
+	job *jobs.Job
+
+	once sync.Once
+	msg  *encodedMessage
+	err  error
+}
+
+func (u *jobUpdate) encoded() (*encodedMessage, error) {
+	u.once.Do(func() {
+		b, err := proto.Marshal(&pipelinev1.WatchJobResponse{Job: jobToProto(u.job)})
+		u.msg, u.err = &encodedMessage{b: b}, err
+	})
+	return u.msg, u.err
 }

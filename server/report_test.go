@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	pipelinev1 "github.com/pipeline-dev/pipeline/gen/go/pipeline/v1"
 	"github.com/pipeline-dev/pipeline/internal/config"
@@ -65,17 +66,19 @@ func (r *reporter) send(req *pipelinev1.ReportProgressRequest) (*pipelinev1.Repo
 }
 
 // TestReportProgress: the worker's stream records results, answers refusals that the worker
-// acts on with stop, and ends with InvalidArgument naming the field on a bad report; a watcher
-// with the poll off sees every report's update, in order, from the event path alone.
+// acts on with stop, and ends with InvalidArgument naming the field on a bad report; watchers
+// with the poll off see every report's update, in order, from the event path alone (the
+// committed state, encoded once for both, the same as a read of the job gives).
 func TestReportProgress(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(c *config.Config) { c.WatchPollInterval = time.Hour })
 	c := b.claimedJob(t, 4)
 	other := b.claimedJob(t, 1)
 
-	ch := b.watch(t, c.jobID)
+	ch, ch2 := b.watch(t, c.jobID), b.watch(t, c.jobID)
 	first := nextJob(t, ch)
 	require.Equal(t, pipelinev1.JobStatus_JOB_STATUS_IN_PROGRESS, first.GetStatus())
+	require.Equal(t, first.GetVersion(), nextJob(t, ch2).GetVersion())
 
 	r := b.reporter(t)
 	version := first.GetVersion()
@@ -89,6 +92,10 @@ func TestReportProgress(t *testing.T) {
 		version = j.GetVersion()
 		require.EqualValues(t, i+1, j.GetProcessing().GetProcessedCount())
 		require.EqualValues(t, 2*(i+1), j.GetProcessing().GetChunkCount())
+		require.True(t, proto.Equal(j, nextJob(t, ch2)), "both watchers get the same update")
+		read, err := b.jobs.GetJob(tctx(t), &pipelinev1.GetJobRequest{JobId: c.jobID})
+		require.NoError(t, err)
+		require.True(t, proto.Equal(read.GetJob(), j), "the update is the job as committed: %v, read %v", j, read.GetJob())
 	}
 
 	resp, err := r.send(&pipelinev1.ReportProgressRequest{WorkerId: c.worker, JobId: c.jobID, BatchId: c.batchID})

@@ -31,7 +31,7 @@ func (h *workerService) recorder() *jobs.Recorder {
 	h.recorderOnce.Do(func() {
 		bus := h.s.deps.Bus
 		h.rec = h.s.deps.Jobs.NewRecorder(jobs.RecorderConfig{
-			Committed: func(j *jobs.Job) { bus.Offer(j.ID, j.Version, j) },
+			Committed: func(j *jobs.Job) { bus.Offer(j.ID, j.Version, &jobUpdate{job: j}) },
 		})
 	})
 	return h.rec
