@@ -85,3 +85,48 @@ func TestChunkerKeepsCachesAcrossCollections(t *testing.T) {
 	}
 	require.Len(t, c.idle, c.maxIdle)
 }
+
+// TestTokenIndexMatchesPieceByPiece holds the index that build makes (pieces found in one
+// pass, counted in another, buckets filled without walking them) to its definition: the
+// pieces nextPiece finds one after another, each counted by countAt, and for each bucket the
+// first piece starting in or after it.
+func TestTokenIndexMatchesPieceByPiece(t *testing.T) {
+	t.Parallel()
+	loadVocabulary()
+	r := rand.New(rand.NewPCG(3, 4))
+	alphabet := []string{"a", "Word", " the", " ", "  ", "\n", "\n\n", "\t", ".", "|", "-", ":", "'s",
+		"123", "é", "東京", "😀", "\x7f", "\xff", "```", "# ", strings.Repeat("x", 70), strings.Repeat(" ", 130)}
+	var st splitState
+	for range 500 {
+		var b strings.Builder
+		for range 1 + r.IntN(300) {
+			b.WriteString(alphabet[r.IntN(len(alphabet))])
+		}
+		text := b.String()
+		st.idx.build(text, &st.cache)
+		var starts, cum []int32
+		total := 0
+		for i := 0; i < len(text); {
+			e, skip := nextPiece(text, i)
+			starts, cum = append(starts, int32(i)), append(cum, int32(total))
+			if !skip {
+				total += st.cache.countAt(text, i, e)
+			}
+			i = e
+		}
+		starts, cum = append(starts, int32(len(text))), append(cum, int32(total))
+		require.Equal(t, starts, st.idx.starts, "%q", text)
+		require.Equal(t, cum, st.idx.cum, "%q", text)
+		require.Len(t, st.idx.buckets, len(text)>>bucketShift+2)
+		for bk, k := range st.idx.buckets {
+			first := len(starts) - 1
+			for j, s := range starts {
+				if int(s) >= bk<<bucketShift {
+					first = j
+					break
+				}
+			}
+			require.Equal(t, int32(first), k, "bucket %d of %q", bk, text)
+		}
+	}
+}

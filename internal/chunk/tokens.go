@@ -353,9 +353,11 @@ func runeAt(s string, i int) (rune, int) {
 	return utf8.DecodeRuneInString(s[i:])
 }
 
+// isLetterAt reports whether s[i:] starts with a letter, and that letter's length. Hot
+// callers test ASCII first themselves: this does not inline.
 func isLetterAt(s string, i int) (bool, int) {
 	if c := s[i]; c < utf8.RuneSelf {
-		return asciiClass[c]&clLetter != 0, 1
+		return isASCIILetter(c), 1
 	}
 	r, n := utf8.DecodeRuneInString(s[i:])
 	return unicode.IsLetter(r), n
@@ -466,11 +468,19 @@ func isSpaceRune(r rune) bool {
 func spacePiece(s string, i int) int {
 	j, last, firstNL := i, i, -1
 	for j < len(s) {
-		r, n := runeAt(s, j)
-		if !isSpaceRune(r) {
-			break
+		c := s[j]
+		n := 1
+		if c < utf8.RuneSelf {
+			if asciiClass[c]&clSpace == 0 {
+				break
+			}
+		} else {
+			var r rune
+			if r, n = utf8.DecodeRuneInString(s[j:]); !unicode.IsSpace(r) {
+				break
+			}
 		}
-		if firstNL < 0 && (r == '\n' || r == '\r') {
+		if firstNL < 0 && (c == '\n' || c == '\r') {
 			firstNL = j
 		}
 		last = j
@@ -521,7 +531,11 @@ func nextPiece(s string, i int) (int, bool) {
 			return scanNumbers(s, i+1, 2), false
 		}
 		if cl&clPrefix != 0 && i+1 < len(s) {
-			if ok, n := isLetterAt(s, i+1); ok {
+			if c1 := s[i+1]; c1 < utf8.RuneSelf {
+				if isASCIILetter(c1) {
+					return scanLetters(s, i+2), false
+				}
+			} else if ok, n := isLetterAt(s, i+1); ok {
 				return scanLetters(s, i+1+n), false
 			}
 		}
@@ -792,15 +806,23 @@ func (x *tokenIndex) build(text string, cache *pieceCache) {
 	}
 	x.starts = appendPieces(x.starts[:0], text)
 	x.cum = cache.appendCounts(x.cum[:0], text, x.starts)
-	// buckets[b]: the first piece at or after byte b<<bucketShift; the end sentinel after the
-	// last piece.
+	// buckets[b] is the first piece at or after byte b<<bucketShift (the end sentinel after
+	// the last piece): one past the last piece that starts in an earlier bucket. Each piece
+	// marks the bucket after its own (a later piece overwrites an earlier one), and buckets
+	// left unmarked take the previous bucket's value. No branch on the text, unlike walking
+	// pieces and buckets side by side.
 	buckets, starts := x.buckets[:nb], x.starts
-	k := 0
 	for b := range buckets {
-		for k < len(starts)-1 && int(starts[k]) < b<<bucketShift {
-			k++
+		buckets[b] = -1
+	}
+	for k, st := range starts[:len(starts)-1] {
+		buckets[st>>bucketShift+1] = int32(k + 1)
+	}
+	buckets[0] = 0
+	for b := 1; b < len(buckets); b++ {
+		if buckets[b] < 0 {
+			buckets[b] = buckets[b-1]
 		}
-		buckets[b] = int32(k)
 	}
 	x.buckets = buckets
 }
