@@ -153,6 +153,26 @@ type observedNotifier struct {
 }
 
 func (n observedNotifier) JobChanged(ctx context.Context, job *jobs.Job) error {
+	n.observe(job)
+	return n.next.JobChanged(ctx, job)
+}
+
+// JobsChanged implements jobs.GroupNotifier.
+func (n observedNotifier) JobsChanged(ctx context.Context, list []*jobs.Job) error {
+	for _, job := range list {
+		n.observe(job)
+	}
+	if gn, ok := n.next.(jobs.GroupNotifier); ok {
+		return gn.JobsChanged(ctx, list)
+	}
+	var errList []error
+	for _, job := range list {
+		errList = append(errList, n.next.JobChanged(ctx, job))
+	}
+	return errors.Join(errList...)
+}
+
+func (n observedNotifier) observe(job *jobs.Job) {
 	if job.Status.Terminal() {
 		end := job.UpdatedAt
 		if job.FinishedAt != nil {
@@ -160,7 +180,6 @@ func (n observedNotifier) JobChanged(ctx context.Context, job *jobs.Job) error {
 		}
 		n.m.ObserveJobFinished(string(job.Type), string(job.Status), end.Sub(job.CreatedAt))
 	}
-	return n.next.JobChanged(ctx, job)
 }
 
 // consume runs the worker pool on the queue until ctx ends, then gives running batches up to

@@ -7,17 +7,32 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-var qJobSourceHasActiveProcess = mustQuery("job_source_has_active_process")
+var qJobsSourcesActiveProcess = mustQuery("jobs_sources_active_process")
 
 // SourceHasActiveProcessing tells whether the source has a pending or running processing job:
 // one index probe, asked whenever one of its processing jobs ends.
 func (m *Manager) SourceHasActiveProcessing(ctx context.Context, sourceID uuid.UUID) (bool, error) {
-	return m.store.JobSourceHasActiveProcess(ctx, sourceID)
+	active, err := m.store.JobsSourcesActiveProcess(ctx, []uuid.UUID{sourceID})
+	return active[sourceID], err
 }
 
-// JobSourceHasActiveProcess implements Store.
-func (s *PgStore) JobSourceHasActiveProcess(ctx context.Context, sourceID uuid.UUID) (bool, error) {
-	var active bool
-	err := s.db.QueryRow(ctx, qJobSourceHasActiveProcess, pgx.NamedArgs{"source_id": sourceID}).Scan(&active)
+// SourcesWithActiveProcessing tells which of the sources have a pending or running processing
+// job, in one statement: the sources of the jobs a group commit ended are asked together.
+func (m *Manager) SourcesWithActiveProcessing(ctx context.Context, sourceIDs []uuid.UUID) (map[uuid.UUID]bool, error) {
+	return m.store.JobsSourcesActiveProcess(ctx, sourceIDs)
+}
+
+// JobsSourcesActiveProcess implements Store.
+func (s *PgStore) JobsSourcesActiveProcess(ctx context.Context, sourceIDs []uuid.UUID) (map[uuid.UUID]bool, error) {
+	rows, err := s.db.Query(ctx, qJobsSourcesActiveProcess, pgx.NamedArgs{"source_ids": sourceIDs})
+	if err != nil {
+		return nil, translate(err, uuid.Nil)
+	}
+	active := make(map[uuid.UUID]bool)
+	var id uuid.UUID
+	_, err = pgx.ForEachRow(rows, []any{&id}, func() error {
+		active[id] = true
+		return nil
+	})
 	return active, translate(err, uuid.Nil)
 }

@@ -93,19 +93,17 @@ func (m *Manager) EnqueueBatch(ctx context.Context, b *Batch) (*Batch, error) {
 }
 
 // ClaimBatch gives workerID the batch under a lease of the given length, and starts its job if
-// it is still pending, in one transaction (one round trip). ErrNotClaimable (wrapped) when the
-// batch is done, held by a live lease, or its job has finished: the caller acknowledges the
-// message and does nothing.
+// it is still pending, in one transaction (one round trip) shared with the claims of other
+// workers that arrive meanwhile (group commit). ErrNotClaimable (wrapped) when the batch is
+// done, held by a live lease, or its job has finished: the caller acknowledges the message and
+// does nothing.
 func (m *Manager) ClaimBatch(ctx context.Context, id uuid.UUID, workerID string, lease time.Duration) (*Batch, *Job, error) {
 	if workerID == "" {
 		return nil, nil, errs.InvalidArgument("worker_id", "required")
 	}
-	res, err := m.store.BatchClaimStart(ctx, &BatchClaimParams{ID: id, Worker: workerID, Lease: lease})
+	res, err := m.claims.do(ctx, &BatchClaimParams{ID: id, Worker: workerID, Lease: lease})
 	if err != nil {
 		return nil, nil, err
-	}
-	if res.Started {
-		m.notify(ctx, res.Job)
 	}
 	if res.Batch == nil || res.Job == nil {
 		cur, gerr := m.store.BatchGet(ctx, &BatchGetParams{ID: id})
@@ -130,15 +128,13 @@ func (m *Manager) RenewLease(ctx context.Context, id uuid.UUID, workerID string,
 
 // FinishBatch marks workerID's batch done and, when it was the job's last open batch, finishes
 // the job as FinishJob does, in one transaction (one round trip) under the job's row lock, so
-// that of batches finishing at once the last one always finishes the job. It returns the job as
-// it is afterwards.
+// that of batches finishing at once the last one always finishes the job. The transaction is
+// shared with the finishes of other workers that arrive meanwhile (group commit). It returns
+// the job as it is afterwards.
 func (m *Manager) FinishBatch(ctx context.Context, id uuid.UUID, workerID string) (*Job, error) {
-	res, err := m.store.BatchFinishJob(ctx, &BatchFinishParams{ID: id, Worker: workerID})
+	res, err := m.finishes.do(ctx, &BatchFinishParams{ID: id, Worker: workerID})
 	if err != nil {
 		return nil, err
-	}
-	if res.JobEnded {
-		m.notify(ctx, res.Job)
 	}
 	if res.Batch == nil || res.Job == nil {
 		return nil, fmt.Errorf("%w: batch %s, worker %q", ErrLeaseLost, id, workerID)
@@ -148,6 +144,38 @@ func (m *Manager) FinishBatch(ctx context.Context, id uuid.UUID, workerID string
 		return m.finishIfDone(ctx, res.Job.ID)
 	}
 	return res.Job, nil
+}
+
+// newGrouper returns the grouper of claims or finishes: commit runs a group; changed says which
+// job a call's result started or ended, if any. Those jobs are announced once for the group,
+// before any caller has its answer.
+func newGrouper[Req interface{ batchID() uuid.UUID }, Res any](m *Manager,
+	commit func(context.Context, []Req) ([]Res, error), changed func(Res) *Job,
+) *grouper[Req, Res] {
+	return &grouper[Req, Res]{
+		maxCalls: m.cfg.MaxGroup, maxInFlight: m.cfg.MaxGroupsInFlight,
+		key:        Req.batchID,
+		commit:     commit,
+		retryAlone: retryAlone,
+		committed: func(ctx context.Context, _ []Req, res []Res) {
+			var jobs []*Job
+			for _, r := range res {
+				if j := changed(r); j != nil {
+					jobs = append(jobs, j)
+				}
+			}
+			m.notifyAll(ctx, jobs)
+		},
+	}
+}
+
+func (p *BatchClaimParams) batchID() uuid.UUID  { return p.ID }
+func (p *BatchFinishParams) batchID() uuid.UUID { return p.ID }
+
+// retryAlone tells a failed group's error that is worth trying again call by call (a lock
+// conflict, or anything but Postgres being unreachable) from one that would fail each again.
+func retryAlone(err error) bool {
+	return !errors.Is(err, errs.ErrUnavailable) || lockConflict(err)
 }
 
 // finishIfDone finishes the job when none of its batches is open.

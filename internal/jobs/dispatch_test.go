@@ -3,16 +3,18 @@ package jobs_test
 import (
 	"errors"
 	"fmt"
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
 	"sync"
 	"testing"
-
-	"github.com/stretchr/testify/require"
 
 	"github.com/pipeline-dev/pipeline/internal/jobs"
 )
 
-// Batches of one job finishing at once: each finish takes the job's lock before it looks at the
-// other batches, so exactly one of them (the last) ends the job, and its end is announced once.
+// Batches of one job finishing at once: each group of finishes takes the job's lock before it
+// looks at the other batches, so the job ends exactly once, with the last finish, and its end is
+// announced once. Each finish returns the job as its group left it: in progress, or completed
+// for the group holding the last batch (finishes grouped with it see that too).
 func TestConcurrentFinishesEndTheJobOnce(t *testing.T) {
 	t.Parallel()
 	const n = 8
@@ -42,8 +44,8 @@ func TestConcurrentFinishesEndTheJobOnce(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	require.Equal(t, 1, statuses[jobs.StatusCompleted], "only the last finish sees the job completed: %v", statuses)
-	require.Equal(t, n-1, statuses[jobs.StatusInProgress])
+	require.GreaterOrEqual(t, statuses[jobs.StatusCompleted], 1, "the last finish sees the job completed: %v", statuses)
+	require.Equal(t, n, statuses[jobs.StatusCompleted]+statuses[jobs.StatusInProgress], "%v", statuses)
 
 	got, err := b.mgr.Get(t.Context(), job.ID)
 	require.NoError(t, err)
@@ -84,10 +86,11 @@ func TestPipelinedWritesJoinTheCallersTransaction(t *testing.T) {
 	require.NoError(t, err)
 	errRollback := errors.New("roll back")
 	err = jobs.NewPgStore(b.pool).InTx(t.Context(), func(tx jobs.Store) error {
-		res, err := tx.BatchClaimStart(t.Context(), &jobs.BatchClaimParams{ID: batches[0].ID, Worker: "w", Lease: lease})
+		res, err := tx.BatchesClaimStart(t.Context(), []*jobs.BatchClaimParams{{ID: batches[0].ID, Worker: "w", Lease: lease}})
 		require.NoError(t, err)
-		require.NotNil(t, res.Batch)
-		require.True(t, res.Started)
+		require.Len(t, res, 1)
+		require.NotNil(t, res[0].Batch)
+		require.True(t, res[0].Started)
 		return errRollback
 	})
 	require.ErrorIs(t, err, errRollback)
@@ -97,4 +100,76 @@ func TestPipelinedWritesJoinTheCallersTransaction(t *testing.T) {
 	gotJob, err := b.mgr.Get(t.Context(), job.ID)
 	require.NoError(t, err)
 	require.Equal(t, jobs.StatusPending, gotJob.Status)
+}
+
+// Many workers claiming and finishing at once share transactions (group commit) and still get
+// what one transaction each would give them: each batch claimed by exactly one of two workers
+// racing for it, each job started once and ended once, each change announced once (in groups,
+// each job at most once per group), every job completed at the end.
+func TestGroupedClaimsAndFinishes(t *testing.T) {
+	t.Parallel()
+	b := setup(t, batchSize(1), func(c *jobs.Config) { c.MaxGroup = 8 })
+	ctx := t.Context()
+	var all []*jobs.Job
+	for range 20 {
+		all = append(all, b.createJob(t, newDocIDs(1)...))
+	}
+	all = append(all, b.createJob(t, newDocIDs(5)...)) // five batches of one job
+	var batches []*jobs.Batch
+	for _, j := range all {
+		list, err := b.mgr.Batches(ctx, j.ID)
+		require.NoError(t, err)
+		batches = append(batches, list...)
+	}
+
+	// Two workers race for every batch.
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		holder  = map[uuid.UUID]string{}
+		refused int
+	)
+	for _, bt := range batches {
+		for _, w := range []string{"a", "b"} {
+			wg.Go(func() {
+				got, job, err := b.mgr.ClaimBatch(ctx, bt.ID, w, lease)
+				mu.Lock()
+				defer mu.Unlock()
+				if errors.Is(err, jobs.ErrNotClaimable) {
+					refused++
+					return
+				}
+				require.NoError(t, err)
+				require.Equal(t, bt.ID, got.ID)
+				require.Equal(t, w, got.Worker)
+				require.Equal(t, jobs.StatusInProgress, job.Status)
+				require.Empty(t, holder[bt.ID], "batch %s claimed twice", bt.ID)
+				holder[bt.ID] = w
+			})
+		}
+	}
+	wg.Wait()
+	require.Len(t, holder, len(batches))
+	require.Equal(t, len(batches), refused)
+
+	for _, bt := range batches {
+		wg.Go(func() {
+			_, err := b.mgr.FinishBatch(ctx, bt.ID, holder[bt.ID])
+			require.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	for _, j := range all {
+		got, err := b.mgr.Get(ctx, j.ID)
+		require.NoError(t, err)
+		require.Equal(t, jobs.StatusCompleted, got.Status)
+		require.Equal(t, []int64{1, 2, 3}, b.notifier.versions(j.ID), "created, started, completed: each announced once")
+	}
+	b.notifier.mu.Lock()
+	defer b.notifier.mu.Unlock()
+	require.Zero(t, b.notifier.sameGroup)
+
+	// A finish by a worker that does not hold the batch is refused, alone or in a group.
+	_, err := b.mgr.FinishBatch(ctx, batches[0].ID, holder[batches[0].ID])
+	require.ErrorIs(t, err, jobs.ErrLeaseLost)
 }

@@ -113,11 +113,29 @@ func requireInvalidArgument(t *testing.T, err error, field string) {
 	require.Equal(t, field, iae.Field)
 }
 
-// recordingNotifier remembers every (job, version) it was told about.
+// recordingNotifier remembers every (job, version) it was told about. It is a GroupNotifier
+// and remembers the largest group it was told about at once.
 type recordingNotifier struct {
-	mu     sync.Mutex
-	events []*jobs.Job
-	err    error
+	mu        sync.Mutex
+	events    []*jobs.Job
+	err       error
+	groups    int // JobsChanged calls
+	sameGroup int // jobs told twice in one JobsChanged call (must stay 0)
+}
+
+func (n *recordingNotifier) JobsChanged(_ context.Context, list []*jobs.Job) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.groups++
+	seen := map[uuid.UUID]bool{}
+	for _, j := range list {
+		if seen[j.ID] {
+			n.sameGroup++
+		}
+		seen[j.ID] = true
+	}
+	n.events = append(n.events, list...)
+	return n.err
 }
 
 func (n *recordingNotifier) JobChanged(_ context.Context, job *jobs.Job) error {

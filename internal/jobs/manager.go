@@ -29,6 +29,15 @@ type Notifier interface {
 	JobChanged(ctx context.Context, job *Job) error
 }
 
+// GroupNotifier is a Notifier that can also be told at once about the jobs one group commit
+// changed (claims starting jobs, finishes ending them), e.g. to update all of their caches in
+// one round trip. Without it the Manager calls JobChanged for each.
+type GroupNotifier interface {
+	Notifier
+	// JobsChanged is JobChanged for each of the jobs, which are distinct.
+	JobsChanged(ctx context.Context, jobs []*Job) error
+}
+
 // Config configures a Manager. The zero value is usable; WithDefaults fills it in.
 type Config struct {
 	// Enqueuer receives the batches of every processing job created by Create or Retry.
@@ -48,6 +57,13 @@ type Config struct {
 	// BatchSize is the most documents of a processing job one batch (one queue message, one
 	// worker at a time) holds. Defaults to 100.
 	BatchSize int
+	// MaxGroup caps the claims, and the finishes, that share one transaction: ClaimBatch and
+	// FinishBatch calls that arrive while earlier ones are being committed wait and go
+	// together (group commit). Defaults to 64.
+	MaxGroup int
+	// MaxGroupsInFlight caps the transactions of claims, and those of finishes, under way at
+	// once. Defaults to 1 (docs/performance.md, job dispatch).
+	MaxGroupsInFlight int
 }
 
 // WithDefaults returns c with every unset field at its documented default.
@@ -57,6 +73,8 @@ func (c Config) WithDefaults() Config {
 	c.DefaultPageSize = cmp.Or(c.DefaultPageSize, 50)
 	c.MaxPageSize = cmp.Or(c.MaxPageSize, 1000)
 	c.BatchSize = cmp.Or(c.BatchSize, 100)
+	c.MaxGroup = cmp.Or(c.MaxGroup, 64)
+	c.MaxGroupsInFlight = cmp.Or(c.MaxGroupsInFlight, 1)
 	return c
 }
 
@@ -69,6 +87,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("jobs config: DefaultPageSize must be positive, got %d", c.DefaultPageSize)
 	case c.BatchSize < 1:
 		return fmt.Errorf("jobs config: BatchSize must be positive, got %d", c.BatchSize)
+	case c.MaxGroup < 1 || c.MaxGroupsInFlight < 1:
+		return fmt.Errorf("jobs config: MaxGroup (%d) and MaxGroupsInFlight (%d) must be positive", c.MaxGroup, c.MaxGroupsInFlight)
 	case c.MaxPageSize < c.DefaultPageSize:
 		return fmt.Errorf("jobs config: MaxPageSize (%d) must be at least DefaultPageSize (%d)", c.MaxPageSize, c.DefaultPageSize)
 	}
@@ -82,6 +102,9 @@ func (c Config) Validate() error {
 type Manager struct {
 	store Store
 	cfg   Config
+	// claims and finishes group concurrent ClaimBatch and FinishBatch calls (batches.go).
+	claims   *grouper[*BatchClaimParams, BatchClaimed]
+	finishes *grouper[*BatchFinishParams, BatchFinished]
 }
 
 // NewManager returns a Manager on store, with cfg's unset fields at their defaults.
@@ -93,7 +116,20 @@ func NewManager(store Store, cfg Config) (*Manager, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Manager{store: store, cfg: cfg}, nil
+	m := &Manager{store: store, cfg: cfg}
+	m.claims = newGrouper(m, store.BatchesClaimStart, func(r BatchClaimed) *Job {
+		if r.Started {
+			return r.Job
+		}
+		return nil
+	})
+	m.finishes = newGrouper(m, store.BatchesFinishJob, func(r BatchFinished) *Job {
+		if r.JobEnded {
+			return r.Job
+		}
+		return nil
+	})
+	return m, nil
 }
 
 // CreateParams describe a new job.
@@ -514,6 +550,29 @@ func (m *Manager) notify(ctx context.Context, job *Job) {
 	if err := m.cfg.Notifier.JobChanged(ctx, clone(job)); err != nil {
 		m.cfg.Logger.WarnContext(ctx, "notify job change failed",
 			"job_id", job.ID, "version", job.Version, "error", err)
+	}
+}
+
+// notifyAll tells the Notifier about several distinct jobs at once, in one call when it is a
+// GroupNotifier.
+func (m *Manager) notifyAll(ctx context.Context, jobs []*Job) {
+	if m.cfg.Notifier == nil || len(jobs) == 0 {
+		return
+	}
+	gn, ok := m.cfg.Notifier.(GroupNotifier)
+	if !ok || len(jobs) == 1 {
+		for _, j := range jobs {
+			m.notify(ctx, j)
+		}
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	copies := make([]*Job, len(jobs))
+	for i, j := range jobs {
+		copies[i] = clone(j)
+	}
+	if err := gn.JobsChanged(ctx, copies); err != nil {
+		m.cfg.Logger.WarnContext(ctx, "notify job changes failed", "jobs", len(jobs), "error", err)
 	}
 }
 

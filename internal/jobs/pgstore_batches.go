@@ -160,24 +160,19 @@ func markEnqueuedArgs(p *BatchMarkEnqueuedParams) pgx.NamedArgs {
 	return pgx.NamedArgs{"id": p.ID, "enqueues": p.Enqueues, "queue_message_id": p.QueueMessageID}
 }
 
-func claimArgs(p *BatchClaimParams) pgx.NamedArgs {
-	return pgx.NamedArgs{"id": p.ID, "worker": p.Worker, "lease_seconds": p.Lease.Seconds()}
-}
-
-func finishArgs(p *BatchFinishParams) pgx.NamedArgs {
-	return pgx.NamedArgs{"id": p.ID, "worker": p.Worker}
-}
-
 // dispatchQueries are the statements only the pipelined writes below use.
 var dispatchQueries = struct {
-	batchLock, batchJobLock, batchJobGet, batchStartJob, batchFinishJob, batchAsyncCommit string
+	batchAsyncCommit, batchesLock, batchesClaim, batchesStartJobs     string
+	batchesJobsLock, batchesFinish, batchesFinishJobs, batchesJobsGet string
 }{
-	batchAsyncCommit: mustQuery("batch_async_commit"),
-	batchLock:        mustQuery("batch_lock"),
-	batchJobLock:     mustQuery("batch_job_lock"),
-	batchJobGet:      mustQuery("batch_job_get"),
-	batchStartJob:    mustQuery("batch_start_job"),
-	batchFinishJob:   mustQuery("batch_finish_job"),
+	batchAsyncCommit:  mustQuery("batch_async_commit"),
+	batchesLock:       mustQuery("batches_lock"),
+	batchesClaim:      mustQuery("batches_claim"),
+	batchesStartJobs:  mustQuery("batches_start_jobs"),
+	batchesJobsLock:   mustQuery("batches_jobs_lock"),
+	batchesFinish:     mustQuery("batches_finish"),
+	batchesFinishJobs: mustQuery("batches_finish_jobs"),
+	batchesJobsGet:    mustQuery("batches_jobs_get"),
 }
 
 // pipeline sends the queued statements in one round trip and hands their results to read, in
@@ -263,63 +258,140 @@ func (s *PgStore) queueAsyncCommit(b *pgx.Batch) int {
 	return 1
 }
 
-// BatchClaimStart implements Store.
-func (s *PgStore) BatchClaimStart(ctx context.Context, p *BatchClaimParams) (*BatchClaimed, error) {
+// BatchesClaimStart implements Store: one round trip of four statements (five outside a
+// transaction: the first lets it commit asynchronously) for any number of claims.
+func (s *PgStore) BatchesClaimStart(ctx context.Context, ps []*BatchClaimParams) ([]BatchClaimed, error) {
+	ids := make([]uuid.UUID, len(ps))
+	workers := make([]string, len(ps))
+	leases := make([]float64, len(ps))
+	for i, p := range ps {
+		ids[i], workers[i], leases[i] = p.ID, p.Worker, p.Lease.Seconds()
+	}
 	b := &pgx.Batch{}
 	lead := s.queueAsyncCommit(b)
-	b.Queue(queries.batchClaim, claimArgs(p))
-	b.Queue(dispatchQueries.batchStartJob, pgx.NamedArgs{"id": p.ID, "worker": p.Worker})
-	b.Queue(dispatchQueries.batchJobGet, pgx.NamedArgs{"id": p.ID})
-	res := &BatchClaimed{}
-	var err error
-	res.Batch, res.Started, res.Job, err = s.batchThenJob(ctx, b, lead)
-	return res, err
+	b.Queue(dispatchQueries.batchesLock, pgx.NamedArgs{"ids": ids})
+	b.Queue(dispatchQueries.batchesClaim, pgx.NamedArgs{"ids": ids, "workers": workers, "lease_seconds": leases})
+	b.Queue(dispatchQueries.batchesStartJobs, pgx.NamedArgs{"ids": ids, "workers": workers})
+	b.Queue(dispatchQueries.batchesJobsGet, pgx.NamedArgs{"ids": ids})
+	g, err := s.batchGroup(ctx, b, lead, 1)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]BatchClaimed, len(ps))
+	for i, id := range ids {
+		out[i] = BatchClaimed{Batch: g.batches[id], Job: g.jobOf(id)}
+		if out[i].Batch != nil && g.changed[out[i].Batch.JobID] {
+			out[i].Started = true
+			delete(g.changed, out[i].Batch.JobID) // one request per job says so
+		}
+	}
+	return out, nil
 }
 
-// BatchFinishJob implements Store.
-func (s *PgStore) BatchFinishJob(ctx context.Context, p *BatchFinishParams) (*BatchFinished, error) {
-	id := pgx.NamedArgs{"id": p.ID}
+// BatchesFinishJob implements Store: one round trip of five statements for any number of
+// finishes.
+func (s *PgStore) BatchesFinishJob(ctx context.Context, ps []*BatchFinishParams) ([]BatchFinished, error) {
+	ids := make([]uuid.UUID, len(ps))
+	workers := make([]string, len(ps))
+	for i, p := range ps {
+		ids[i], workers[i] = p.ID, p.Worker
+	}
+	idArgs := pgx.NamedArgs{"ids": ids}
 	b := &pgx.Batch{}
-	b.Queue(dispatchQueries.batchLock, id)
-	b.Queue(dispatchQueries.batchJobLock, id)
-	b.Queue(queries.batchFinish, finishArgs(p))
-	b.Queue(dispatchQueries.batchFinishJob, id)
-	b.Queue(dispatchQueries.batchJobGet, id)
-	res := &BatchFinished{}
-	var err error
-	res.Batch, res.JobEnded, res.Job, err = s.batchThenJob(ctx, b, 2)
-	return res, err
+	b.Queue(dispatchQueries.batchesLock, idArgs)
+	b.Queue(dispatchQueries.batchesJobsLock, idArgs)
+	b.Queue(dispatchQueries.batchesFinish, pgx.NamedArgs{"ids": ids, "workers": workers})
+	b.Queue(dispatchQueries.batchesFinishJobs, idArgs)
+	b.Queue(dispatchQueries.batchesJobsGet, idArgs)
+	g, err := s.batchGroup(ctx, b, 0, 2)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]BatchFinished, len(ps))
+	for i, id := range ids {
+		out[i] = BatchFinished{Batch: g.batches[id], Job: g.jobOf(id)}
+		if out[i].Batch != nil && g.changed[out[i].Batch.JobID] {
+			out[i].JobEnded = true
+			delete(g.changed, out[i].Batch.JobID)
+		}
+	}
+	return out, nil
 }
 
-// batchThenJob runs a pipeline of lead statements whose results do not matter, then one that
-// returns a batch row (or none), one whose row count says whether it changed the job, and one
-// that reads the job (or none).
-func (s *PgStore) batchThenJob(ctx context.Context, b *pgx.Batch, lead int) (batch *Batch, changed bool, job *Job, err error) {
-	err = s.pipeline(ctx, b, func(br pgx.BatchResults) error {
+// batchGroupResult is what the statements of a group of claims or finishes returned.
+type batchGroupResult struct {
+	jobOfBatch map[uuid.UUID]uuid.UUID // every requested batch that exists -> its job
+	batches    map[uuid.UUID]*Batch    // the batches claimed or finished, by id
+	changed    map[uuid.UUID]bool      // the jobs started or ended
+	jobs       map[uuid.UUID]*Job      // the jobs of the requested batches, afterwards
+}
+
+func (g *batchGroupResult) jobOf(batchID uuid.UUID) *Job {
+	jobID, ok := g.jobOfBatch[batchID]
+	if !ok {
+		return nil
+	}
+	return g.jobs[jobID]
+}
+
+// batchGroup runs the pipeline of a group of claims or finishes: lead statements whose results
+// do not matter, then locks statements of which the first is batches_lock.sql (batch -> job)
+// and the others return nothing of interest, the batches' write returning the batches it
+// changed, the jobs' write returning the ids of the jobs it changed, and the read of the jobs.
+func (s *PgStore) batchGroup(ctx context.Context, b *pgx.Batch, lead, locks int) (*batchGroupResult, error) {
+	g := &batchGroupResult{
+		jobOfBatch: map[uuid.UUID]uuid.UUID{}, batches: map[uuid.UUID]*Batch{},
+		changed: map[uuid.UUID]bool{}, jobs: map[uuid.UUID]*Job{},
+	}
+	err := s.pipeline(ctx, b, func(br pgx.BatchResults) error {
 		for range lead {
 			if _, err := br.Exec(); err != nil {
 				return err
 			}
 		}
-		var err error
-		if batch, err = optional(scanBatch(br.QueryRow())); err != nil {
-			return err
-		}
-		tag, err := br.Exec()
+		var batchID, jobID uuid.UUID
+		rows, err := br.Query()
 		if err != nil {
 			return err
 		}
-		changed = tag.RowsAffected() > 0
-		job, err = optional(scanJob(br.QueryRow()))
+		if _, err := pgx.ForEachRow(rows, []any{&batchID, &jobID}, func() error {
+			g.jobOfBatch[batchID] = jobID
+			return nil
+		}); err != nil {
+			return err
+		}
+		for range locks - 1 {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		if rows, err = br.Query(); err != nil {
+			return err
+		}
+		batches, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*Batch, error) { return scanBatch(row) })
+		if err != nil {
+			return err
+		}
+		for _, bt := range batches {
+			g.batches[bt.ID] = bt
+		}
+		if rows, err = br.Query(); err != nil {
+			return err
+		}
+		if _, err := pgx.ForEachRow(rows, []any{&jobID}, func() error {
+			g.changed[jobID] = true
+			return nil
+		}); err != nil {
+			return err
+		}
+		if rows, err = br.Query(); err != nil {
+			return err
+		}
+		jobs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*Job, error) { return scanJob(row) })
+		for _, j := range jobs {
+			g.jobs[j.ID] = j
+		}
 		return err
 	})
-	return batch, changed, job, translate(err, uuid.Nil)
-}
-
-// optional turns "no row" into a nil result without error.
-func optional[T any](v *T, err error) (*T, error) {
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
-	}
-	return v, err
+	return g, translate(err, uuid.Nil)
 }

@@ -15,12 +15,12 @@ var sqlFiles embed.FS
 // queries holds the text of every file in sql/, loaded once; a missing file panics at start-up
 // (and so in every test) rather than on first use.
 var queries = struct {
-	jobInsert, jobGet, jobGetForUpdate, jobList, jobSetStatus, jobSetQueueMessageID          string
-	jobDocumentsInsert, jobDocumentsList                                                     string
-	jobListTimedOut, jobListUnfinished, jobSetCrawlProgress, jobListStaleCrawls              string
-	batchInsert, batchGet, batchList, batchMarkEnqueued, batchClaim, batchRenew, batchFinish string
-	batchOpenCount, batchReleaseExpired, batchListQueued, batchRelease                       string
-	jobGetByExternalID, batchBacklog, jobCountActiveCrawls                                   string
+	jobInsert, jobGet, jobGetForUpdate, jobList, jobSetStatus, jobSetQueueMessageID string
+	jobDocumentsInsert, jobDocumentsList                                            string
+	jobListTimedOut, jobListUnfinished, jobSetCrawlProgress, jobListStaleCrawls     string
+	batchInsert, batchGet, batchList, batchMarkEnqueued, batchRenew                 string
+	batchOpenCount, batchReleaseExpired, batchListQueued, batchRelease              string
+	jobGetByExternalID, batchBacklog, jobCountActiveCrawls                          string
 }{
 	batchBacklog:         mustQuery("batch_backlog"),
 	jobCountActiveCrawls: mustQuery("job_count_active_crawls"),
@@ -34,9 +34,7 @@ var queries = struct {
 	batchGet:             mustQuery("batch_get"),
 	batchList:            mustQuery("batch_list"),
 	batchMarkEnqueued:    mustQuery("batch_mark_enqueued"),
-	batchClaim:           mustQuery("batch_claim"),
 	batchRenew:           mustQuery("batch_renew"),
-	batchFinish:          mustQuery("batch_finish"),
 	batchOpenCount:       mustQuery("batch_open_count"),
 	batchReleaseExpired:  mustQuery("batch_release_expired"),
 	batchListQueued:      mustQuery("batch_list_queued"),

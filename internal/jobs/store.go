@@ -24,9 +24,9 @@ type Store interface {
 	JobGetStatus(ctx context.Context, id uuid.UUID) (Status, error)
 	// JobList reads jobs ordered by (created_at DESC, id DESC).
 	JobList(ctx context.Context, p *JobListParams) ([]*Job, error)
-	// JobSourceHasActiveProcess tells whether the source has a pending or in-progress
-	// processing job.
-	JobSourceHasActiveProcess(ctx context.Context, sourceID uuid.UUID) (bool, error)
+	// JobsSourcesActiveProcess tells which of the sources have a pending or in-progress
+	// processing job (only those are in the map).
+	JobsSourcesActiveProcess(ctx context.Context, sourceIDs []uuid.UUID) (map[uuid.UUID]bool, error)
 	// JobSetStatus moves the job to To if its status is one of From, bumping version. It returns
 	// errs.ErrNotFound when no job with that id has one of those statuses.
 	JobSetStatus(ctx context.Context, p *JobSetStatusParams) (*Job, error)
@@ -82,17 +82,19 @@ type Store interface {
 	// batches are marked all the same. It may commit asynchronously: a crash of Postgres may
 	// forget the marks, and the reconciler then enqueues the batches again.
 	BatchesMarkEnqueued(ctx context.Context, p *BatchesMarkEnqueuedParams) (*Job, error)
-	// BatchClaimStart gives a queued batch, or a running one with an expired lease, of an active
-	// job to a worker, and starts the job if it is pending. The
-	// result's Batch is nil when the batch was not claimable. It may commit asynchronously: a
-	// crash of Postgres may forget the claim (the worker's next report, refused, stops it, and
-	// the reconciler enqueues the batch again).
-	BatchClaimStart(ctx context.Context, p *BatchClaimParams) (*BatchClaimed, error)
-	// BatchFinishJob marks the worker's running batch done and, under the
-	// job's row lock, ends the job (COMPLETED, or FAILED when no document could be processed)
-	// if it is running and none of its batches is open any more. The result's Batch is nil when
-	// the worker did not hold the batch.
-	BatchFinishJob(ctx context.Context, p *BatchFinishParams) (*BatchFinished, error)
+	// BatchesClaimStart gives each requested batch that is queued, or running with an expired
+	// lease, of an active job to its requester, and starts the jobs of the claimed batches that
+	// are pending, all in one transaction. The batch ids must be distinct. Results are in the
+	// order of the requests; a result's Batch is nil when that batch was not claimable. It may
+	// commit asynchronously: a crash of Postgres may forget the claims (a worker's next report,
+	// refused, stops it, and the reconciler enqueues the batch again).
+	BatchesClaimStart(ctx context.Context, ps []*BatchClaimParams) ([]BatchClaimed, error)
+	// BatchesFinishJob marks each requester's running batch done and, under the jobs' row
+	// locks, ends every job (COMPLETED, or FAILED when no document could be processed) that is
+	// running and has no open batch any more, all in one transaction. The batch ids must be
+	// distinct. Results are in the order of the requests; a result's Batch is nil when its
+	// requester did not hold the batch.
+	BatchesFinishJob(ctx context.Context, ps []*BatchFinishParams) ([]BatchFinished, error)
 
 	// JobDocumentsList reads a job's results ordered by document_id.
 	JobDocumentsList(ctx context.Context, p *JobDocumentsListParams) ([]*DocumentResult, error)
@@ -258,23 +260,25 @@ type BatchesMarkEnqueuedParams struct {
 	Job     JobSetQueueMessageIDParams
 }
 
-// BatchClaimed is what BatchClaimStart did.
+// BatchClaimed is what BatchesClaimStart did for one request.
 type BatchClaimed struct {
 	// Batch is the claimed batch; nil when it was not claimable.
 	Batch *Batch
 	// Job is the batch's job after the claim; nil when the batch does not exist.
 	Job *Job
-	// Started says the claim moved the job from pending to in_progress.
+	// Started says the claim moved the job from pending to in_progress (of several requests for
+	// batches of one job, only the first in request order says so).
 	Started bool
 }
 
-// BatchFinished is what BatchFinishJob did.
+// BatchFinished is what BatchesFinishJob did for one request.
 type BatchFinished struct {
 	// Batch is the finished batch; nil when the worker did not hold it.
 	Batch *Batch
 	// Job is the batch's job afterwards; nil when the batch does not exist.
 	Job *Job
-	// JobEnded says this call ended the job.
+	// JobEnded says this request ended the job (of several requests for batches of one job,
+	// only the first in request order says so).
 	JobEnded bool
 }
 

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -86,35 +87,80 @@ return 1`)
 // The event goes out last, so a watcher woken by it finds the Redis keys and the source's status
 // already updated (a watcher that polls may still be a moment ahead).
 func (h *Hooks) JobChanged(ctx context.Context, j *jobs.Job) error {
-	defer h.Bus.Publish(ctx, j.ID, j.Version)
+	return h.JobsChanged(ctx, []*jobs.Job{j})
+}
+
+// JobsChanged implements jobs.GroupNotifier: what JobChanged does for each job, with one Redis
+// round trip for all of their keys and one Postgres statement to learn which of the finished
+// processing jobs' sources have other active processing. The events go out last, as for one.
+func (h *Hooks) JobsChanged(ctx context.Context, list []*jobs.Job) error {
+	defer func() {
+		for _, j := range list {
+			h.Bus.Publish(ctx, j.ID, j.Version)
+		}
+	}()
 	var errList []error
-	body, _ := json.Marshal(summarize(j))
-	ttl := 7 * 24 * time.Hour
-	if j.Status.Terminal() {
-		ttl = h.ResultTTL
+	if err := h.writeKeys(ctx, list); err != nil {
+		errList = append(errList, err)
 	}
-	if err := statusScript.Run(ctx, h.Redis, []string{StatusKey(h.Prefix, j.ID)}, body, j.Version, ttl.Milliseconds()).Err(); err != nil {
-		errList = append(errList, fmt.Errorf("status cache: %w", err))
-	}
-	if j.Type == jobs.TypeProcess && j.Status == jobs.StatusPending && j.Version == 1 {
-		if err := h.startSource(ctx, j); err != nil {
-			errList = append(errList, fmt.Errorf("start source: %w", err))
-		}
-	}
-	if j.Status.Terminal() {
-		if err := h.Redis.Set(ctx, ResultKey(h.Prefix, j.ID), body, h.ResultTTL).Err(); err != nil {
-			errList = append(errList, fmt.Errorf("result summary: %w", err))
-		}
-		if j.Type == jobs.TypeProcess {
-			if err := h.settleSource(ctx, j); err != nil {
-				errList = append(errList, fmt.Errorf("settle source: %w", err))
+	var settle []*jobs.Job
+	for _, j := range list {
+		switch {
+		case j.Type == jobs.TypeProcess && j.Status == jobs.StatusPending && j.Version == 1:
+			if err := h.startSource(ctx, j); err != nil {
+				errList = append(errList, fmt.Errorf("start source: %w", err))
 			}
-		}
-		if j.Type == jobs.TypeCrawl && j.Status == jobs.StatusCancelled && h.CrawlCancelled != nil {
+		case j.Type == jobs.TypeProcess && j.Status.Terminal():
+			settle = append(settle, j)
+		case j.Type == jobs.TypeCrawl && j.Status == jobs.StatusCancelled && h.CrawlCancelled != nil:
 			h.CrawlCancelled(ctx, j)
 		}
 	}
+	if err := h.settleSources(ctx, settle); err != nil {
+		errList = append(errList, fmt.Errorf("settle source: %w", err))
+	}
 	return errors.Join(errList...)
+}
+
+// writeKeys refreshes the jobs' status cache and, for finished jobs, writes their result
+// summary, all in one pipeline.
+func (h *Hooks) writeKeys(ctx context.Context, list []*jobs.Job) error {
+	write := func(pipe redis.Pipeliner) error {
+		for _, j := range list {
+			body, _ := json.Marshal(summarize(j))
+			ttl := 7 * 24 * time.Hour
+			if j.Status.Terminal() {
+				ttl = h.ResultTTL
+			}
+			statusScript.EvalSha(ctx, pipe, []string{StatusKey(h.Prefix, j.ID)}, body, j.Version, ttl.Milliseconds())
+			if j.Status.Terminal() {
+				pipe.Set(ctx, ResultKey(h.Prefix, j.ID), body, h.ResultTTL)
+			}
+		}
+		return nil
+	}
+	cmds, err := h.Redis.Pipelined(ctx, write)
+	if err != nil && scriptMissing(cmds) {
+		// A Redis that restarted, or never ran the script: load it and send the writes again
+		// (they are idempotent: the script keeps the newest version).
+		if err = statusScript.Load(ctx, h.Redis).Err(); err == nil {
+			_, err = h.Redis.Pipelined(ctx, write)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("status cache and result summary: %w", err)
+	}
+	return nil
+}
+
+// scriptMissing tells whether a pipeline failed because Redis did not know a script's sha.
+func scriptMissing(cmds []redis.Cmder) bool {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+			return true
+		}
+	}
+	return false
 }
 
 // startSource moves the source of a processing job just created (version 1: the Manager
@@ -136,17 +182,48 @@ func (h *Hooks) startSource(ctx context.Context, j *jobs.Job) error {
 	return err
 }
 
-// settleSource gives the source of a finished processing job its status, unless another
+// settleSources gives the source of each finished processing job its status, unless another
 // processing job of the source is still active (then it stays PROCESSING):
-// COMPLETED -> READY, FAILED -> FAILED with the job's error, CANCELLED -> READY noting it.
-func (h *Hooks) settleSource(ctx context.Context, j *jobs.Job) error {
-	if h.Jobs == nil || h.Content == nil {
+// COMPLETED -> READY, FAILED -> FAILED with the job's error, CANCELLED -> READY noting it. Of
+// several jobs of one source the last to finish decides.
+func (h *Hooks) settleSources(ctx context.Context, finished []*jobs.Job) error {
+	if h.Jobs == nil || h.Content == nil || len(finished) == 0 {
 		return nil
 	}
-	active, err := h.Jobs.SourceHasActiveProcessing(ctx, j.SourceID)
-	if err != nil || active {
+	last := make(map[uuid.UUID]*jobs.Job, len(finished))
+	ids := make([]uuid.UUID, 0, len(finished))
+	for _, j := range finished {
+		prev := last[j.SourceID]
+		if prev == nil {
+			ids = append(ids, j.SourceID)
+		}
+		if prev == nil || finishedAt(j).After(finishedAt(prev)) {
+			last[j.SourceID] = j
+		}
+	}
+	active, err := h.Jobs.SourcesWithActiveProcessing(ctx, ids)
+	if err != nil {
 		return err
 	}
+	var errList []error
+	for _, id := range ids {
+		if !active[id] {
+			errList = append(errList, h.settleSource(ctx, last[id]))
+		}
+	}
+	return errors.Join(errList...)
+}
+
+func finishedAt(j *jobs.Job) time.Time {
+	if j.FinishedAt != nil {
+		return *j.FinishedAt
+	}
+	return j.UpdatedAt
+}
+
+// settleSource gives the source of a finished processing job, with no other processing job
+// active, its status.
+func (h *Hooks) settleSource(ctx context.Context, j *jobs.Job) error {
 	upd := &content.UpdateSourceStatusParams{ID: j.SourceID.String(), Status: content.SourceStatusReady}
 	switch j.Status {
 	case jobs.StatusFailed:
@@ -158,7 +235,7 @@ func (h *Hooks) settleSource(ctx context.Context, j *jobs.Job) error {
 			upd.Error = fmt.Sprintf("%d of %d documents failed in the last processing job; see its per-document results", j.ErrorCount, len(j.DocumentIDs))
 		}
 	}
-	_, err = h.Content.MoveSourceStatus(ctx, upd)
+	_, err := h.Content.MoveSourceStatus(ctx, upd)
 	if errors.Is(err, errs.ErrNotFound) || errs.IsFailedPrecondition(err) {
 		return nil // deleted, or moved on (a crawl started)
 	}

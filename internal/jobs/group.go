@@ -1,0 +1,157 @@
+package jobs
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// groupCommitTimeout bounds one group's statement (and its retries one by one).
+const groupCommitTimeout = 30 * time.Second
+
+// grouper commits calls in groups: calls that arrive while maxInFlight groups are being
+// committed wait and go together in the next one, so that many workers claiming or finishing
+// batches at once cost one transaction per group instead of one each, while a lone call goes at
+// once. Each call names a batch; two calls for the same batch never share a group (the next group
+// takes the second). Safe for concurrent use; it runs goroutines only while calls are waiting.
+type grouper[Req, Res any] struct {
+	maxCalls    int
+	maxInFlight int
+	key         func(Req) uuid.UUID
+	// commit runs one group and returns a result per call, in order, or an error for all. It is
+	// given at most maxCalls calls, with distinct keys.
+	commit func(ctx context.Context, reqs []Req) ([]Res, error)
+	// retryAlone tells an error of a group of several calls that is worth trying again call by
+	// call (one call's bad data, a lock conflict) from one that would fail them all again.
+	retryAlone func(error) bool
+	// committed, when set, runs after each successful commit with the group's results, before
+	// any call is answered, and on the committing goroutine (e.g. to tell the Notifier about
+	// the jobs the group changed, once for all of them).
+	committed func(ctx context.Context, reqs []Req, res []Res)
+
+	mu      sync.Mutex
+	queue   []*groupCall[Req, Res]
+	running int
+}
+
+// States of a groupCall: its caller is waiting, has its answer, or has gone away.
+const (
+	callWaiting int32 = iota
+	callAnswered
+	callAbandoned
+)
+
+type groupCall[Req, Res any] struct {
+	req   Req
+	state atomic.Int32
+	done  chan struct{} // closed once answered
+	res   Res
+	err   error
+}
+
+// do commits req with whatever calls are waiting with it and returns its result. A caller that
+// goes away while its call waits gets ctx's error; the call may still be committed.
+func (g *grouper[Req, Res]) do(ctx context.Context, req Req) (Res, error) {
+	c := &groupCall[Req, Res]{req: req, done: make(chan struct{})}
+	g.mu.Lock()
+	g.queue = append(g.queue, c)
+	start := g.running < g.maxInFlight
+	if start {
+		g.running++
+	}
+	g.mu.Unlock()
+	if start {
+		go g.run()
+	}
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		if c.state.CompareAndSwap(callWaiting, callAbandoned) {
+			var zero Res
+			return zero, ctx.Err()
+		}
+		<-c.done // answered just now
+	}
+	return c.res, c.err
+}
+
+// run commits groups of waiting calls until none is left.
+func (g *grouper[Req, Res]) run() {
+	for {
+		group := g.take()
+		if group == nil {
+			return
+		}
+		g.commitGroup(group)
+	}
+}
+
+// take removes the next group from the queue: up to maxCalls calls with distinct keys, skipping
+// calls whose caller has gone; nil (and the calling goroutine stops) when none is waiting.
+func (g *grouper[Req, Res]) take() []*groupCall[Req, Res] {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var group []*groupCall[Req, Res]
+	var keys map[uuid.UUID]bool
+	rest := g.queue[:0]
+	for _, c := range g.queue {
+		switch {
+		case c.state.Load() == callAbandoned:
+		case len(group) == g.maxCalls:
+			rest = append(rest, c)
+		case keys[g.key(c.req)]:
+			rest = append(rest, c) // same batch as one in this group: the next group
+		default:
+			if keys == nil {
+				keys = make(map[uuid.UUID]bool)
+			}
+			keys[g.key(c.req)] = true
+			group = append(group, c)
+		}
+	}
+	clear(g.queue[len(rest):]) // let the taken calls go
+	g.queue = rest
+	if len(g.queue) == 0 {
+		g.queue = nil
+	}
+	if group == nil {
+		g.running--
+	}
+	return group
+}
+
+// commitGroup commits a group and answers its calls. When a group of several fails for a reason
+// worth it, each call still waiting is tried alone, so that one call cannot fail the others.
+func (g *grouper[Req, Res]) commitGroup(group []*groupCall[Req, Res]) {
+	ctx, cancel := context.WithTimeout(context.Background(), groupCommitTimeout)
+	defer cancel()
+	reqs := make([]Req, len(group))
+	for i, c := range group {
+		reqs[i] = c.req
+	}
+	res, err := g.commit(ctx, reqs)
+	if err != nil && len(group) > 1 && g.retryAlone(err) {
+		for _, c := range group {
+			if c.state.Load() != callAbandoned {
+				g.commitGroup([]*groupCall[Req, Res]{c})
+			}
+		}
+		return
+	}
+	if err == nil && g.committed != nil {
+		g.committed(ctx, reqs, res)
+	}
+	for i, c := range group {
+		if err != nil {
+			c.err = err
+		} else {
+			c.res = res[i]
+		}
+		if c.state.CompareAndSwap(callWaiting, callAnswered) {
+			close(c.done)
+		}
+	}
+}

@@ -1,0 +1,226 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+)
+
+// testGrouper is a grouper whose commit records its groups and can be held, so a test can line
+// calls up behind a commit in flight.
+type testGrouper struct {
+	*grouper[uuid.UUID, string]
+	mu     sync.Mutex
+	groups [][]uuid.UUID
+	hold   chan struct{} // when set, each commit waits for a receive on it
+	fail   func(reqs []uuid.UUID) error
+	told   [][]string // what committed was given
+}
+
+func newTestGrouper(maxCalls int) *testGrouper {
+	tg := &testGrouper{}
+	tg.grouper = &grouper[uuid.UUID, string]{
+		maxCalls: maxCalls, maxInFlight: 1,
+		key: func(id uuid.UUID) uuid.UUID { return id },
+		commit: func(_ context.Context, reqs []uuid.UUID) ([]string, error) {
+			tg.mu.Lock()
+			tg.groups = append(tg.groups, slices.Clone(reqs))
+			hold, fail := tg.hold, tg.fail
+			tg.mu.Unlock()
+			if hold != nil {
+				<-hold
+			}
+			if fail != nil {
+				if err := fail(reqs); err != nil {
+					return nil, err
+				}
+			}
+			out := make([]string, len(reqs))
+			for i, id := range reqs {
+				out[i] = "done " + id.String()
+			}
+			return out, nil
+		},
+		retryAlone: func(err error) bool { return !errors.Is(err, errUnreachable) },
+		committed: func(_ context.Context, _ []uuid.UUID, res []string) {
+			tg.mu.Lock()
+			tg.told = append(tg.told, slices.Clone(res))
+			tg.mu.Unlock()
+		},
+	}
+	return tg
+}
+
+var (
+	errUnreachable = errors.New("unreachable")
+	errBad         = errors.New("bad call")
+)
+
+// started says how many commits have begun.
+func (tg *testGrouper) started() int {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return len(tg.groups)
+}
+
+// waitFor polls until cond holds (or fails the test after 10 s).
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	require.Eventually(t, cond, 10*time.Second, time.Millisecond)
+}
+
+// queued says how many calls wait for a group.
+func (tg *testGrouper) queued() int {
+	tg.mu.Lock() // not needed for g.mu, but keeps the reads ordered with the commit's
+	defer tg.mu.Unlock()
+	tg.grouper.mu.Lock()
+	defer tg.grouper.mu.Unlock()
+	return len(tg.grouper.queue)
+}
+
+type callResult struct {
+	res string
+	err error
+}
+
+// call runs one do in the background.
+func (tg *testGrouper) call(ctx context.Context, id uuid.UUID) <-chan callResult {
+	ch := make(chan callResult, 1)
+	go func() {
+		res, err := tg.do(ctx, id)
+		ch <- callResult{res, err}
+	}()
+	return ch
+}
+
+// A lone call is committed at once, alone. Calls that arrive while a commit is in flight go
+// together in the next one, up to maxCalls, and each gets its own result; committed sees each
+// group's results before any call of it is answered.
+func TestGrouperGroupsCallsArrivingDuringACommit(t *testing.T) {
+	t.Parallel()
+	tg := newTestGrouper(3)
+	first := uuid.New()
+	res, err := tg.do(t.Context(), first)
+	require.NoError(t, err)
+	require.Equal(t, "done "+first.String(), res)
+	require.Equal(t, [][]uuid.UUID{{first}}, tg.groups)
+
+	tg.hold = make(chan struct{})
+	blocker := uuid.New()
+	blocked := tg.call(t.Context(), blocker)
+	waitFor(t, func() bool { return tg.started() == 2 })
+	ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New(), uuid.New()}
+	var answers []<-chan callResult
+	for i, id := range ids {
+		answers = append(answers, tg.call(t.Context(), id))
+		waitFor(t, func() bool { return tg.queued() == i+1 }) // keep the arrival order
+	}
+	close(tg.hold) // every commit from now on goes through
+	require.NoError(t, (<-blocked).err)
+	for i, a := range answers {
+		got := <-a
+		require.NoError(t, got.err)
+		require.Equal(t, "done "+ids[i].String(), got.res)
+	}
+	require.Equal(t, [][]uuid.UUID{{first}, {blocker}, ids[:3], ids[3:]}, tg.groups, "at most 3 per group, in arrival order")
+	require.Len(t, tg.told, 4)
+}
+
+// Two calls for the same key never share a group: the second waits for the next.
+func TestGrouperKeepsOneCallPerKeyInAGroup(t *testing.T) {
+	t.Parallel()
+	tg := newTestGrouper(10)
+	tg.hold = make(chan struct{})
+	blocked := tg.call(t.Context(), uuid.New())
+	waitFor(t, func() bool { return tg.started() == 1 })
+	a, b := uuid.New(), uuid.New()
+	var answers []<-chan callResult
+	for i, id := range []uuid.UUID{a, a, b} {
+		answers = append(answers, tg.call(t.Context(), id))
+		waitFor(t, func() bool { return tg.queued() == i+1 })
+	}
+	close(tg.hold)
+	require.NoError(t, (<-blocked).err)
+	for _, ans := range answers {
+		require.NoError(t, (<-ans).err)
+	}
+	require.Equal(t, []uuid.UUID{a, b}, tg.groups[1])
+	require.Equal(t, []uuid.UUID{a}, tg.groups[2])
+}
+
+// A group of several that fails for a reason worth it is tried call by call, so only the bad
+// call fails; a failure that would fail each again (Postgres unreachable) fails them all at
+// once, with no retries.
+func TestGrouperRetriesAFailedGroupCallByCall(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		err     error
+		commits int // after the blocker's
+	}{
+		{"one bad call", errBad, 1 + 3},
+		{"unreachable", errUnreachable, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tg := newTestGrouper(10)
+			tg.hold = make(chan struct{})
+			blocked := tg.call(t.Context(), uuid.New())
+			waitFor(t, func() bool { return tg.started() == 1 })
+			bad := uuid.New()
+			ids := []uuid.UUID{uuid.New(), bad, uuid.New()}
+			tg.mu.Lock()
+			tg.fail = func(reqs []uuid.UUID) error {
+				if slices.Contains(reqs, bad) || tc.err == errUnreachable {
+					return tc.err
+				}
+				return nil
+			}
+			tg.mu.Unlock()
+			var answers []<-chan callResult
+			for i, id := range ids {
+				answers = append(answers, tg.call(t.Context(), id))
+				waitFor(t, func() bool { return tg.queued() == i+1 })
+			}
+			close(tg.hold)
+			<-blocked
+			for i, ans := range answers {
+				got := <-ans
+				if ids[i] == bad || tc.err == errUnreachable {
+					require.ErrorIs(t, got.err, tc.err)
+				} else {
+					require.NoError(t, got.err)
+				}
+			}
+			require.Len(t, tg.groups, 1+tc.commits)
+		})
+	}
+}
+
+// A caller that goes away while its call waits gets its context's error, and its call is left
+// out of the next group.
+func TestGrouperSkipsAbandonedCalls(t *testing.T) {
+	t.Parallel()
+	tg := newTestGrouper(10)
+	tg.hold = make(chan struct{})
+	blocked := tg.call(t.Context(), uuid.New())
+	waitFor(t, func() bool { return tg.started() == 1 })
+	ctx, cancel := context.WithCancel(t.Context())
+	gone, kept := uuid.New(), uuid.New()
+	goneAns := tg.call(ctx, gone)
+	waitFor(t, func() bool { return tg.queued() == 1 })
+	keptAns := tg.call(t.Context(), kept)
+	waitFor(t, func() bool { return tg.queued() == 2 })
+	cancel()
+	require.ErrorIs(t, (<-goneAns).err, context.Canceled)
+	close(tg.hold)
+	<-blocked
+	require.NoError(t, (<-keptAns).err)
+	require.Equal(t, []uuid.UUID{kept}, tg.groups[1])
+}

@@ -1,6 +1,0 @@
--- The worker holding a batch marks it done.
-UPDATE job_batches
-SET state = 'done', lease_until = NULL, finished_at = now(), updated_at = now()
-WHERE id = @id AND worker = @worker AND state = 'running'
-RETURNING id, job_id, seq, document_ids, state, enqueues, queue_message_id, enqueued_at, claims, worker,
-    lease_until, created_at, updated_at, finished_at;
