@@ -13,8 +13,6 @@ var (
 	qGetIndexState  = mustQuery("get_index_state")
 	qPutIndexStates = mustQuery("put_index_states")
 	qGetIndexStates = mustQuery("get_index_states")
-
-	qIndexStateAsyncCommit = mustQuery("index_state_async_commit")
 )
 
 // IndexState is what a document's vectors were last built from. Processing skips a document
@@ -57,7 +55,8 @@ func (s *PgStore) PutIndexState(ctx context.Context, st IndexState) (bool, error
 // worked, and its vectors may have overwritten those built from the new content by another
 // worker, so the caller indexes the document again from its current content. jobStatus is the status of the job jobID the documents were processed
 // for, read in the same statement ("" when the job is gone or jobID is uuid.Nil): a worker
-// checks for a cancel between documents without a statement of its own.
+// checks for a cancel between documents without a statement of its own. Outside a transaction
+// of the caller's it commits asynchronously (no WAL flush waited for; see put_index_states.sql).
 func (s *PgStore) PutIndexStates(ctx context.Context, states []IndexState, jobID uuid.UUID) (written map[string]bool, jobStatus string, err error) {
 	last := make(map[uuid.UUID]int, len(states))
 	for i, st := range states {
@@ -78,9 +77,12 @@ func (s *PgStore) PutIndexStates(ctx context.Context, states []IndexState, jobID
 		counts = append(counts, states[i].ChunkCount)
 	}
 	job := uuid.NullUUID{UUID: jobID, Valid: jobID != uuid.Nil}
+	// Committed asynchronously (see put_index_states.sql) when the store is not in a
+	// transaction of the caller's: one statement, no WAL flush waited for.
+	_, inTx := s.db.(pgx.Tx)
 	var done []uuid.UUID
-	var status *string
-	if err := s.putIndexStates(ctx, []any{ids, hashes, fingerprints, counts, job}, &done, &status); err != nil {
+	var status, async *string
+	if err := s.db.QueryRow(ctx, qPutIndexStates, ids, hashes, fingerprints, counts, job, !inTx).Scan(&done, &status, &async); err != nil {
 		return nil, "", translate(err, "document", "")
 	}
 	written = make(map[string]bool, len(done))
@@ -91,29 +93,6 @@ func (s *PgStore) PutIndexStates(ctx context.Context, states []IndexState, jobID
 		jobStatus = *status
 	}
 	return written, jobStatus, nil
-}
-
-// putIndexStates runs put_index_states.sql, committed asynchronously in the same round trip
-// (index_state_async_commit.sql) when the store is not in a transaction of the caller's.
-func (s *PgStore) putIndexStates(ctx context.Context, args []any, dest ...any) error {
-	sender, ok := s.db.(interface {
-		SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
-	})
-	if _, inTx := s.db.(pgx.Tx); !ok || inTx {
-		return s.db.QueryRow(ctx, qPutIndexStates, args...).Scan(dest...)
-	}
-	b := &pgx.Batch{}
-	b.Queue(qIndexStateAsyncCommit)
-	b.Queue(qPutIndexStates, args...)
-	br := sender.SendBatch(ctx, b)
-	_, err := br.Exec()
-	if err == nil {
-		err = br.QueryRow().Scan(dest...)
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // GetIndexStates returns the index states of the documents among ids that were ever indexed, by

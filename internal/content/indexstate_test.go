@@ -61,3 +61,31 @@ func TestIndexStatesOfAGroupAndJobStatus(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, one, states[a])
 }
+
+// Written inside a transaction of the caller's, an index state does not switch that
+// transaction to an asynchronous commit: only a write that is its own transaction does.
+func TestIndexStateInCallersTransactionKeepsItsCommitMode(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	src := b.source(t)
+	d := b.upsert(t, src.ID, content.DocumentInput{URI: "a"})[0].Document
+
+	tx, err := b.pool.Begin(b.ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(b.ctx) }()
+	var before string
+	require.NoError(t, tx.QueryRow(b.ctx, "SHOW synchronous_commit").Scan(&before))
+	written, _, err := content.NewPgStore(tx).PutIndexStates(b.ctx, []content.IndexState{
+		{DocumentID: d.ID, ContentHash: d.ContentHash, Fingerprint: "f", ChunkCount: 1},
+	}, uuid.Nil)
+	require.NoError(t, err)
+	require.True(t, written[d.ID])
+	var after string
+	require.NoError(t, tx.QueryRow(b.ctx, "SHOW synchronous_commit").Scan(&after))
+	require.Equal(t, before, after)
+	require.NoError(t, tx.Commit(b.ctx))
+
+	states, err := b.store.GetIndexStates(b.ctx, []uuid.UUID{uuid.MustParse(d.ID)})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, states[d.ID].ChunkCount)
+}

@@ -7,7 +7,11 @@
 -- tells which by reading the document. Rows are written in id order, so that two writers of overlapping groups lock them in
 -- the same order. The same statement reads the status of the job the documents were processed
 -- for ($5; NULL when none is given or the job is gone), so a worker learns of a cancel between
--- documents without a statement of its own.
+-- documents without a statement of its own. With $6 true the statement's own transaction (the
+-- implicit one of a statement sent alone) commits without waiting for the WAL to reach disk: an
+-- index state lost in a Postgres crash only makes its document be indexed again (under the same
+-- chunk ids), and the next synchronous commit on the server (a worker's report of that document)
+-- flushes it too, since the WAL is written in order. Never true inside a caller's transaction.
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[])
         AS i (document_id, content_hash, fingerprint, chunk_count)
@@ -22,4 +26,5 @@ WITH input AS (
         chunk_count = EXCLUDED.chunk_count, indexed_at = EXCLUDED.indexed_at
     RETURNING document_id
 )
-SELECT ARRAY(SELECT document_id FROM put) AS written, (SELECT status FROM jobs WHERE id = $5) AS job_status;
+SELECT ARRAY(SELECT document_id FROM put) AS written, (SELECT status FROM jobs WHERE id = $5) AS job_status,
+    CASE WHEN $6::boolean THEN set_config('synchronous_commit', 'off', true) END AS async_commit;
