@@ -630,7 +630,7 @@ var keyMasks = func() (m [17][2]uint64) {
 func key(text string, i, e int) (uint64, uint64) {
 	n := e - i
 	if i+16 <= len(text) {
-		m := &keyMasks[n&15|n&16]
+		m := &keyMasks[n]
 		return load8(text, i) & m[0], load8(text, i+8) & m[1]
 	}
 	if n <= 8 {
@@ -794,6 +794,9 @@ type tokenIndex struct {
 
 const bucketShift = 6
 
+// build indexes text in passes that each do one thing: find the pieces, count them, fill the
+// buckets. A loop that did all three spent most of its instructions moving its many live
+// values between registers and the stack around the calls some pieces need.
 func (x *tokenIndex) build(text string, cache *pieceCache) {
 	x.text, x.cache = text, cache
 	if want := len(text)/4 + 2; cap(x.starts) < want {
@@ -863,8 +866,7 @@ func isASCIILetter(c byte) bool { return (c|0x20)-'a' < 26 }
 // appendCounts appends to cum, for each piece of text that starts lists (with its end
 // sentinel), the tokens in the pieces before it, and the total after them. It works in two
 // loops: the first counts the pieces that need no call, one or two bytes or a short piece
-// found in the table, and marks the rest; the second counts those through
-// countAt and sums. Kept apart, neither loop spills its registers around a call on its fast
+// found in the table, and marks the rest; the second counts those through countAt and sums. Kept apart, neither loop spills its registers around a call on its fast
 // path (the general per-piece call was a third of Split's instructions).
 func (c *pieceCache) appendCounts(cum []int32, text string, starts []int32) []int32 {
 	c.ensureTable()
@@ -883,7 +885,7 @@ func (c *pieceCache) appendCounts(cum []int32, text string, starts []int32) []in
 			v = int32(pairTokens[uint16(text[i])|uint16(text[i+1])<<8])
 		case n <= 15 && i+16 <= len(text):
 			t := text[i : i+16]
-			m := &keyMasks[n&15]
+			m := &keyMasks[n&15] // n < 16: the mask drops the bounds check
 			k0 := load8(t, 0) & m[0]
 			k1 := load8(t, 8)&m[1] | uint64(n)<<56
 			for slot := tableSlot(k0, k1); ; slot = (slot + 1) & (tableSize - 1) {
