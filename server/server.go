@@ -115,6 +115,8 @@ type Server struct {
 	readyOnce sync.Once
 	// stopping is closed when shutdown begins; long-lived streams end on it.
 	stopping chan struct{}
+	// workers receives workers' reports; shutdown waits for its notices to go out.
+	workers *workerService
 }
 
 // New builds a server. Nothing listens until Run.
@@ -164,7 +166,8 @@ func New(cfg config.Config, deps Deps) (*Server, error) {
 	pipelinev1.RegisterJobServiceServer(reg, &jobService{s: s})
 	pipelinev1.RegisterContentServiceServer(reg, &contentService{s: s})
 	pipelinev1.RegisterSearchServiceServer(reg, &searchService{s: s})
-	pipelinev1.RegisterWorkerServiceServer(reg, &workerService{s: s})
+	s.workers = &workerService{s: s}
+	pipelinev1.RegisterWorkerServiceServer(reg, s.workers)
 	pipelinev1.RegisterSystemServiceServer(reg, &systemService{
 		s: s, workers: registry.New(deps.Redis, cfg.RedisPrefix), stats: stats.New(deps.Pool),
 	})
@@ -280,6 +283,10 @@ func (s *Server) shutdown() {
 	}()
 	_ = s.http.Shutdown(ctx)
 	s.grpc.GracefulStop()
+	// Reports answered before the stop may still owe Redis their status cache and events.
+	if err := s.workers.recorder().Flush(ctx); err != nil {
+		s.log.Warn("shutting down: report notices not all sent", "err", err)
+	}
 }
 
 func (s *Server) httpHandler(ctx context.Context, conn *grpc.ClientConn) (http.Handler, error) {

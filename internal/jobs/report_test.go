@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -109,13 +110,22 @@ func TestReportCountersEqualRowsUnderConcurrency(t *testing.T) {
 	require.LessOrEqual(t, got.Version, c.job.Version+rounds*int64(len(c.docs)))
 
 	seen := map[int64]bool{}
-	for _, v := range b.notifier.versions(c.job.ID) {
+	for _, v := range notifiedUpTo(t, b, c.job.ID, got.Version) {
 		require.False(t, seen[v], "version %d published twice", v)
 		seen[v] = true
 	}
 	for v := c.job.Version + 1; v <= got.Version; v++ {
 		require.True(t, seen[v], "version %d never published", v)
 	}
+}
+
+// notifiedUpTo waits until the Notifier has heard of version of the job (a Recorder tells it
+// after answering the reports) and returns the versions it heard, in order.
+func notifiedUpTo(t *testing.T, b *testBundle, id uuid.UUID, version int64) []int64 {
+	t.Helper()
+	require.Eventually(t, func() bool { return slices.Contains(b.notifier.versions(id), version) },
+		10*time.Second, 5*time.Millisecond, "version %d never published", version)
+	return b.notifier.versions(id)
 }
 
 // TestReportVerdicts: each refusal of a report is its own error, naming the field where there
@@ -231,7 +241,7 @@ func TestJobReportGroup(t *testing.T) {
 
 // TestRecorderGroupsAndCommittedHook: reports waiting together share a transaction; Committed
 // sees each changed job once per commit, before its reports are answered, and the Notifier
-// hears each version once.
+// hears each version once (after the answers).
 func TestRecorderGroupsAndCommittedHook(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(c *jobs.Config) { c.BatchSize = 1 })
@@ -265,7 +275,7 @@ func TestRecorderGroupsAndCommittedHook(t *testing.T) {
 	require.Equal(t, countersFromRows(t, b, c.job.ID), counters(got))
 	require.Len(t, committed, int(got.Version-c.job.Version), "one Committed call per version")
 	notified := 0
-	for _, v := range b.notifier.versions(c.job.ID) {
+	for _, v := range notifiedUpTo(t, b, c.job.ID, got.Version) {
 		if v > c.job.Version {
 			notified++
 		}
