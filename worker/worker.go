@@ -192,9 +192,10 @@ func (r *batchRun) do(ctx context.Context) error {
 		todo = append(todo, docID)
 	}
 	// Two stages per document, overlapped: this loop reads, chunks and embeds a document (no
-	// side effects) while commitLoop stores the previous one's vectors, writes its index state
-	// and reports it. One document ahead at most: the send waits for commitLoop to take it.
-	tasks := make(chan *docTask)
+	// side effects) while commitLoop stores the previous ones' vectors, writes their index states
+	// and reports them. Two documents ahead at most (one waiting in the channel, one in hand),
+	// which bounds the work a cancel wastes.
+	tasks := make(chan *docTask, 1)
 	committed := make(chan struct{})
 	go func() { defer close(committed); r.commitLoop(workCtx, stop, tasks) }()
 	var loaded map[uuid.UUID]*docWork
@@ -246,21 +247,36 @@ func (r *batchRun) giveBack(ctx context.Context, why error) error {
 	return nil
 }
 
-// commitLoop is a batch's second stage: for each prepared document in turn it stores the
-// vectors, writes the index state and reports the result. CancelJob is honoured between
-// documents, except before the first, whose status the claim just read: a document that wrote
-// its index state read the job's status in that same statement, after its work; otherwise it is
-// read here, the status column alone. A cancel seen there stops the work before the next
-// document stores anything or is reported (the one being prepared meanwhile is dropped). Reading
-// the status once per report interval instead let documents run after a cancel that came
-// within that interval. After an interruption it drains the rest unreported.
+// commitLoop is a batch's second stage: it takes the prepared documents that are ready (the
+// first it waits for, up to commitGroup with it), stores their vectors in one write, records
+// their index states in one statement and reports each result. A group is only what is ready:
+// no document waits for a slower one, so progress stays as live as the work. CancelJob is
+// honoured between groups, except before the first, whose status the claim just read: a group
+// that wrote index states read the job's status in that same statement, after its work;
+// otherwise it is read here, the status column alone. A cancel seen there stops the work before
+// the next group stores anything or is reported (the documents prepared meanwhile are dropped).
+// Reading the status once per report interval instead let documents run after a cancel that
+// came within that interval. After an interruption it drains the rest unreported.
 func (r *batchRun) commitLoop(workCtx context.Context, stop context.CancelCauseFunc, tasks <-chan *docTask) {
 	w := r.w
-	// The job's status as the previous document's last statement (its index state write) read
-	// it; "" when that document wrote none (skipped, failed) or the job was gone.
+	// The job's status as the previous group's index state write read it; "" when that group
+	// wrote none (skipped, failed) or the job was gone.
 	var seen jobs.Status
 	first := true
 	for t := range tasks {
+		group := append(make([]*docTask, 0, commitGroup), t)
+	more:
+		for len(group) < commitGroup {
+			select {
+			case t, ok := <-tasks:
+				if !ok {
+					break more
+				}
+				group = append(group, t)
+			default:
+				break more
+			}
+		}
 		if !first && workCtx.Err() == nil {
 			if seen == "" {
 				if st, err := w.deps.Jobs.Status(workCtx, r.b.JobID); err == nil {
@@ -272,28 +288,35 @@ func (r *batchRun) commitLoop(workCtx context.Context, stop context.CancelCauseF
 			}
 		}
 		first = false
-		var res *pipelinev1.DocumentResult
-		if workCtx.Err() == nil {
-			res = w.finishDocument(r.job, t, r.log)
-			seen = t.in.jobStatus
+		done := workCtx.Err() == nil
+		if done {
+			seen = w.storeGroup(r.job, group)
 		}
-		// Interrupted mid-document (cancel, lease lost, shutdown) without a final outcome: not
-		// finished, not reported, not counted; whoever takes the batch next does it. Decided once
-		// here, for the report, the registry and the metrics alike.
-		interrupted := workCtx.Err() != nil && !final(res)
-		t.obs.finish(res, interrupted)
-		if interrupted {
-			continue
-		}
-		r.rep.add(res)
-		if a := w.deps.Activity; a != nil {
-			a.DocumentDone(res.GetStatus() == pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_FAILED)
+		for _, t := range group {
+			var res *pipelinev1.DocumentResult
+			if done {
+				res = w.result(t, r.log)
+			}
+			// Interrupted mid-document (cancel, lease lost, shutdown) without a final outcome:
+			// not finished, not reported, not counted; whoever takes the batch next does it.
+			// Decided once here, for the report, the registry and the metrics alike.
+			interrupted := workCtx.Err() != nil && !final(res)
+			t.obs.finish(res, interrupted)
+			if interrupted {
+				continue
+			}
+			r.rep.add(res)
+			if a := w.deps.Activity; a != nil {
+				a.DocumentDone(res.GetStatus() == pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_FAILED)
+			}
 		}
 		r.rep.flushIfDue(workCtx)
 	}
 }
 
-// processDocument runs one document through load, chunk, embed and store, and returns its result.
+// commitGroup bounds how many prepared documents commitLoop stores and records together.
+const commitGroup = loadGroup
+
 // final says a result is an outcome even when the work was interrupted: the document was
 // indexed, or needed no work.
 func final(res *pipelinev1.DocumentResult) bool {
@@ -364,11 +387,13 @@ func (w *Worker) loadGroup(ctx context.Context, ids []uuid.UUID) map[uuid.UUID]*
 
 // docTask is one document between its two stages: what prepare made of it, or why it stopped.
 type docTask struct {
-	docID    uuid.UUID
-	in       *docWork
-	ctx      context.Context // the document's (its span), under the batch's work context
-	obs      *docObserver
-	p        *prepared
+	docID uuid.UUID
+	in    *docWork
+	ctx   context.Context // the document's (its span), under the batch's work context
+	obs   *docObserver
+	p     *prepared
+	// The outcome: chunks stored, the most tries a step took, and why it failed or was skipped.
+	chunks   int
 	attempts int
 	err      error
 }
@@ -381,13 +406,9 @@ func (w *Worker) prepareDocument(ctx context.Context, docID uuid.UUID, in *docWo
 	return &docTask{docID: docID, in: in, ctx: ctx, obs: obs, p: p, attempts: attempts, err: err}
 }
 
-// finishDocument is a document's second stage (store, index state) and returns its result; the
-// caller finishes its observer once it knows whether the result counts.
-func (w *Worker) finishDocument(job *jobs.Job, t *docTask, log *slog.Logger) *pipelinev1.DocumentResult {
-	chunks, attempts, err := 0, t.attempts, t.err
-	if err == nil {
-		chunks, attempts, err = w.store(t.ctx, job, t.docID, t.in, t.p, t.obs, attempts)
-	}
+// result is a document's result from its task's outcome.
+func (w *Worker) result(t *docTask, log *slog.Logger) *pipelinev1.DocumentResult {
+	chunks, attempts, err := t.chunks, t.attempts, t.err
 	res := &pipelinev1.DocumentResult{DocumentId: t.docID.String(), Attempts: int32(attempts)}
 	if err == nil {
 		res.Status = pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_SUCCEEDED
@@ -424,7 +445,9 @@ func (w *Worker) index(ctx context.Context, job *jobs.Job, docID uuid.UUID, in *
 	if err != nil {
 		return 0, attempts, err
 	}
-	return w.store(ctx, job, docID, in, p, obs, attempts)
+	t := &docTask{docID: docID, in: in, ctx: ctx, obs: obs, p: p, attempts: attempts}
+	w.storeGroup(job, []*docTask{t})
+	return t.chunks, t.attempts, t.err
 }
 
 // prepared is a document's work before anything of it is stored: its chunks, embedded.
@@ -523,69 +546,118 @@ func (w *Worker) prepare(ctx context.Context, docID uuid.UUID, in *docWork, obs 
 	return &prepared{doc: doc, records: records}, attempts, nil
 }
 
-// store writes a prepared document's vectors and then its index state, and returns how many
-// chunks it stored and the most tries a step took (attempts so far included). A document whose
-// content changed meanwhile is indexed again from its current content.
-func (w *Worker) store(ctx context.Context, job *jobs.Job, docID uuid.UUID, in *docWork, p *prepared, obs *docObserver, attempts int) (int, int, error) {
-	doc, records := p.doc, p.records
+// storeGroup writes the vectors of the group's prepared documents in one store write, then
+// their index states in one statement, and sets each task's outcome; a task that failed or was
+// skipped before keeps its outcome. It returns the job's status as that statement read it (""
+// when it wrote nothing). A document whose content changed meanwhile is indexed again from its
+// current content. The group's calls run under its first document's context (its span).
+func (w *Worker) storeGroup(job *jobs.Job, group []*docTask) jobs.Status {
+	todo := make([]*docTask, 0, len(group))
+	var records []vector.Record
+	for _, t := range group {
+		if t.err == nil {
+			todo = append(todo, t)
+			records = append(records, t.p.records...)
+		}
+	}
+	if len(todo) == 0 {
+		return ""
+	}
+	ctx := todo[0].ctx
+	ends := make([]func(error), len(todo))
+	for i, t := range todo {
+		_, ends[i] = t.obs.stage(t.ctx, metrics.StageStore)
+	}
 	// Deterministic ids: upserting overwrites an earlier run's chunks; then the chunks beyond the
 	// new count go.
-	sctx, endStore := obs.stage(ctx, metrics.StageStore)
-	n, err := w.cfg.Retry.Do(sctx, func(ctx context.Context) error {
+	n, err := w.cfg.Retry.Do(ctx, func(ctx context.Context) error {
 		if len(records) > 0 {
 			if err := w.deps.Vectors.Upsert(ctx, records); err != nil {
 				return err
 			}
 		}
-		return w.deps.Vectors.DeleteDocument(ctx, doc.ID, len(records))
+		for _, t := range todo {
+			if err := w.deps.Vectors.DeleteDocument(ctx, t.p.doc.ID, len(t.p.records)); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
-	endStore(err)
-	attempts = max(attempts, n)
+	for i, t := range todo {
+		ends[i](err)
+		t.attempts = max(t.attempts, n)
+	}
+	if err != nil && len(todo) > 1 && ctx.Err() == nil {
+		// What the store refused may be one document's: each on its own, so the others go in.
+		var status jobs.Status
+		for _, t := range todo {
+			status = cmp.Or(w.storeGroup(job, []*docTask{t}), status)
+		}
+		return status
+	}
 	if err != nil {
-		return 0, attempts, fmt.Errorf("store vectors: %w", err)
+		for _, t := range todo {
+			t.err = fmt.Errorf("store vectors: %w", err)
+		}
+		return ""
 	}
 	// The write commits asynchronously (content.PutIndexStates): lost in a Postgres crash, it
-	// only costs this document's work again, under the same chunk ids.
-	var written bool
+	// only costs these documents' work again, under the same chunk ids.
+	states := make([]content.IndexState, len(todo))
+	for i, t := range todo {
+		states[i] = content.IndexState{
+			DocumentID: t.p.doc.ID, ContentHash: t.p.doc.ContentHash, Fingerprint: w.fingerprint, ChunkCount: int64(len(t.p.records)),
+		}
+	}
+	var written map[string]bool
+	var status jobs.Status
 	n, err = w.cfg.Retry.Do(ctx, func(ctx context.Context) error {
-		done, status, err := w.deps.Content.PutIndexStates(ctx, []content.IndexState{{
-			DocumentID: doc.ID, ContentHash: doc.ContentHash, Fingerprint: w.fingerprint, ChunkCount: int64(len(records)),
-		}}, job.ID)
-		written, in.jobStatus = done[doc.ID], jobs.Status(status)
+		done, st, err := w.deps.Content.PutIndexStates(ctx, states, job.ID)
+		written, status = done, jobs.Status(st)
 		return transientIfUnavailable(err)
 	})
-	attempts = max(attempts, n)
+	for _, t := range todo {
+		t.attempts = max(t.attempts, n)
+		t.in.jobStatus = status
+		switch {
+		case err != nil:
+			t.err = fmt.Errorf("record index state: %w", err)
+		case written[t.p.doc.ID]:
+			t.chunks = len(t.p.records)
+		default:
+			t.chunks, t.attempts, t.err = w.redo(job, t)
+		}
+	}
+	return status
+}
+
+// redo handles a document whose index state was refused: deleted, or changed, while we worked.
+// New content arrived: another worker may already have stored its vectors under the same chunk
+// ids, which ours just overwrote, and recorded its state (which a skip check would trust). So it
+// is indexed again from its current content, without the skip check. A deleted document (and
+// source) gets our vectors taken back out.
+func (w *Worker) redo(job *jobs.Job, t *docTask) (int, int, error) {
+	ctx, in, doc, attempts := t.ctx, t.in, t.p.doc, t.attempts
+	var now []*content.Document
+	_, err := w.cfg.Retry.Do(ctx, func(ctx context.Context) error {
+		var err error
+		now, err = w.deps.Content.GetDocumentsByIDs(ctx, &content.GetDocumentsByIDsParams{IDs: []string{doc.ID}})
+		return transientIfUnavailable(err)
+	})
 	if err != nil {
-		return 0, attempts, fmt.Errorf("record index state: %w", err)
+		return 0, attempts, fmt.Errorf("load document: %w", err)
 	}
-	if !written {
-		// Deleted, or changed, while we worked. New content arrived: another worker may already
-		// have stored its vectors under the same chunk ids, which ours just overwrote, and
-		// recorded its state (which a skip check would trust). So index it again from its
-		// current content, without the skip check.
-		var now []*content.Document
-		_, err := w.cfg.Retry.Do(ctx, func(ctx context.Context) error {
-			var err error
-			now, err = w.deps.Content.GetDocumentsByIDs(ctx, &content.GetDocumentsByIDsParams{IDs: []string{doc.ID}})
-			return transientIfUnavailable(err)
-		})
-		if err != nil {
-			return 0, attempts, fmt.Errorf("load document: %w", err)
+	if len(now) > 0 {
+		if in.redone >= maxRedo {
+			return 0, attempts, fmt.Errorf("the document's content changed %d times while it was indexed", in.redone+1)
 		}
-		if len(now) > 0 {
-			if in.redone >= maxRedo {
-				return 0, attempts, fmt.Errorf("the document's content changed %d times while it was indexed", in.redone+1)
-			}
-			in.doc, in.stateRead, in.redone = now[0], true, in.redone+1
-			return w.index(ctx, job, docID, in, obs)
-		}
-		// The document (and its source) was deleted while we worked: take our vectors back out.
-		if err := w.deps.Vectors.DeleteDocument(context.WithoutCancel(ctx), doc.ID, 0); err != nil {
-			w.log.WarnContext(ctx, "remove vectors of a deleted document", "document_id", doc.ID, "err", err)
-		}
-		return 0, attempts, errors.New("document not found: it was deleted while processing")
+		in.doc, in.stateRead, in.redone = now[0], true, in.redone+1
+		return w.index(ctx, job, t.docID, in, t.obs)
 	}
-	return len(records), attempts, nil
+	if err := w.deps.Vectors.DeleteDocument(context.WithoutCancel(ctx), doc.ID, 0); err != nil {
+		w.log.WarnContext(ctx, "remove vectors of a deleted document", "document_id", doc.ID, "err", err)
+	}
+	return 0, attempts, errors.New("document not found: it was deleted while processing")
 }
 
 // embed fills in the records' vectors, EmbedBatchSize chunks per call, and returns how many
