@@ -260,10 +260,17 @@ func (r *batchRun) giveBack(ctx context.Context, why error) error {
 func (r *batchRun) commitLoop(workCtx context.Context, stop context.CancelCauseFunc, tasks <-chan *docTask) {
 	w := r.w
 	// The job's status as the previous group's index state write read it; "" when that group
-	// wrote none (skipped, failed) or the job was gone.
+	// wrote none (skipped, failed) or the job was gone, and then it is read alone.
 	var seen jobs.Status
 	first := true
 	for t := range tasks {
+		// Checked before more is taken from tasks, which would let the first stage go on.
+		if !first && workCtx.Err() == nil && seen == "" {
+			if st, err := w.deps.Jobs.Status(workCtx, r.b.JobID); err == nil && st.Terminal() {
+				stop(fmt.Errorf("job is %s", st))
+			}
+		}
+		first = false
 		group := append(make([]*docTask, 0, commitGroup), t)
 	more:
 		for len(group) < commitGroup {
@@ -277,20 +284,12 @@ func (r *batchRun) commitLoop(workCtx context.Context, stop context.CancelCauseF
 				break more
 			}
 		}
-		if !first && workCtx.Err() == nil {
-			if seen == "" {
-				if st, err := w.deps.Jobs.Status(workCtx, r.b.JobID); err == nil {
-					seen = st
-				}
-			}
-			if seen.Terminal() {
-				stop(fmt.Errorf("job is %s", seen))
-			}
-		}
-		first = false
 		done := workCtx.Err() == nil
 		if done {
-			seen = w.storeGroup(r.job, group)
+			// A cancel read by the write stops the first stage at once.
+			if seen = w.storeGroup(r.job, group); seen.Terminal() {
+				stop(fmt.Errorf("job is %s", seen))
+			}
 		}
 		for _, t := range group {
 			var res *pipelinev1.DocumentResult
@@ -546,42 +545,57 @@ func (w *Worker) prepare(ctx context.Context, docID uuid.UUID, in *docWork, obs 
 	return &prepared{doc: doc, records: records}, attempts, nil
 }
 
-// storeGroup writes the vectors of the group's prepared documents in one store write, then
-// their index states in one statement, and sets each task's outcome; a task that failed or was
-// skipped before keeps its outcome. It returns the job's status as that statement read it (""
-// when it wrote nothing). A document whose content changed meanwhile is indexed again from its
-// current content. The group's calls run under its first document's context (its span).
+// storeGroup writes the vectors of the group's prepared documents (at once: they share the
+// store's sync), then their index states in one statement, and sets each task's outcome; a task
+// that failed or was skipped before keeps its outcome. It returns the job's status as that
+// statement read it ("" when it wrote nothing). A document whose content changed meanwhile is
+// indexed again from its current content. The index state statement runs under the first
+// document's context (its span).
 func (w *Worker) storeGroup(job *jobs.Job, group []*docTask) jobs.Status {
 	todo := make([]*docTask, 0, len(group))
-	var records []vector.Record
 	for _, t := range group {
 		if t.err == nil {
 			todo = append(todo, t)
-			records = append(records, t.p.records...)
 		}
 	}
 	if len(todo) == 0 {
 		return ""
 	}
 	ctx := todo[0].ctx
+	// Each document's store calls run under its own store stage (its span).
+	sctxs := make([]context.Context, len(todo))
 	ends := make([]func(error), len(todo))
 	for i, t := range todo {
-		_, ends[i] = t.obs.stage(t.ctx, metrics.StageStore)
+		sctxs[i], ends[i] = t.obs.stage(t.ctx, metrics.StageStore)
 	}
 	// Deterministic ids: upserting overwrites an earlier run's chunks; then the chunks beyond the
-	// new count go.
-	n, err := w.cfg.Retry.Do(ctx, func(ctx context.Context) error {
-		if len(records) > 0 {
-			if err := w.deps.Vectors.Upsert(ctx, records); err != nil {
+	// new count go. One upsert per document, the group's made at once: the embedded store's
+	// group commit lets them share a sync, and a document stays one write for the store (its
+	// metrics, Milvus's request sizes). A document listed twice is written in order instead.
+	storeDoc := func(ctx context.Context, t *docTask) error {
+		if len(t.p.records) > 0 {
+			if err := w.deps.Vectors.Upsert(ctx, t.p.records); err != nil {
 				return err
 			}
 		}
-		for _, t := range todo {
-			if err := w.deps.Vectors.DeleteDocument(ctx, t.p.doc.ID, len(t.p.records)); err != nil {
-				return err
+		return w.deps.Vectors.DeleteDocument(ctx, t.p.doc.ID, len(t.p.records))
+	}
+	n, err := w.cfg.Retry.Do(sctxs[0], func(context.Context) error {
+		if len(todo) == 1 || !distinctDocuments(todo) {
+			for i, t := range todo {
+				if err := storeDoc(sctxs[i], t); err != nil {
+					return err
+				}
 			}
+			return nil
 		}
-		return nil
+		failed := make([]error, len(todo))
+		var wg sync.WaitGroup
+		for i, t := range todo {
+			wg.Go(func() { failed[i] = storeDoc(sctxs[i], t) })
+		}
+		wg.Wait()
+		return errors.Join(failed...)
 	})
 	for i, t := range todo {
 		ends[i](err)
@@ -629,6 +643,18 @@ func (w *Worker) storeGroup(job *jobs.Job, group []*docTask) jobs.Status {
 		}
 	}
 	return status
+}
+
+// distinctDocuments reports whether no document appears twice among the tasks.
+func distinctDocuments(tasks []*docTask) bool {
+	for i, t := range tasks {
+		for _, u := range tasks[:i] {
+			if u.p.doc.ID == t.p.doc.ID {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // redo handles a document whose index state was refused: deleted, or changed, while we worked.
