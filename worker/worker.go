@@ -286,10 +286,7 @@ func (r *batchRun) commitLoop(workCtx context.Context, stop context.CancelCauseF
 		}
 		done := workCtx.Err() == nil
 		if done {
-			// A cancel read by the write stops the first stage at once.
-			if seen = w.storeGroup(r.job, group); seen.Terminal() {
-				stop(fmt.Errorf("job is %s", seen))
-			}
+			seen = w.storeGroup(r.job, group)
 		}
 		for _, t := range group {
 			var res *pipelinev1.DocumentResult
@@ -308,6 +305,11 @@ func (r *batchRun) commitLoop(workCtx context.Context, stop context.CancelCauseF
 			if a := w.deps.Activity; a != nil {
 				a.DocumentDone(res.GetStatus() == pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_FAILED)
 			}
+		}
+		// A cancel read by the group's write stops the first stage at once (after the group's
+		// own results, which it does not interrupt).
+		if done && seen.Terminal() {
+			stop(fmt.Errorf("job is %s", seen))
 		}
 		r.rep.flushIfDue(workCtx)
 	}
