@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -177,7 +178,7 @@ func TestDeleteAfterPendingUpsertIsApplied(t *testing.T) {
 		s.writeMu.Lock()
 		defer s.writeMu.Unlock()
 		return s.appended == 2
-	}, 10e9, 1e6)
+	}, 10*time.Second, time.Millisecond)
 	close(release)
 	require.NoError(t, <-upserted)
 	require.NoError(t, <-deleted)
