@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -133,7 +134,10 @@ func TestProcessingMovesTheCounters(t *testing.T) {
 	seen = b.watchUntilDone(t, second.GetJob().GetJobId())
 	require.Equal(t, pipelinev1.JobStatus_JOB_STATUS_COMPLETED, seen[len(seen)-1].GetStatus())
 
-	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+	// A job's end is counted when it is announced, right after the commit that a watcher can
+	// already see: poll for the last one.
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.NoError(c, testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP pipeline_documents_processed_total Documents a worker finished, by outcome (success, failed, skipped) and content type (text/markdown, text/plain, text/html; unknown when it could not be loaded).
 # TYPE pipeline_documents_processed_total counter
 pipeline_documents_processed_total{content_type="text/markdown",outcome="success"} 3
@@ -147,6 +151,7 @@ pipeline_embedder_errors_total{kind="transient",operation="embed"} 2
 # TYPE pipeline_jobs_finished_total counter
 pipeline_jobs_finished_total{outcome="completed",type="process"} 2
 `), "pipeline_documents_processed_total", "pipeline_embedder_errors_total", "pipeline_jobs_finished_total"))
+	}, 10*time.Second, 5*time.Millisecond)
 
 	require.Equal(t, map[string]uint64{"success": 3, "failed": 2, "skipped": 3},
 		histogramCounts(t, reg, "pipeline_document_processing_duration_seconds", "outcome"))

@@ -174,6 +174,13 @@ func (a *App) build(ctx context.Context, role Role) (err error) {
 		return err
 	}
 	hooks.Jobs = a.Jobs
+	a.closers = append(a.closers, func() error {
+		// Claims and finishes announce their jobs right after answering: let those notices
+		// reach Redis before it closes.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return a.Jobs.Flush(ctx)
+	})
 
 	overlap := cfg.ChunkOverlapTokens
 	if overlap == 0 {

@@ -130,7 +130,8 @@ func (m *Manager) RenewLease(ctx context.Context, id uuid.UUID, workerID string,
 // the job as FinishJob does, in one transaction (one round trip) under the job's row lock, so
 // that of batches finishing at once the last one always finishes the job. The transaction is
 // shared with the finishes of other workers that arrive meanwhile (group commit). It returns
-// the job as it is afterwards.
+// the job as it is afterwards, once the transaction committed; the Notifier hears of the job's
+// end right after, without the caller waiting for it.
 func (m *Manager) FinishBatch(ctx context.Context, id uuid.UUID, workerID string) (*Job, error) {
 	res, err := m.finishes.do(ctx, &BatchFinishParams{ID: id, Worker: workerID})
 	if err != nil {
@@ -148,7 +149,7 @@ func (m *Manager) FinishBatch(ctx context.Context, id uuid.UUID, workerID string
 
 // newGrouper returns the grouper of claims or finishes: commit runs a group; changed says which
 // job a call's result started or ended, if any. Those jobs are announced once for the group,
-// before any caller has its answer.
+// right after its callers have their answers.
 func newGrouper[Req interface{ batchID() uuid.UUID }, Res any](m *Manager,
 	commit func(context.Context, []Req) ([]Res, error), changed func(Res) *Job,
 ) *grouper[Req, Res] {

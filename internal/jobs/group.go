@@ -27,14 +27,16 @@ type grouper[Req, Res any] struct {
 	// retryAlone tells an error of a group of several calls that is worth trying again call by
 	// call (one call's bad data, a lock conflict) from one that would fail them all again.
 	retryAlone func(error) bool
-	// committed, when set, runs after each successful commit with the group's results, before
-	// any call is answered, and on the committing goroutine (e.g. to tell the Notifier about
-	// the jobs the group changed, once for all of them).
+	// committed, when set, runs after each successful commit with the group's results, once
+	// its calls are answered, on the committing goroutine (e.g. to tell the Notifier about the
+	// jobs the group changed, once for all of them). The callers do not wait for it: the
+	// commit is what they wait for.
 	committed func(ctx context.Context, reqs []Req, res []Res)
 
 	mu      sync.Mutex
 	queue   []*groupCall[Req, Res]
 	running int
+	idle    chan struct{} // closed when running falls to 0; nil while none ever ran
 }
 
 // States of a groupCall: its caller is waiting, has its answer, or has gone away.
@@ -60,6 +62,9 @@ func (g *grouper[Req, Res]) do(ctx context.Context, req Req) (Res, error) {
 	g.queue = append(g.queue, c)
 	start := g.running < g.maxInFlight
 	if start {
+		if g.running == 0 {
+			g.idle = make(chan struct{})
+		}
 		g.running++
 	}
 	g.mu.Unlock()
@@ -119,8 +124,27 @@ func (g *grouper[Req, Res]) take() []*groupCall[Req, Res] {
 	}
 	if group == nil {
 		g.running--
+		if g.running == 0 {
+			close(g.idle)
+		}
 	}
 	return group
+}
+
+// flush waits until no group is being committed or announced (or ctx ends).
+func (g *grouper[Req, Res]) flush(ctx context.Context) error {
+	g.mu.Lock()
+	idle := g.idle
+	g.mu.Unlock()
+	if idle == nil {
+		return nil
+	}
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // commitGroup commits a group and answers its calls. When a group of several fails for a reason
@@ -141,9 +165,6 @@ func (g *grouper[Req, Res]) commitGroup(group []*groupCall[Req, Res]) {
 		}
 		return
 	}
-	if err == nil && g.committed != nil {
-		g.committed(ctx, reqs, res)
-	}
 	for i, c := range group {
 		if err != nil {
 			c.err = err
@@ -153,5 +174,8 @@ func (g *grouper[Req, Res]) commitGroup(group []*groupCall[Req, Res]) {
 		if c.state.CompareAndSwap(callWaiting, callAnswered) {
 			close(c.done)
 		}
+	}
+	if err == nil && g.committed != nil {
+		g.committed(ctx, reqs, res)
 	}
 }

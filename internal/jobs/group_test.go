@@ -21,6 +21,8 @@ type testGrouper struct {
 	hold   chan struct{} // when set, each commit waits for a receive on it
 	fail   func(reqs []uuid.UUID) error
 	told   [][]string // what committed was given
+	// holdTold, when set, makes committed wait for a receive on it.
+	holdTold chan struct{}
 }
 
 func newTestGrouper(maxCalls int) *testGrouper {
@@ -51,7 +53,11 @@ func newTestGrouper(maxCalls int) *testGrouper {
 		committed: func(_ context.Context, _ []uuid.UUID, res []string) {
 			tg.mu.Lock()
 			tg.told = append(tg.told, slices.Clone(res))
+			hold := tg.holdTold
 			tg.mu.Unlock()
+			if hold != nil {
+				<-hold
+			}
 		},
 	}
 	return tg
@@ -101,7 +107,7 @@ func (tg *testGrouper) call(ctx context.Context, id uuid.UUID) <-chan callResult
 
 // A lone call is committed at once, alone. Calls that arrive while a commit is in flight go
 // together in the next one, up to maxCalls, and each gets its own result; committed sees each
-// group's results before any call of it is answered.
+// group's results.
 func TestGrouperGroupsCallsArrivingDuringACommit(t *testing.T) {
 	t.Parallel()
 	tg := newTestGrouper(3)
@@ -129,7 +135,11 @@ func TestGrouperGroupsCallsArrivingDuringACommit(t *testing.T) {
 		require.Equal(t, "done "+ids[i].String(), got.res)
 	}
 	require.Equal(t, [][]uuid.UUID{{first}, {blocker}, ids[:3], ids[3:]}, tg.groups, "at most 3 per group, in arrival order")
-	require.Len(t, tg.told, 4)
+	waitFor(t, func() bool {
+		tg.mu.Lock()
+		defer tg.mu.Unlock()
+		return len(tg.told) == 4
+	})
 }
 
 // Two calls for the same key never share a group: the second waits for the next.
@@ -223,4 +233,20 @@ func TestGrouperSkipsAbandonedCalls(t *testing.T) {
 	<-blocked
 	require.NoError(t, (<-keptAns).err)
 	require.Equal(t, []uuid.UUID{kept}, tg.groups[1])
+}
+
+// A call is answered before committed runs for its group; flush waits for committed.
+func TestGrouperFlushWaitsForTheAnnouncements(t *testing.T) {
+	t.Parallel()
+	tg := newTestGrouper(10)
+	require.NoError(t, tg.flush(t.Context()), "nothing ever ran")
+	tg.holdTold = make(chan struct{})
+	_, err := tg.do(t.Context(), uuid.New())
+	require.NoError(t, err, "answered while committed is held")
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, tg.flush(ctx), context.DeadlineExceeded)
+	close(tg.holdTold)
+	require.NoError(t, tg.flush(t.Context()))
+	require.Len(t, tg.told, 1)
 }

@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipeline-dev/pipeline/internal/db/dbtest"
@@ -156,6 +158,15 @@ func (n *recordingNotifier) versions(id uuid.UUID) []int64 {
 		}
 	}
 	return vs
+}
+
+// waitVersions waits until the versions announced for the job are want (the announcements of a
+// group commit follow its answers), and fails if they become anything else.
+func (n *recordingNotifier) waitVersions(t *testing.T, id uuid.UUID, want ...int64) {
+	t.Helper()
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.Equal(c, want, n.versions(id))
+	}, 10*time.Second, time.Millisecond)
 }
 
 // fakeEnqueuer stands in for the queue: it hands out message ids, or fails with err.

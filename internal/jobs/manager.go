@@ -62,7 +62,9 @@ type Config struct {
 	// together (group commit). Defaults to 64.
 	MaxGroup int
 	// MaxGroupsInFlight caps the transactions of claims, and those of finishes, under way at
-	// once. Defaults to 1 (docs/performance.md, job dispatch).
+	// once. More than one lets a group commit while the previous one announces its
+	// changes, and keeps one slow transaction (a lock wait, a starved backend) from holding up
+	// every worker. Defaults to 2.
 	MaxGroupsInFlight int
 }
 
@@ -74,7 +76,7 @@ func (c Config) WithDefaults() Config {
 	c.MaxPageSize = cmp.Or(c.MaxPageSize, 1000)
 	c.BatchSize = cmp.Or(c.BatchSize, 100)
 	c.MaxGroup = cmp.Or(c.MaxGroup, 64)
-	c.MaxGroupsInFlight = cmp.Or(c.MaxGroupsInFlight, 1)
+	c.MaxGroupsInFlight = cmp.Or(c.MaxGroupsInFlight, 2)
 	return c
 }
 
@@ -551,6 +553,16 @@ func (m *Manager) notify(ctx context.Context, job *Job) {
 		m.cfg.Logger.WarnContext(ctx, "notify job change failed",
 			"job_id", job.ID, "version", job.Version, "error", err)
 	}
+}
+
+// Flush waits until the Notifier has been told about every claim and finish answered so far
+// (their announcements follow the answers), or ctx ends: a process shutting down calls it
+// before it closes Redis.
+func (m *Manager) Flush(ctx context.Context) error {
+	if err := errors.Join(m.claims.flush(ctx), m.finishes.flush(ctx)); err != nil {
+		return fmt.Errorf("jobs: flush claim and finish notices: %w", err)
+	}
+	return nil
 }
 
 // notifyAll tells the Notifier about several distinct jobs at once, in one call when it is a
