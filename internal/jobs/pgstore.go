@@ -133,7 +133,8 @@ func (s *PgStore) JobDocumentsList(ctx context.Context, p *JobDocumentsListParam
 	return out, translate(err, p.JobID)
 }
 
-// scanJob reads the column list every job query returns, in sql/ order.
+// scanJob reads the column list every job query returns, in sql/ order. UUIDs are read in
+// Postgres's binary form (binaryUUID): pgx would format each as text and parse it back.
 func scanJob(row pgx.Row) (*Job, error) {
 	var (
 		j                 Job
@@ -141,7 +142,7 @@ func scanJob(row pgx.Row) (*Job, error) {
 		timeoutSeconds    int64
 		started, finished *time.Time
 	)
-	err := row.Scan(&j.ID, &typ, &status, &j.SourceID, &j.DocumentIDs, &j.ChunkCount,
+	err := row.Scan((*binaryUUID)(&j.ID), &typ, &status, (*binaryUUID)(&j.SourceID), (*uuidArray)(&j.DocumentIDs), &j.ChunkCount,
 		&j.ProcessedCount, &j.ErrorCount, &j.QueueMessageID, &j.Error, &j.RetryOf, &j.Version,
 		&timeoutSeconds, &j.CreatedAt, &j.UpdatedAt, &started, &finished,
 		&j.Crawl.Discovered, &j.Crawl.Fetched, &j.Crawl.Failed, &j.ExternalID)

@@ -144,7 +144,7 @@ func scanBatch(row pgx.Row) (*Batch, error) {
 		b     Batch
 		state string
 	)
-	err := row.Scan(&b.ID, &b.JobID, &b.Seq, &b.DocumentIDs, &state, &b.Enqueues, &b.QueueMessageID,
+	err := row.Scan((*binaryUUID)(&b.ID), (*binaryUUID)(&b.JobID), &b.Seq, (*uuidArray)(&b.DocumentIDs), &state, &b.Enqueues, &b.QueueMessageID,
 		&b.EnqueuedAt, &b.Claims, &b.Worker, &b.LeaseUntil, &b.CreatedAt, &b.UpdatedAt, &b.FinishedAt)
 	if err != nil {
 		return nil, err
@@ -267,12 +267,13 @@ func (s *PgStore) BatchesClaimStart(ctx context.Context, ps []*BatchClaimParams)
 	for i, p := range ps {
 		ids[i], workers[i], leases[i] = p.ID, p.Worker, p.Lease.Seconds()
 	}
+	idArg := binaryUUIDs(ids)
 	b := &pgx.Batch{}
 	lead := s.queueAsyncCommit(b)
-	b.Queue(dispatchQueries.batchesLock, pgx.NamedArgs{"ids": ids})
-	b.Queue(dispatchQueries.batchesClaim, pgx.NamedArgs{"ids": ids, "workers": workers, "lease_seconds": leases})
-	b.Queue(dispatchQueries.batchesStartJobs, pgx.NamedArgs{"ids": ids, "workers": workers})
-	b.Queue(dispatchQueries.batchesJobsGet, pgx.NamedArgs{"ids": ids})
+	b.Queue(dispatchQueries.batchesLock, pgx.NamedArgs{"ids": idArg})
+	b.Queue(dispatchQueries.batchesClaim, pgx.NamedArgs{"ids": idArg, "workers": workers, "lease_seconds": leases})
+	b.Queue(dispatchQueries.batchesStartJobs, pgx.NamedArgs{"ids": idArg, "workers": workers})
+	b.Queue(dispatchQueries.batchesJobsGet, pgx.NamedArgs{"ids": idArg})
 	g, err := s.batchGroup(ctx, b, lead, 1)
 	if err != nil {
 		return nil, err
@@ -296,11 +297,11 @@ func (s *PgStore) BatchesFinishJob(ctx context.Context, ps []*BatchFinishParams)
 	for i, p := range ps {
 		ids[i], workers[i] = p.ID, p.Worker
 	}
-	idArgs := pgx.NamedArgs{"ids": ids}
+	idArgs := pgx.NamedArgs{"ids": binaryUUIDs(ids)}
 	b := &pgx.Batch{}
 	b.Queue(dispatchQueries.batchesLock, idArgs)
 	b.Queue(dispatchQueries.batchesJobsLock, idArgs)
-	b.Queue(dispatchQueries.batchesFinish, pgx.NamedArgs{"ids": ids, "workers": workers})
+	b.Queue(dispatchQueries.batchesFinish, pgx.NamedArgs{"ids": idArgs["ids"], "workers": workers})
 	b.Queue(dispatchQueries.batchesFinishJobs, idArgs)
 	b.Queue(dispatchQueries.batchesJobsGet, idArgs)
 	g, err := s.batchGroup(ctx, b, 0, 2)
@@ -354,7 +355,7 @@ func (s *PgStore) batchGroup(ctx context.Context, b *pgx.Batch, lead, locks int)
 		if err != nil {
 			return err
 		}
-		if _, err := pgx.ForEachRow(rows, []any{&batchID, &jobID}, func() error {
+		if _, err := pgx.ForEachRow(rows, []any{(*binaryUUID)(&batchID), (*binaryUUID)(&jobID)}, func() error {
 			g.jobOfBatch[batchID] = jobID
 			return nil
 		}); err != nil {
@@ -378,7 +379,7 @@ func (s *PgStore) batchGroup(ctx context.Context, b *pgx.Batch, lead, locks int)
 		if rows, err = br.Query(); err != nil {
 			return err
 		}
-		if _, err := pgx.ForEachRow(rows, []any{&jobID}, func() error {
+		if _, err := pgx.ForEachRow(rows, []any{(*binaryUUID)(&jobID)}, func() error {
 			g.changed[jobID] = true
 			return nil
 		}); err != nil {

@@ -137,7 +137,7 @@ func readReportBatch(br pgx.BatchResults, out *JobReportResult, planning bool) (
 	if err != nil {
 		return err
 	}
-	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Job, error) { return scanJob(binaryUUIDsRow{r}) })
+	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Job, error) { return scanJob(r) })
 	if err != nil {
 		return err
 	}
@@ -159,27 +159,18 @@ func binaryUUIDs(ids []uuid.UUID) []pgtype.UUID {
 	return out
 }
 
-// binaryUUIDsRow scans uuid.UUID slices (a job's document_ids) straight from Postgres's binary
-// form. pgx scans a uuid.UUID, an sql.Scanner, by formatting each value as text and parsing it
-// back: for a job of 41 documents that was a third of the server's CPU per report in the watch
-// benchmark, and it grows with the job (every report transaction reads its jobs back).
-type binaryUUIDsRow struct{ pgx.Row }
-
-func (r binaryUUIDsRow) Scan(dest ...any) error {
-	for i, d := range dest {
-		if ids, ok := d.(*[]uuid.UUID); ok {
-			dest[i] = (*uuidArray)(ids)
-		}
-	}
-	return r.Row.Scan(dest...)
-}
-
-// uuidArray is a []uuid.UUID that pgx fills element by element through binaryUUID.
+// uuidArray is a []uuid.UUID that pgx fills element by element through binaryUUID. pgx scans
+// a uuid.UUID, an sql.Scanner, by formatting each value as text and parsing it back: for a job
+// of 41 documents that was a third of the server's CPU per report in the watch benchmark.
 type uuidArray []uuid.UUID
 
 func (a *uuidArray) SetDimensions(dims []pgtype.ArrayDimension) error {
-	if dims == nil {
+	if dims == nil { // NULL
 		*a = nil
+		return nil
+	}
+	if len(dims) == 0 { // an empty array has no dimensions
+		*a = []uuid.UUID{}
 		return nil
 	}
 	n := 1
