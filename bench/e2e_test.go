@@ -71,6 +71,31 @@ func TestIndexDirect(t *testing.T) {
 	require.Equal(t, Sample{"docs/s": 50, "chunks/s": 200, "CPU ms/doc": 3, "PG stmts/doc": 5, "Redis cmds/doc": 0.5, "docs": 100, "chunks": 400}, s)
 }
 
+// The ceiling's pipelines store exactly the chunker's chunks of every document, at 1 and 2
+// pipelines, and a count that does not match is a correctness failure.
+func TestCeilingPipelines(t *testing.T) {
+	t.Parallel()
+	ch, err := chunk.New(chunk.Config{MaxTokens: 64})
+	require.NoError(t, err)
+	emb, err := embed.NewHashing(embed.HashingConfig{Dimension: 16})
+	require.NoError(t, err)
+	docs := e2eCorpus(40, 2000, ch)
+	chunks := 0
+	for _, d := range docs {
+		chunks += d.chunks
+	}
+	e := &e2eRunner{docs: docs, chunks: chunks, env: &Env{Dir: t.TempDir()}}
+	for _, conc := range []int{1, 2} {
+		s, err := e.ceilingSubject(conc, ch, emb, 4).Run(t.Context(), false)
+		require.NoError(t, err)
+		require.EqualValues(t, len(docs), s["docs"])
+		require.EqualValues(t, chunks, s["chunks"])
+	}
+	e.chunks++
+	_, err = e.ceilingSubject(2, ch, emb, 4).Run(t.Context(), false)
+	require.ErrorIs(t, err, ErrCorrectness)
+}
+
 // freshWait polls until the timeout, then calls the probe lost.
 func TestFreshWait(t *testing.T) {
 	t.Parallel()
