@@ -1,12 +1,15 @@
 package jobs_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"github.com/google/uuid"
-	"github.com/stretchr/testify/require"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
 
 	"github.com/pipeline-dev/pipeline/internal/jobs"
 )
@@ -173,4 +176,45 @@ func TestGroupedClaimsAndFinishes(t *testing.T) {
 	// A finish by a worker that does not hold the batch is refused, alone or in a group.
 	_, err := b.mgr.FinishBatch(ctx, batches[0].ID, holder[batches[0].ID])
 	require.ErrorIs(t, err, jobs.ErrLeaseLost)
+}
+
+// A claim committed after its caller went away (its group waited on a lock meanwhile) is handed
+// back at once: the batch is queued again, not held under a lease nobody works.
+func TestClaimForACallerThatLeftIsHandedBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	job := b.createJob(t, newDocIDs(1)...)
+	batches, err := b.mgr.Batches(ctx, job.ID)
+	require.NoError(t, err)
+	id := batches[0].ID
+
+	tx, err := b.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck // released below; a no-op then
+	_, err = tx.Exec(ctx, `SELECT 1 FROM job_batches WHERE id = $1 FOR UPDATE`, id)
+	require.NoError(t, err)
+	var holder int
+	require.NoError(t, tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&holder))
+
+	callerCtx, leave := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := b.mgr.ClaimBatch(callerCtx, id, "w", lease)
+		done <- err
+	}()
+	require.Eventually(t, func() bool { // the claim's group waits on the row lock
+		var waiting bool
+		err := b.pool.QueryRow(ctx, `SELECT count(*) > 0 FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))`, holder).Scan(&waiting)
+		return err == nil && waiting
+	}, 10*time.Second, time.Millisecond)
+	leave()
+	require.ErrorIs(t, <-done, context.Canceled)
+	require.NoError(t, tx.Rollback(ctx))
+
+	require.Eventually(t, func() bool {
+		got, err := b.mgr.GetBatch(ctx, id)
+		return err == nil && got.State == jobs.BatchQueued && got.Claims == 1
+	}, 10*time.Second, time.Millisecond, "claimed once, then handed back")
+	require.NoError(t, b.mgr.Flush(ctx))
 }

@@ -32,6 +32,9 @@ type grouper[Req, Res any] struct {
 	// jobs the group changed, once for all of them). The callers do not wait for it: the
 	// commit is what they wait for.
 	committed func(ctx context.Context, reqs []Req, res []Res)
+	// abandoned, when set, is given the result of each call committed after its caller went
+	// away (e.g. to hand back a batch claimed for a worker that is no longer waiting for it).
+	abandoned func(ctx context.Context, req Req, res Res)
 
 	mu      sync.Mutex
 	queue   []*groupCall[Req, Res]
@@ -165,6 +168,7 @@ func (g *grouper[Req, Res]) commitGroup(group []*groupCall[Req, Res]) {
 		}
 		return
 	}
+	var left []int // calls committed after their callers went away
 	for i, c := range group {
 		if err != nil {
 			c.err = err
@@ -173,6 +177,13 @@ func (g *grouper[Req, Res]) commitGroup(group []*groupCall[Req, Res]) {
 		}
 		if c.state.CompareAndSwap(callWaiting, callAnswered) {
 			close(c.done)
+		} else if err == nil {
+			left = append(left, i)
+		}
+	}
+	if g.abandoned != nil {
+		for _, i := range left {
+			g.abandoned(ctx, reqs[i], res[i])
 		}
 	}
 	if err == nil && g.committed != nil {

@@ -23,6 +23,7 @@ type testGrouper struct {
 	told   [][]string // what committed was given
 	// holdTold, when set, makes committed wait for a receive on it.
 	holdTold chan struct{}
+	left     []uuid.UUID // what abandoned was given
 }
 
 func newTestGrouper(maxCalls int) *testGrouper {
@@ -50,6 +51,11 @@ func newTestGrouper(maxCalls int) *testGrouper {
 			return out, nil
 		},
 		retryAlone: func(err error) bool { return !errors.Is(err, errUnreachable) },
+		abandoned: func(_ context.Context, id uuid.UUID, _ string) {
+			tg.mu.Lock()
+			tg.left = append(tg.left, id)
+			tg.mu.Unlock()
+		},
 		committed: func(_ context.Context, _ []uuid.UUID, res []string) {
 			tg.mu.Lock()
 			tg.told = append(tg.told, slices.Clone(res))
@@ -249,4 +255,23 @@ func TestGrouperFlushWaitsForTheAnnouncements(t *testing.T) {
 	close(tg.holdTold)
 	require.NoError(t, tg.flush(t.Context()))
 	require.Len(t, tg.told, 1)
+}
+
+// A call whose caller goes away while its group is being committed is still committed; the
+// grouper hands its result to abandoned (for a claim: give the batch back).
+func TestGrouperHandsOverWhatWasCommittedForACallerThatLeft(t *testing.T) {
+	t.Parallel()
+	tg := newTestGrouper(10)
+	tg.hold = make(chan struct{})
+	ctx, cancel := context.WithCancel(t.Context())
+	id := uuid.New()
+	ans := tg.call(ctx, id)
+	waitFor(t, func() bool { return tg.started() == 1 }) // in the commit
+	cancel()
+	require.ErrorIs(t, (<-ans).err, context.Canceled)
+	close(tg.hold)
+	require.NoError(t, tg.flush(t.Context()))
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	require.Equal(t, []uuid.UUID{id}, tg.left)
 }

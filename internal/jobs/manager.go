@@ -125,6 +125,16 @@ func NewManager(store Store, cfg Config) (*Manager, error) {
 		}
 		return nil
 	})
+	// A batch claimed for a worker that stopped waiting (its context ended: shutdown, a
+	// deadline) goes back to the queue at once instead of when its lease runs out.
+	m.claims.abandoned = func(ctx context.Context, p *BatchClaimParams, r BatchClaimed) {
+		if r.Batch == nil {
+			return
+		}
+		if _, err := m.store.BatchRelease(ctx, &BatchFinishParams{ID: p.ID, Worker: p.Worker}); err != nil && !errors.Is(err, errs.ErrNotFound) {
+			m.cfg.Logger.WarnContext(ctx, "hand back a batch claimed for a caller that went away", "batch_id", p.ID, "error", err)
+		}
+	}
 	m.finishes = newGrouper(m, store.BatchesFinishJob, func(r BatchFinished) *Job {
 		if r.JobEnded {
 			return r.Job
