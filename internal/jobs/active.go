@@ -9,15 +9,9 @@ import (
 
 var qJobsSourcesActiveProcess = mustQuery("jobs_sources_active_process")
 
-// SourceHasActiveProcessing tells whether the source has a pending or running processing job:
-// one index probe, asked whenever one of its processing jobs ends.
-func (m *Manager) SourceHasActiveProcessing(ctx context.Context, sourceID uuid.UUID) (bool, error) {
-	active, err := m.store.JobsSourcesActiveProcess(ctx, []uuid.UUID{sourceID})
-	return active[sourceID], err
-}
-
 // SourcesWithActiveProcessing tells which of the sources have a pending or running processing
-// job, in one statement: the sources of the jobs a group commit ended are asked together.
+// job, in one statement (index probes of jobs_active_process_by_source_idx): the sources of the
+// jobs a group commit ended are asked together, to settle those with none.
 func (m *Manager) SourcesWithActiveProcessing(ctx context.Context, sourceIDs []uuid.UUID) (map[uuid.UUID]bool, error) {
 	return m.store.JobsSourcesActiveProcess(ctx, sourceIDs)
 }

@@ -3,22 +3,24 @@ package jobs_test
 import (
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipeline-dev/pipeline/internal/jobs"
 )
 
-// TestSourceHasActiveProcessing: a pending or running processing job of the source counts; a
+// TestSourcesWithActiveProcessing: a pending or running processing job of the source counts; a
 // finished one, a crawl job, or another source's job does not.
-func TestSourceHasActiveProcessing(t *testing.T) {
+func TestSourcesWithActiveProcessing(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := t.Context()
 	active := func() bool {
 		t.Helper()
-		got, err := b.mgr.SourceHasActiveProcessing(ctx, b.source)
+		got, err := b.mgr.SourcesWithActiveProcessing(ctx, []uuid.UUID{b.source, uuid.New()})
 		require.NoError(t, err)
-		return got
+		require.LessOrEqual(t, len(got), 1, "only the source asked about can be active: %v", got)
+		return got[b.source]
 	}
 	require.False(t, active(), "no job yet")
 

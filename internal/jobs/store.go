@@ -267,7 +267,7 @@ type BatchClaimed struct {
 	// Job is the batch's job after the claim; nil when the batch does not exist.
 	Job *Job
 	// Started says the claim moved the job from pending to in_progress (of several requests for
-	// batches of one job, only the first in request order says so).
+	// batches of one job, only the first in request order whose batch was claimed says so).
 	Started bool
 }
 
@@ -278,7 +278,7 @@ type BatchFinished struct {
 	// Job is the batch's job afterwards; nil when the batch does not exist.
 	Job *Job
 	// JobEnded says this request ended the job (of several requests for batches of one job,
-	// only the first in request order says so).
+	// only the first in request order whose batch was finished says so).
 	JobEnded bool
 }
 
