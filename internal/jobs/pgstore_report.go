@@ -76,6 +76,12 @@ func (s *PgStore) JobReport(ctx context.Context, p *JobReportParams) (*JobReport
 			pgx.NamedArgs{"lock_timeout": strconv.FormatInt(p.LockTimeout.Milliseconds(), 10)})
 	}
 	distinctArg := binaryUUIDs(distinct)
+	known := make([]pgtype.UUID, 0, len(distinct))
+	for _, id := range distinct {
+		if _, ok := p.KnownDocuments[id]; ok {
+			known = append(known, pgtype.UUID{Bytes: id, Valid: true})
+		}
+	}
 	b.Queue(reportQueries.lock, pgx.NamedArgs{"job_ids": distinctArg})
 	b.Queue(reportQueries.record, pgx.NamedArgs{
 		"job_ids": binaryUUIDs(jobIDs), "batch_ids": batchIDs, "workers": workers, "lease_seconds": leases,
@@ -83,10 +89,10 @@ func (s *PgStore) JobReport(ctx context.Context, p *JobReportParams) (*JobReport
 		"chunk_counts": nonNilSlice(chunks), "attempts": nonNilSlice(attempts), "last_errors": nonNilSlice(lastErrs),
 		"error_kinds": nonNilSlice(kinds),
 	})
-	b.Queue(reportQueries.read, pgx.NamedArgs{"job_ids": distinctArg})
+	b.Queue(reportQueries.read, pgx.NamedArgs{"job_ids": distinctArg, "known": known})
 
 	out := &JobReportResult{Verdicts: make([]ReportVerdict, 0, n), Jobs: make(map[uuid.UUID]*Job, len(distinct))}
-	err := readReportBatch(sender.SendBatch(ctx, b), out, !inTx)
+	err := readReportBatch(sender.SendBatch(ctx, b), out, !inTx, p.KnownDocuments)
 	if err != nil {
 		return nil, translate(err, uuid.Nil)
 	}
@@ -97,8 +103,9 @@ func (s *PgStore) JobReport(ctx context.Context, p *JobReportParams) (*JobReport
 }
 
 // readReportBatch reads the statements' results into out and closes br (the error of Close
-// includes the commit's); with planning, the batch starts with the set_config.
-func readReportBatch(br pgx.BatchResults, out *JobReportResult, planning bool) (err error) {
+// includes the commit's); with planning, the batch starts with the set_config. The jobs in
+// known get those document ids (the read leaves them out).
+func readReportBatch(br pgx.BatchResults, out *JobReportResult, planning bool, known map[uuid.UUID][]uuid.UUID) (err error) {
 	defer func() { err = errors.Join(err, br.Close()) }()
 	skip := 1 // the lock
 	if planning {
@@ -142,6 +149,9 @@ func readReportBatch(br pgx.BatchResults, out *JobReportResult, planning bool) (
 		return err
 	}
 	for _, j := range jobs {
+		if ids, ok := known[j.ID]; ok {
+			j.DocumentIDs = ids
+		}
 		out.Jobs[j.ID] = j
 	}
 	return nil

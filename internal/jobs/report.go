@@ -21,7 +21,8 @@ import (
 type ReportParams struct {
 	JobID uuid.UUID
 	// BatchID, when valid, is the batch the worker holds; the report is refused with
-	// ErrLeaseLost unless Worker still holds it, and renews the lease for Lease otherwise.
+	// ErrLeaseLost unless Worker still holds it, and otherwise renews the lease for Lease when
+	// less than three quarters of Lease is left (so after the report at least that much is).
 	BatchID uuid.NullUUID
 	Worker  string
 	Lease   time.Duration
@@ -136,6 +137,59 @@ type Recorder struct {
 	running int // goroutines committing groups
 	// notified is closed when the last group handed to the Notifier has been told.
 	notified chan struct{}
+
+	docs knownDocuments
+}
+
+// maxKnownDocuments caps the document ids a Recorder keeps (16 bytes each: 4 MiB).
+const maxKnownDocuments = 1 << 18
+
+// knownDocuments keeps the document ids of the jobs a Recorder has read, so that its next
+// transactions about them need not read them again (JobReportParams.KnownDocuments): they never
+// change, and for a big job they are most of its row. A job leaves when it ends; past
+// maxKnownDocuments ids all are forgotten and read again as needed.
+type knownDocuments struct {
+	mu    sync.Mutex
+	ids   map[uuid.UUID][]uuid.UUID
+	total int
+}
+
+// of returns the known document ids of the reports' jobs (nil if none is known).
+func (k *knownDocuments) of(reports []*ReportParams) map[uuid.UUID][]uuid.UUID {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out map[uuid.UUID][]uuid.UUID
+	for _, p := range reports {
+		if ids, ok := k.ids[p.JobID]; ok {
+			if out == nil {
+				out = make(map[uuid.UUID][]uuid.UUID)
+			}
+			out[p.JobID] = ids
+		}
+	}
+	return out
+}
+
+// learn notes the document ids of the jobs a transaction read, and forgets the ended ones.
+func (k *knownDocuments) learn(jobs map[uuid.UUID]*Job) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for id, j := range jobs {
+		ids, ok := k.ids[id]
+		switch {
+		case j.Status.Terminal():
+			if ok {
+				delete(k.ids, id)
+				k.total -= len(ids)
+			}
+		case !ok && len(j.DocumentIDs) <= maxKnownDocuments:
+			if k.ids == nil || k.total+len(j.DocumentIDs) > maxKnownDocuments {
+				k.ids, k.total = make(map[uuid.UUID][]uuid.UUID), 0
+			}
+			k.ids[id] = j.DocumentIDs
+			k.total += len(j.DocumentIDs)
+		}
+	}
 }
 
 // NewRecorder returns a Recorder that records through m's store and notifies m's Notifier.
@@ -169,7 +223,8 @@ type pendingReport struct {
 // RecordResults: ErrLeaseLost (wrapped), errs.NotFound for the job, errs.InvalidArgument
 // naming the field (batch_id of another job, a document not in the job, a bad result),
 // errs.FailedPrecondition for results of a job that is not in progress. A caller that goes
-// away while its report waits gets ctx's error; the report may still be recorded.
+// away while its report waits gets ctx's error; the report may still be recorded. The job's
+// DocumentIDs are shared with the Recorder's other answers about it: read them only.
 func (r *Recorder) Report(ctx context.Context, p ReportParams) (*Job, error) {
 	if err := validateReport(&p); err != nil {
 		return nil, err
@@ -281,7 +336,11 @@ func (r *Recorder) commit(group []*pendingReport, changes [][]*Job) [][]*Job {
 	for i, pr := range group {
 		params.Reports[i] = pr.p
 	}
+	params.KnownDocuments = r.docs.of(params.Reports)
 	res, err := r.m.store.JobReport(ctx, params)
+	if err == nil {
+		r.docs.learn(res.Jobs)
+	}
 	if err != nil {
 		if len(group) > 1 && (!errors.Is(err, errs.ErrUnavailable) || lockConflict(err)) {
 			for _, pr := range group {

@@ -166,13 +166,22 @@ func TestReportVerdicts(t *testing.T) {
 
 	require.Equal(t, before, rowText(t, b.pool, c.job.ID), "refused reports write nothing")
 
-	// A heartbeat (no results) renews the lease and writes no result.
+	// A heartbeat (no results) writes no result. It leaves a lease with more than three
+	// quarters to run as it is (the batch was claimed for the minute a report asks for), and
+	// renews one with less (a report asking for two minutes).
 	hb, err := rec.Report(ctx, c.report(0))
 	require.NoError(t, err)
 	require.Equal(t, c.job.Version, hb.Version)
+	kept, err := b.mgr.GetBatch(ctx, c.batches[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, *c.batches[0].LeaseUntil, *kept.LeaseUntil, "three quarters of the lease left: not renewed")
+	longer := c.report(0)
+	longer.Lease = 2 * time.Minute
+	_, err = rec.Report(ctx, longer)
+	require.NoError(t, err)
 	renewed, err := b.mgr.GetBatch(ctx, c.batches[0].ID)
 	require.NoError(t, err)
-	require.True(t, renewed.LeaseUntil.After(*c.batches[0].LeaseUntil), "lease renewed")
+	require.True(t, renewed.LeaseUntil.After(c.batches[0].LeaseUntil.Add(time.Minute-time.Second)), "lease renewed for two minutes")
 
 	got, err := rec.Report(ctx, c.report(0, ok))
 	require.NoError(t, err)
@@ -237,6 +246,15 @@ func TestJobReportGroup(t *testing.T) {
 	res, err = store.JobReport(ctx, &jobs.JobReportParams{Reports: []*jobs.ReportParams{&good}})
 	require.NoError(t, err)
 	require.Equal(t, jobs.ReportOK, res.Verdicts[0].Outcome)
+	require.Equal(t, c.docs, res.Jobs[c.job.ID].DocumentIDs)
+
+	// Document ids the caller knows are not read again: the job gets the caller's slice.
+	known := []uuid.UUID{c.docs[0]}
+	res, err = store.JobReport(ctx, &jobs.JobReportParams{
+		Reports: []*jobs.ReportParams{&good}, KnownDocuments: map[uuid.UUID][]uuid.UUID{c.job.ID: known},
+	})
+	require.NoError(t, err)
+	require.Equal(t, known, res.Jobs[c.job.ID].DocumentIDs)
 }
 
 // TestRecorderGroupsAndCommittedHook: reports waiting together share a transaction; Committed

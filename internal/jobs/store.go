@@ -114,6 +114,10 @@ type JobReportParams struct {
 	// held by a long transaction then fails its group quickly instead of stalling every
 	// worker's reports behind it.
 	LockTimeout time.Duration
+	// KnownDocuments are the document ids of jobs the caller already has (a job's documents
+	// never change): JobReport does not read them again for these jobs and gives their Jobs
+	// these slices, shared, not copies.
+	KnownDocuments map[uuid.UUID][]uuid.UUID
 }
 
 // JobReportResult is what JobReport did.

@@ -1,6 +1,6 @@
 -- Record a group of workers' reports in one statement, after job_report_lock.sql locked their
 -- jobs. A report is one worker's message about one job: its batch (NULL for none), whose lease
--- it renews, and zero or more per-document results (a report with none is a heartbeat). Each
+-- it renews (when a quarter of it has run: see renewed), and zero or more per-document results (a report with none is a heartbeat). Each
 -- report is judged on its own and gets one row back, in report order:
 --   lease_lost   the batch is not running under this worker any more
 --   wrong_batch  the batch belongs to another job (batch_job_id says which)
@@ -25,13 +25,36 @@ res AS (
                 @attempts::int[], @last_errors::text[], @error_kinds::text[])
          WITH ORDINALITY AS x (report, document_id, status, chunk_count, attempts, last_error, error_kind, pos)
 ),
+-- The batches the reports name, each with the longest lease asked for it.
+asked AS (
+    SELECT batch_id, worker, max(lease_seconds) AS lease_seconds
+    FROM rep WHERE batch_id IS NOT NULL GROUP BY batch_id, worker
+),
+-- A lease is renewed only when less than three quarters of it is left (so at most every quarter
+-- lease, not at every report: a worker reports every 200 ms, and each renewal is a new row
+-- version with an entry in every index of job_batches). After any accepted report the lease
+-- still has at least three quarters to run, and a worker reports at least every third of it.
+-- An expired lease (which a claim or the reconciler may be taking over right now) always goes
+-- through this UPDATE, which rechecks the latest row under its lock.
 renewed AS (
     UPDATE job_batches b
-    SET lease_until = now() + make_interval(secs => l.lease_seconds), updated_at = now()
-    FROM (SELECT batch_id, worker, max(lease_seconds) AS lease_seconds
-          FROM rep WHERE batch_id IS NOT NULL GROUP BY batch_id, worker) l
-    WHERE b.id = l.batch_id AND b.worker = l.worker AND b.state = 'running'
+    SET lease_until = now() + make_interval(secs => a.lease_seconds), updated_at = now()
+    FROM asked a
+    WHERE b.id = a.batch_id AND b.worker = a.worker AND b.state = 'running'
+      AND b.lease_until < now() + make_interval(secs => a.lease_seconds * 0.75)
     RETURNING b.id, b.worker, b.job_id
+),
+-- The batches held under this worker: renewed, or with more than three quarters of the lease
+-- left. Only their worker can change those meanwhile (a claim or the reconciler takes only an
+-- expired lease), and it sends its next call after this report's answer.
+held AS (
+    SELECT id, worker, job_id FROM renewed
+    UNION ALL
+    SELECT b.id, b.worker, b.job_id
+    FROM job_batches b
+    JOIN asked a ON b.id = a.batch_id AND b.worker = a.worker
+    WHERE b.state = 'running'
+      AND b.lease_until >= now() + make_interval(secs => a.lease_seconds * 0.75)
 ),
 judged AS (
     SELECT rep.idx, rep.job_id,
@@ -46,7 +69,7 @@ judged AS (
            rn.job_id AS batch_job_id,
            stray.document_id AS stray_document_id
     FROM rep
-    LEFT JOIN renewed rn ON rn.id = rep.batch_id AND rn.worker = rep.worker
+    LEFT JOIN held rn ON rn.id = rep.batch_id AND rn.worker = rep.worker
     LEFT JOIN jobs j ON j.id = rep.job_id
     LEFT JOIN LATERAL (
         -- A job's documents are exactly its job_documents rows, all inserted with the job.
