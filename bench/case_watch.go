@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
@@ -29,10 +30,18 @@ import (
 // for 50 jobs at once, on a real server in this process. Floor: a Redis PUBLISH to a
 // SUBSCRIBE on the same Redis, 50 channels at once.
 //
-// Each job is a closed loop: its next report is sent once the watcher has the previous one's
-// update, so every report must produce its own update (a report that coalesced with the next
-// would be indistinguishable from a lost event). The server's watch poll is turned off (an hour),
-// so every update comes from the event path: a lost notice is a timeout, not a 5 s delay.
+// Two loads, on the same jobs and streams (docs/decisions/0023):
+//   - open loop, the latency the target is about: each job's reports come at random
+//     (Poisson) times at watchRate updates per second over all jobs, whether or not the previous
+//     update has arrived, and latency runs from the time a report was due, so a slow update
+//     also delays (and is charged for) the reports behind it;
+//   - closed loop, the saturation figure: a job's next report is sent once the watcher has the
+//     previous one's update, so the loops go as fast as the service allows and latency is
+//     watchJobs / throughput (Little's law): a throughput measure as much as a latency one.
+// Either way every report must produce its own update, in order (a report that coalesced with
+// the next would be indistinguishable from a lost event). The server's watch poll is turned off
+// (an hour), so every update comes from the event path: a lost notice is a timeout, not a 5 s
+// delay.
 // watchCPUPerEvent is the bench process's CPU time per update: for the project, its server and
 // the in-process reporting and watching clients; for the floor, the publishing and subscribing
 // clients. Postgres's and Redis's own CPU is not in it.
@@ -46,6 +55,14 @@ const watchPGCPUPerEvent = "PG CPU ms/event"
 const (
 	watchJobs    = 50
 	watchTimeout = 10 * time.Second // a report whose update takes longer is lost
+	// watchRate is the open loop's offered load, in updates per second over all jobs: about
+	// twice the most progress reports this machine's service produces (a report per document;
+	// the e2e case's 2 workers finish ~1,000-1,300 documents/s here), so it is a peak, not a
+	// typical load.
+	watchRate = 2000
+	// watchMaxDocuments is the most documents the watch case's job may have: one
+	// IngestDocuments request makes it (content.MaxDocumentsPerUpsert).
+	watchMaxDocuments = 1000
 )
 
 func init() {
@@ -103,6 +120,62 @@ func awaitSeq(ch <-chan watchEvent, last, want int64, timeout time.Duration) (ti
 // loopFunc sends job j's update number seq and returns when it was sent.
 type loopFunc func(ctx context.Context, j int, seq int64) (time.Time, error)
 
+// openLoops sends perJob updates on each of the jobs at random times, a Poisson process of rate
+// updates per second over all jobs (each job's first one at a random offset), whatever the
+// updates already sent have done; a job's send waits for the previous one to return (a
+// worker's report stream answers each report in turn). It returns the latencies in milliseconds,
+// each from the time its report was due, so a late send is charged to the latency too. A lost or
+// reordered update (awaitSeq, at most timeout after the previous one) fails the run.
+func openLoops(ctx context.Context, events []chan watchEvent, next []int64, perJob int, rate float64, timeout time.Duration, send loopFunc) ([]float64, time.Duration, error) {
+	lat := make([][]float64, len(events))
+	mean := float64(len(events)) / rate // seconds between one job's updates, on average
+	g, gctx := errgroup.WithContext(ctx)
+	t0 := time.Now()
+	for j := range events {
+		due := make([]atomic.Int64, perJob) // unix nanoseconds at which update k was due
+		rng := rand.New(rand.NewPCG(uint64(j), uint64(t0.UnixNano())))
+		gap := func() time.Duration { return time.Duration(rng.ExpFloat64() * mean * float64(time.Second)) }
+		g.Go(func() error { // the reports
+			at := t0.Add(gap())
+			for k := range perJob {
+				due[k].Store(at.UnixNano())
+				if wait := time.Until(at); wait > 0 {
+					select {
+					case <-time.After(wait):
+					case <-gctx.Done():
+						return gctx.Err()
+					}
+				}
+				if _, err := send(gctx, j, next[j]+int64(k)+1); err != nil {
+					return fmt.Errorf("job %d, update %d: %w", j, next[j]+int64(k)+1, err)
+				}
+				at = at.Add(gap())
+			}
+			return nil
+		})
+		g.Go(func() error { // their updates
+			last := next[j]
+			for k := range perJob {
+				arrived, err := awaitSeq(events[j], last, last+1, timeout)
+				if err != nil {
+					return fmt.Errorf("job %d: %w", j, err)
+				}
+				lat[j] = append(lat[j], float64(arrived.UnixNano()-due[k].Load())/1e6)
+				last++
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	wall := time.Since(t0)
+	if err == nil {
+		for j := range next {
+			next[j] += int64(perJob)
+		}
+	}
+	return slices.Concat(lat...), wall, err
+}
+
 // closedLoops runs perJob updates on each of the jobs at once, each job waiting (at most timeout)
 // for its update before sending the next, and returns the latencies in milliseconds.
 func closedLoops(ctx context.Context, events []chan watchEvent, next []int64, perJob int, timeout time.Duration, send loopFunc) ([]float64, time.Duration, error) {
@@ -149,14 +222,23 @@ func latencySample(lat []float64, wall time.Duration, what string) Sample {
 	}
 }
 
-func prepareWatch(ctx context.Context, env *Env) (p *Prepared, err error) {
-	perJob := 40
-	if env.Short {
-		perJob = 10
+// watchLoads are the numbers of updates per job in one run of each load: the open loop's at
+// watchRate, and the closed loop's.
+func watchLoads(short bool) (open, closed int) {
+	if short {
+		return 40, 10
 	}
+	return 80, 40
+}
+
+func prepareWatch(ctx context.Context, env *Env) (p *Prepared, err error) {
+	open, closed := watchLoads(env.Short)
 	// Each report marks one more document done, so a job needs a document per report of every
-	// run, plus one that is never reported, so that it never finishes.
-	docs := (env.Runs+1)*perJob + 1
+	// run (the warm-up's too), plus one that is never reported, so that it never finishes.
+	docs := (env.Runs+1)*(open+closed) + 1
+	if docs > watchMaxDocuments {
+		return nil, fmt.Errorf("watch: %d runs need %d documents a job, more than the %d one request may ingest: use fewer runs", env.Runs, docs, watchMaxDocuments)
+	}
 	trips := &tripCounter{}
 	srv, err := startServerWith(ctx, env.Dir, func(c *config.Config) {
 		c.WatchPollInterval = time.Hour
@@ -180,22 +262,28 @@ func prepareWatch(ctx context.Context, env *Env) (p *Prepared, err error) {
 		}
 	}()
 
-	project, err := watchProject(ctx, runCtx, env, srv, docs, perJob, trips, &closers)
+	project, err := watchProject(ctx, runCtx, env, srv, docs, trips, &closers)
 	if err != nil {
 		return nil, err
 	}
-	floor, err := watchFloor(ctx, runCtx, srv, perJob, &closers)
+	floor, err := watchFloor(ctx, runCtx, srv, &closers)
 	if err != nil {
 		return nil, err
+	}
+	subjects := []*Subject{
+		project.subject(openLoad, open), floor.subject(openLoad, open),
+		project.subject(closedLoad, closed), floor.subject(closedLoad, closed),
 	}
 	return &Prepared{
-		Input:    fmt.Sprintf("%d jobs at once, %d updates each per run, %d documents a job", watchJobs, perJob, docs),
-		Subjects: []*Subject{project, floor},
-		Compare:  [][2]string{{project.Name, floor.Name}},
+		Input: fmt.Sprintf("%d jobs at once, %d documents a job; per run, %d updates a job at %d updates/s over all jobs (open loop), then %d a job as fast as they go (closed loop)",
+			watchJobs, docs, open, watchRate, closed),
+		Subjects: subjects,
+		Compare:  [][2]string{{subjects[0].Name, subjects[1].Name}, {subjects[2].Name, subjects[3].Name}},
 		Notes: []string{
-			"latency: from just before the report is sent to the arrival of the update that shows it (a WatchJob message whose processed_count counts it; the Redis message carrying its number); lower is better, so ratio = floor / project (below 1: the project is slower than the floor, as it must be)",
+			"latency: to the arrival of the update that shows the report (a WatchJob message whose processed_count counts it; the Redis message carrying its number), from the time the report was due (open loop) or from just before it was sent (closed loop); lower is better, so ratio = floor / project (below 1: the project is slower than the floor, as it must be)",
 			"project: a real server in this process (app.Build, server.New) on its own Postgres schema and Redis prefix; each report marks one document done (recorded by the server's group commit: the reports waiting together share one transaction and one round trip to Postgres; the committed job goes to the watchers with the notice, without a re-read); WatchJob's poll is off, so every update comes from a notice",
-			"each job is a closed loop: the next report is sent when the previous one's update has arrived; lost: an update missing for 10 s or skipped; reordered: an update older than one already seen; either fails the case",
+			fmt.Sprintf("open loop (the target's measure, docs/decisions/0023): each job's reports come at random (Poisson) times, %d updates/s over the %d jobs (about twice the most reports this machine's service produces: one per document), whatever the earlier updates did; a job's report waits for the previous one's answer, as on a worker's stream, and its latency counts from when it was due", watchRate, watchJobs),
+			"closed loop (saturation): the next report is sent when the previous one's update has arrived, so the loops run as fast as the service allows and latency is jobs / throughput; lost: an update missing for 10 s or skipped; reordered: an update older than one already seen; either fails the case, in both loads",
 			"CPU ms/event: this process's CPU time during a run per update (project: the server and the in-process reporting and watching clients; floor: the Redis clients), not Postgres's or Redis's; PG CPU ms/event: that of the Postgres backends serving the project's server (from /proc, in 10 ms ticks; the WAL writer and Redis not counted)",
 			"PG trips/event and stmts/event: Postgres round trips (one statement, or one pipelined batch) and statements the server sent during a run, per update; Redis trips/event and cmds/event likewise (a pipeline is one trip); counted by a pgx tracer and a go-redis hook on the server's own clients",
 		},
@@ -205,7 +293,7 @@ func prepareWatch(ctx context.Context, env *Env) (p *Prepared, err error) {
 
 // watchProject ingests a job per watcher, claims its batch as a worker does, and opens a
 // ReportProgress stream and a WatchJob stream per job; they live until the case closes.
-func watchProject(ctx, runCtx context.Context, env *Env, srv *liveServer, docs, perJob int, trips *tripCounter, closers *[]func()) (*Subject, error) {
+func watchProject(ctx, runCtx context.Context, env *Env, srv *liveServer, docs int, trips *tripCounter, closers *[]func()) (*watchSide, error) {
 	content := pipelinev1.NewContentServiceClient(srv.Conn)
 	jobsClient := pipelinev1.NewJobServiceClient(srv.Conn)
 	workers := pipelinev1.NewWorkerServiceClient(srv.Conn)
@@ -312,11 +400,11 @@ func watchProject(ctx, runCtx context.Context, env *Env, srv *liveServer, docs, 
 		}
 		return sent, nil
 	}
-	return loopSubject("project ReportProgress -> WatchJob", trips, events, next, perJob, send), nil
+	return &watchSide{name: "project ReportProgress -> WatchJob", trips: trips, events: events, next: next, send: send}, nil
 }
 
 // watchFloor subscribes to a channel per job and publishes numbered messages on it.
-func watchFloor(ctx, runCtx context.Context, srv *liveServer, perJob int, closers *[]func()) (*Subject, error) {
+func watchFloor(ctx, runCtx context.Context, srv *liveServer, closers *[]func()) (*watchSide, error) {
 	events := make([]chan watchEvent, watchJobs)
 	channels := make([]string, watchJobs)
 	for j := range events {
@@ -355,25 +443,53 @@ func watchFloor(ctx, runCtx context.Context, srv *liveServer, perJob int, closer
 		}
 		return sent, err
 	}
-	return loopSubject("Redis PUBLISH -> SUBSCRIBE", nil, events, make([]int64, watchJobs), perJob, send), nil
+	return &watchSide{name: "Redis PUBLISH -> SUBSCRIBE", events: events, next: make([]int64, watchJobs), send: send}, nil
 }
 
-// loopSubject measures closed loops; trips, for the project, counts what its server sends to
-// Postgres and Redis meanwhile.
-func loopSubject(name string, trips *tripCounter, events []chan watchEvent, next []int64, perJob int, send loopFunc) *Subject {
-	sub := &Subject{Name: name, Project: trips != nil}
-	var mu sync.Mutex
+// watchSide is one side of the case (the project or the floor): its jobs' update streams, the
+// last update number of each and how to send the next. Both loads use the same jobs in turn.
+type watchSide struct {
+	name   string
+	trips  *tripCounter // the project's: what its server sends to Postgres and Redis
+	events []chan watchEvent
+	next   []int64
+	send   loopFunc
+	mu     sync.Mutex // one run at a time on the jobs
+}
+
+type watchLoad int
+
+const (
+	openLoad watchLoad = iota
+	closedLoad
+)
+
+// subject measures perJob updates a job per run under load.
+func (w *watchSide) subject(load watchLoad, perJob int) *Subject {
+	name := w.name + ", closed loop"
+	if load == openLoad {
+		name = fmt.Sprintf("%s, %d/s", w.name, watchRate)
+	}
+	sub := &Subject{Name: name, Project: w.trips != nil}
+	trips := w.trips
 	sub.Run = func(ctx context.Context, warmup bool) (Sample, error) {
-		mu.Lock()
-		defer mu.Unlock()
+		w.mu.Lock()
+		defer w.mu.Unlock()
 		before, cpu0, pg0 := trips.read(), cpuTime(), trips.backendCPU()
-		lat, wall, err := closedLoops(ctx, events, next, perJob, watchTimeout, send)
+		var lat []float64
+		var wall time.Duration
+		var err error
+		if load == openLoad {
+			lat, wall, err = openLoops(ctx, w.events, w.next, perJob, watchRate, watchTimeout, w.send)
+		} else {
+			lat, wall, err = closedLoops(ctx, w.events, w.next, perJob, watchTimeout, w.send)
+		}
 		if err != nil {
 			return nil, err
 		}
 		used, cpu, pg := trips.read(), cpuTime()-cpu0, trips.backendCPU()
-		if len(lat) != len(events)*perJob {
-			return nil, correctness("%d updates measured, want %d", len(lat), len(events)*perJob)
+		if len(lat) != len(w.events)*perJob {
+			return nil, correctness("%d updates measured, want %d", len(lat), len(w.events)*perJob)
 		}
 		// A run stops at the first lost or reordered update, so one that returns had none.
 		sub.Quality = map[string]float64{"lost": 0, "reordered": 0}
