@@ -38,6 +38,7 @@ import (
 //   - closed loop, the saturation figure: a job's next report is sent once the watcher has the
 //     previous one's update, so the loops go as fast as the service allows and latency is
 //     watchJobs / throughput (Little's law): a throughput measure as much as a latency one.
+//
 // Either way every report must produce its own update, in order (a report that coalesced with
 // the next would be indistinguishable from a lost event). The server's watch poll is turned off
 // (an hour), so every update comes from the event path: a lost notice is a timeout, not a 5 s
