@@ -520,7 +520,8 @@ type ceilingDoc struct {
 
 // storeReady is a ceiling pipeline's second stage: it takes what is ready (the first document it
 // waits for, up to e2eCeilingGroup with it) and stores it as the worker does, one upsert per
-// document made at once, so the embedded store's group commit lets them share a sync. counts[i]
+// document made at once as one vector.WriteGroup, so the embedded store's group commit makes them
+// durable with one sync. counts[i]
 // is set to the chunks stored of document i.
 func storeReady(ctx context.Context, store vector.Store, tasks <-chan ceilingDoc, counts []int) error {
 	group := make([]ceilingDoc, 0, e2eCeilingGroup)
@@ -538,10 +539,17 @@ func storeReady(ctx context.Context, store vector.Store, tasks <-chan ceilingDoc
 				break more
 			}
 		}
+		upserts := 0
+		for _, t := range group {
+			if len(t.records) > 0 {
+				upserts++
+			}
+		}
+		wg := vector.NewWriteGroup(upserts)
 		var g errgroup.Group
 		for _, t := range group {
 			if len(t.records) > 0 {
-				g.Go(func() error { return store.Upsert(ctx, t.records) })
+				g.Go(func() error { return store.Upsert(wg.Context(ctx), t.records) })
 			}
 		}
 		if err := g.Wait(); err != nil {

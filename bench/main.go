@@ -16,11 +16,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"time"
@@ -40,6 +42,11 @@ type Options struct {
 	// BlockProf names a file for a profile of where goroutines waited (blocking and mutex
 	// contention together), written at the end of the run.
 	BlockProf string
+	// MutexProf names a file for a profile of mutex contention (who held a lock others waited
+	// for), written at the end of the run.
+	MutexProf string
+	// Trace names a file for an execution trace of the whole run (go tool trace).
+	Trace string
 	// Subjects, when set, keeps only the subjects whose names match it (a regular expression),
 	// and the comparisons between two kept subjects: for a quick look at one side.
 	Subjects string
@@ -62,6 +69,8 @@ func main() {
 	flag.BoolVar(&o.Verbose, "v", false, "report progress")
 	flag.StringVar(&o.CPUProf, "cpuprofile", "", "write a CPU profile of the whole run (go tool pprof) to this file")
 	flag.StringVar(&o.BlockProf, "blockprofile", "", "write a profile of where goroutines waited (channels, locks, select) to this file")
+	flag.StringVar(&o.MutexProf, "mutexprofile", "", "write a profile of mutex contention (where a lock others waited for was released) to this file")
+	flag.StringVar(&o.Trace, "trace", "", "write an execution trace of the whole run (go tool trace) to this file")
 	flag.StringVar(&o.Subjects, "subjects", "", "run only the subjects whose names match this regular expression (e.g. 'project|River')")
 	flag.Parse()
 	if o.List {
@@ -72,22 +81,22 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if o.CPUProf != "" {
-		f, err := os.Create(o.CPUProf)
-		if err == nil {
-			err = pprof.StartCPUProfile(f)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench: -cpuprofile:", err)
-			os.Exit(1)
-		}
-		defer f.Close()
-	}
+	startTo("-cpuprofile", o.CPUProf, pprof.StartCPUProfile)
 	if o.BlockProf != "" {
 		runtime.SetBlockProfileRate(int(10 * time.Microsecond))
 	}
+	if o.MutexProf != "" {
+		runtime.SetMutexProfileFraction(1)
+	}
+	startTo("-trace", o.Trace, trace.Start)
 	rep, err := run(ctx, o)
 	pprof.StopCPUProfile()
+	trace.Stop()
+	if o.MutexProf != "" {
+		if werr := writeProfile("mutex", o.MutexProf); werr != nil {
+			err = errors.Join(err, werr)
+		}
+	}
 	if o.BlockProf != "" {
 		if werr := writeProfile("block", o.BlockProf); werr != nil {
 			err = errors.Join(err, werr)
@@ -206,6 +215,22 @@ func nodeVersion() string {
 		return ""
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// startTo starts a recording (a CPU profile, a trace) into the file path, left open until the
+// process exits; nothing when path is empty. It exits on failure.
+func startTo(flagName, path string, start func(io.Writer) error) {
+	if path == "" {
+		return
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = start(f)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %s: %v\n", flagName, err)
+		os.Exit(1)
+	}
 }
 
 // writeProfile writes the named runtime profile (see runtime/pprof.Lookup) to path.

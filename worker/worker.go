@@ -571,12 +571,13 @@ func (w *Worker) storeGroup(job *jobs.Job, group []*docTask) jobs.Status {
 		sctxs[i], ends[i] = t.obs.stage(t.ctx, metrics.StageStore)
 	}
 	// Deterministic ids: upserting overwrites an earlier run's chunks; then the chunks beyond the
-	// new count go. One upsert per document, the group's made at once: the embedded store's
-	// group commit lets them share a sync, and a document stays one write for the store (its
-	// metrics, Milvus's request sizes). A document listed twice is written in order instead.
-	storeDoc := func(ctx context.Context, t *docTask) error {
+	// new count go. One upsert per document, the group's made at once as one vector.WriteGroup:
+	// the embedded store's group commit makes them durable with one sync, and a document stays
+	// one write for the store (its metrics, Milvus's request sizes). A document listed twice is
+	// written in order instead.
+	storeDoc := func(ctx context.Context, t *docTask, g *vector.WriteGroup) error {
 		if len(t.p.records) > 0 {
-			if err := w.deps.Vectors.Upsert(ctx, t.p.records); err != nil {
+			if err := w.deps.Vectors.Upsert(g.Context(ctx), t.p.records); err != nil {
 				return err
 			}
 		}
@@ -585,16 +586,23 @@ func (w *Worker) storeGroup(job *jobs.Job, group []*docTask) jobs.Status {
 	n, err := w.cfg.Retry.Do(sctxs[0], func(context.Context) error {
 		if len(todo) == 1 || !distinctDocuments(todo) {
 			for i, t := range todo {
-				if err := storeDoc(sctxs[i], t); err != nil {
+				if err := storeDoc(sctxs[i], t, nil); err != nil {
 					return err
 				}
 			}
 			return nil
 		}
+		upserts := 0
+		for _, t := range todo {
+			if len(t.p.records) > 0 {
+				upserts++
+			}
+		}
+		g := vector.NewWriteGroup(upserts)
 		failed := make([]error, len(todo))
 		var wg sync.WaitGroup
 		for i, t := range todo {
-			wg.Go(func() { failed[i] = storeDoc(sctxs[i], t) })
+			wg.Go(func() { failed[i] = storeDoc(sctxs[i], t, g) })
 		}
 		wg.Wait()
 		return errors.Join(failed...)

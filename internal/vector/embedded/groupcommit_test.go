@@ -232,3 +232,62 @@ func BenchmarkUpsertWriters(b *testing.B) {
 		})
 	}
 }
+
+// The upserts of a vector.WriteGroup share one sync even when they reach the store one after
+// another: the first waits for the rest of its group before syncing. A member the store refuses
+// still counts as arrived, and a member that never comes holds the others up only for the bound.
+func TestWriteGroupSharesOneSync(t *testing.T) {
+	t.Parallel()
+	const dim = 8
+	ctx := context.Background()
+	s, err := Open(t.TempDir(), dim, WithLogger(slog.New(slog.DiscardHandler)))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	d := &durableLog{}
+	s.syncFile = d.hook
+	s.groupWait = time.Hour
+	rng := rand.New(rand.NewPCG(1, 2))
+	rec := func(doc string) []vector.Record {
+		return []vector.Record{{ID: vector.ChunkID(doc, 0), DocumentID: doc, SourceID: "src", Vector: unitVector(rng, dim)}}
+	}
+	appended := func() uint64 {
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+		return s.appended
+	}
+
+	g := vector.NewWriteGroup(3)
+	errc := make(chan error, 3)
+	for i := range 3 {
+		r := rec(fmt.Sprintf("doc-%d", i))
+		go func() { errc <- s.Upsert(g.Context(ctx), r) }()
+		require.Eventually(t, func() bool { return appended() == uint64(i+1) }, 5*time.Second, time.Millisecond)
+		if i < 2 {
+			require.Zero(t, d.syncs.Load(), "no sync before the group is complete")
+		}
+	}
+	for range 3 {
+		require.NoError(t, <-errc)
+	}
+	require.EqualValues(t, 1, d.syncs.Load())
+	n, err := s.Count(ctx, vector.Filter{SourceIDs: []string{"src"}})
+	require.NoError(t, err)
+	require.Equal(t, 3, n)
+
+	// A refused member arrives too.
+	g = vector.NewWriteGroup(2)
+	go func() { errc <- s.Upsert(g.Context(ctx), rec("doc-3")) }()
+	require.Eventually(t, func() bool { return appended() == 4 }, 5*time.Second, time.Millisecond)
+	require.Error(t, s.Upsert(g.Context(ctx), []vector.Record{{ID: "bad", DocumentID: "x", Vector: []float32{1}}}))
+	require.NoError(t, <-errc)
+	require.EqualValues(t, 2, d.syncs.Load())
+
+	// A member that never comes: the other is synced after the bound.
+	s.groupWait = 20 * time.Millisecond
+	g = vector.NewWriteGroup(2)
+	require.NoError(t, s.Upsert(g.Context(ctx), rec("doc-4")))
+	require.EqualValues(t, 3, d.syncs.Load())
+	n, err = s.Count(ctx, vector.Filter{SourceIDs: []string{"src"}})
+	require.NoError(t, err)
+	require.Equal(t, 5, n)
+}

@@ -32,6 +32,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pipeline-dev/pipeline/internal/errs"
 	"github.com/pipeline-dev/pipeline/internal/vector"
@@ -39,6 +40,11 @@ import (
 
 // DefaultCompactionThreshold is the least log size at which a compaction is considered.
 const DefaultCompactionThreshold = 8 << 20
+
+// maxGroupWait bounds how long a write of a vector.WriteGroup waits for the rest of its group
+// before its sync: the members are on their way (encoding their frames), so this only matters
+// when one never comes.
+const maxGroupWait = 5 * time.Millisecond
 
 // compactionRatio: the log is compacted once it is this many times larger than the live data.
 const compactionRatio = 2
@@ -107,8 +113,10 @@ type Store struct {
 	opts options
 	lock *os.File
 	log  *slog.Logger
-	// syncFile makes the log durable; a test hook may watch it. Defaults to (*os.File).Sync.
+	// syncFile makes the log durable; a test hook may watch it. Defaults to syncData.
 	syncFile func(*os.File) error
+	// groupWait bounds a grouped write's wait for the rest of its group. Defaults to maxGroupWait.
+	groupWait time.Duration
 
 	// syncMu is held by the one writer that syncs the log for every frame appended so far (and
 	// then applies them), and by compaction and Close. Lock order: syncMu, writeMu, mu.
@@ -182,7 +190,8 @@ func Open(dir string, dim int, opts ...Option) (*Store, error) {
 		log:  o.logger.With("dir", dir),
 		mem:  newMemory(dim),
 
-		syncFile: (*os.File).Sync,
+		syncFile:  syncData,
+		groupWait: maxGroupWait,
 	}
 	if err := s.load(); err != nil {
 		if s.wal != nil {
@@ -199,31 +208,43 @@ func (s *Store) Dimension() int { return s.dim }
 
 // Upsert writes records, replacing those with the same ID, as one log entry synced to disk
 // before it returns. Vectors are stored scaled to unit length, so searches are dot products.
+// Upserts made at once under one vector.WriteGroup share a sync (see write).
 func (s *Store) Upsert(ctx context.Context, records []vector.Record) error {
+	frame, p, err := s.prepareUpsert(records)
+	if err != nil || frame == nil {
+		vector.WriteGroupOf(ctx).Arrive()
+		return cmp.Or(err, ctx.Err())
+	}
+	return s.write(ctx, func() ([]byte, pendingWrite, error) { return frame, p, nil })
+}
+
+// prepareUpsert checks and encodes an upsert's records, outside any lock: its log frame (nil for
+// no records) and how to apply it.
+func (s *Store) prepareUpsert(records []vector.Record) ([]byte, pendingWrite, error) {
 	if len(records) == 0 {
-		return ctx.Err()
+		return nil, pendingWrite{}, nil
 	}
 	prepared := make([]vector.Record, len(records))
 	for i, r := range records {
 		if r.ID == "" {
-			return errs.InvalidArgument("id", "record %d has no id", i)
+			return nil, pendingWrite{}, errs.InvalidArgument("id", "record %d has no id", i)
 		}
 		if len(r.Vector) != s.dim {
-			return errs.InvalidArgument("vector", "record %q has %d dimensions, the store holds %d", r.ID, len(r.Vector), s.dim)
+			return nil, pendingWrite{}, errs.InvalidArgument("vector", "record %q has %d dimensions, the store holds %d", r.ID, len(r.Vector), s.dim)
 		}
 		if r.ChunkIndex < 0 {
-			return errs.InvalidArgument("chunk_index", "record %q has chunk index %d", r.ID, r.ChunkIndex)
+			return nil, pendingWrite{}, errs.InvalidArgument("chunk_index", "record %q has chunk index %d", r.ID, r.ChunkIndex)
 		}
 		unit, ok := normalise(r.Vector)
 		if !ok {
-			return errs.InvalidArgument("vector", "record %q has a zero, NaN or infinite vector", r.ID)
+			return nil, pendingWrite{}, errs.InvalidArgument("vector", "record %q has a zero, NaN or infinite vector", r.ID)
 		}
 		r.Vector = unit
 		prepared[i] = r
 	}
 	frame, err := encodeUpsert(prepared, s.dim)
 	if err != nil {
-		return errs.InvalidArgument("records", "%v", err)
+		return nil, pendingWrite{}, errs.InvalidArgument("records", "%v", err)
 	}
 	p := pendingWrite{apply: func() {
 		for _, r := range prepared {
@@ -238,7 +259,7 @@ func (s *Store) Upsert(ctx context.Context, records []vector.Record) error {
 			p.sources = append(p.sources, r.SourceID)
 		}
 	}
-	return s.write(ctx, func() ([]byte, pendingWrite, error) { return frame, p, nil })
+	return frame, p, nil
 }
 
 // DeleteDocument removes the document's chunks with index >= fromIndex (0: all of them). A
@@ -368,15 +389,22 @@ func (s *Store) errClosed() error {
 //
 // Group commit: the append holds writeMu only; the sync is done under syncMu by whichever
 // waiting writer gets it first, for every frame appended by then, which it then applies in log
-// order. A writer whose frame an earlier sync covered returns without a sync of its own.
+// order. A writer whose frame an earlier sync covered returns without a sync of its own. A
+// write of a vector.WriteGroup (ctx) first waits, at most groupWait, for the rest of its
+// group to append, so that the first sync covers them all: writes made at once otherwise
+// arrive a frame's encoding apart, and the first would sync alone.
 func (s *Store) write(ctx context.Context, prepare func() (frame []byte, p pendingWrite, err error)) error {
+	group := vector.WriteGroupOf(ctx)
 	if err := ctx.Err(); err != nil {
+		group.Arrive()
 		return err
 	}
 	seq, err := s.append(ctx, prepare)
+	group.Arrive()
 	if err != nil || seq == 0 {
 		return err
 	}
+	group.Wait(s.groupWait)
 	// From here the frame is in the log and will be applied: the caller waits for it whatever
 	// its ctx says, so that an error means it was not written.
 	s.syncMu.Lock()
