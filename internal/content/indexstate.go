@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 var (
@@ -31,7 +32,7 @@ func (s *PgStore) GetIndexState(ctx context.Context, documentID string) (st Inde
 	if err != nil {
 		return st, false, err
 	}
-	err = s.db.QueryRow(ctx, qGetIndexState, id).Scan(&st.DocumentID, &st.ContentHash, &st.Fingerprint, &st.ChunkCount, &st.IndexedAt)
+	err = s.db.QueryRow(ctx, qGetIndexState, pgUUID(id)).Scan(&st.DocumentID, &st.ContentHash, &st.Fingerprint, &st.ChunkCount, &st.IndexedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return IndexState{}, false, nil
 	}
@@ -66,28 +67,28 @@ func (s *PgStore) PutIndexStates(ctx context.Context, states []IndexState, jobID
 		}
 		last[id] = i
 	}
-	ids := make([]uuid.UUID, 0, len(last))
+	ids := make([]pgtype.UUID, 0, len(last))
 	hashes := make([]string, 0, len(last))
 	fingerprints := make([]string, 0, len(last))
 	counts := make([]int64, 0, len(last))
 	for id, i := range last {
-		ids = append(ids, id)
+		ids = append(ids, pgUUID(id))
 		hashes = append(hashes, states[i].ContentHash)
 		fingerprints = append(fingerprints, states[i].Fingerprint)
 		counts = append(counts, states[i].ChunkCount)
 	}
-	job := uuid.NullUUID{UUID: jobID, Valid: jobID != uuid.Nil}
+	job := pgtype.UUID{Bytes: jobID, Valid: jobID != uuid.Nil}
 	// Committed asynchronously (see put_index_states.sql) when the store is not in a
 	// transaction of the caller's: one statement, no WAL flush waited for.
 	_, inTx := s.db.(pgx.Tx)
-	var done []uuid.UUID
+	var done []pgtype.UUID
 	var status, async *string
 	if err := s.db.QueryRow(ctx, qPutIndexStates, ids, hashes, fingerprints, counts, job, !inTx).Scan(&done, &status, &async); err != nil {
 		return nil, "", translate(err, "document", "")
 	}
 	written = make(map[string]bool, len(done))
 	for _, id := range done {
-		written[id.String()] = true
+		written[uuid.UUID(id.Bytes).String()] = true
 	}
 	if status != nil {
 		jobStatus = *status
@@ -102,7 +103,7 @@ func (s *PgStore) GetIndexStates(ctx context.Context, ids []uuid.UUID) (map[stri
 	if len(ids) == 0 {
 		return out, nil
 	}
-	rows, err := s.db.Query(ctx, qGetIndexStates, ids)
+	rows, err := s.db.Query(ctx, qGetIndexStates, pgUUIDs(ids))
 	if err != nil {
 		return nil, translate(err, "document", "")
 	}

@@ -166,7 +166,7 @@ func (s *PgStore) UpsertDocuments(ctx context.Context, p *UpsertDocumentsParams)
 	out := make([]UpsertedDocument, len(docs))
 	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		var one int
-		if err := tx.QueryRow(ctx, qLockSource, sid).Scan(&one); err != nil {
+		if err := tx.QueryRow(ctx, qLockSource, pgUUID(sid)).Scan(&one); err != nil {
 			return err
 		}
 		if len(docs) == 0 {
@@ -182,7 +182,7 @@ func (s *PgStore) UpsertDocuments(ctx context.Context, p *UpsertDocumentsParams)
 				return err
 			}
 			byURI[d.URI] = i
-			batch.Queue(qUpsertDocument, id, sid, d.URI, d.Title, d.ContentType, d.Content, d.hash, d.size, d.Metadata).
+			batch.Queue(qUpsertDocument, pgUUID(id), pgUUID(sid), d.URI, d.Title, d.ContentType, d.Content, d.hash, d.size, d.Metadata).
 				QueryRow(func(row pgx.Row) error {
 					doc := &Document{Content: d.Content}
 					var created bool
@@ -205,7 +205,7 @@ func (s *PgStore) UpsertDocuments(ctx context.Context, p *UpsertDocumentsParams)
 		if len(unchanged) == 0 {
 			return nil
 		}
-		rows, err := tx.Query(ctx, qGetDocumentsByURIs, sid, unchanged)
+		rows, err := tx.Query(ctx, qGetDocumentsByURIs, pgUUID(sid), unchanged)
 		if err != nil {
 			return err
 		}
@@ -296,7 +296,7 @@ func (s *PgStore) GetDocumentsByIDs(ctx context.Context, p *GetDocumentsByIDsPar
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rows, err := s.db.Query(ctx, qGetDocumentsByIDs, ids)
+	rows, err := s.db.Query(ctx, qGetDocumentsByIDs, pgUUIDs(ids))
 	if err != nil {
 		return nil, translate(err, "document", "")
 	}
