@@ -45,6 +45,12 @@ const ExpressName = "processing-express"
 
 const taskName = "process_batch"
 
+// fetcherStopWait bounds how long a stopping consumer waits for its fetchers to leave their
+// blocking reads before it stops taskq (which then waits for them itself). A fetcher in its read
+// leaves within a Redis round trip; one busy elsewhere (waiting to hand a message to a worker
+// while all are busy) is left to taskq.
+const fetcherStopWait = 250 * time.Millisecond
+
 func init() {
 	// taskq logs through the standard logger; its messages (retries, zombie cleanup) are noise
 	// next to the service's own structured logs, which record every outcome that matters.
@@ -93,6 +99,7 @@ type lane struct {
 	name    string // after the prefix
 	q       taskq.Queue
 	workers int
+	reads   *blockingReader // the fetcher's blocking reads
 }
 
 // Handler works on one delivered batch. An error makes taskq deliver it again later (with
@@ -171,9 +178,14 @@ func Open(cfg Config, rdb *redis.Client) (*Queue, error) {
 // pool, one message reserved and buffered at a time (a busy consumer does not sit on messages
 // another could take), never paused on errors.
 func (q *Queue) openLane(factory taskq.Factory, tasks *taskq.TaskMap, name string, workers int) *lane {
-	return &lane{name: name, workers: workers, q: factory.RegisterQueue(&taskq.QueueOptions{
+	var hook redisv8.Hook
+	if q.cfg.Commands != nil {
+		hook = commandCounter{q.cfg.Commands}
+	}
+	reads := newBlockingReader(q.rdb8, hook)
+	return &lane{name: name, workers: workers, reads: reads, q: factory.RegisterQueue(&taskq.QueueOptions{
 		Name:                 q.cfg.Prefix + name,
-		Redis:                taskqRedis{q.rdb8},
+		Redis:                taskqRedis{q.rdb8, reads},
 		Handler:              tasks,
 		MinNumWorker:         int32(workers),
 		MaxNumWorker:         int32(workers),
@@ -308,6 +320,13 @@ func (q *Queue) Consume(ctx context.Context, h Handler, grace time.Duration) err
 	if startErr == nil {
 		<-ctx.Done()
 	}
+	// The fetchers' blocking reads end with ctx, and the fetchers stop (blockingReader); taskq
+	// is told to stop once they have, so that its idle workers do not spin waiting for them.
+	var fetchers sync.WaitGroup
+	for _, l := range q.lanes[:len(started)] {
+		fetchers.Go(func() { l.reads.waitStopped(fetcherStopWait) })
+	}
+	fetchers.Wait()
 	// The lanes stop at once, so that each has the whole grace for its running handlers.
 	stopErrs := make([]error, len(started))
 	var wg sync.WaitGroup
@@ -329,6 +348,7 @@ func (q *Queue) Close() error {
 		var errList []error
 		for _, l := range q.lanes {
 			errList = append(errList, l.q.Close())
+			l.reads.Close()
 		}
 		q.closeErr = errors.Join(append(errList, q.rdb8.Close())...)
 	})

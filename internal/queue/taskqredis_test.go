@@ -1,0 +1,93 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	redisv8 "github.com/go-redis/redis/v8"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pipeline-dev/pipeline/internal/redistest"
+)
+
+// TestBlockingReadEndedByItsContextLosesNothing: a blocking stream read ended by its context
+// (as taskq's fetcher's read is when the consumer stops) returns either the messages it took or
+// none, never takes a message without returning it: every message added while reads start and
+// end at random moments is returned by one read, once, or is still waiting in the stream.
+func TestBlockingReadEndedByItsContextLosesNothing(t *testing.T) {
+	t.Parallel()
+	_, prefix := redistest.New(t)
+	opt, err := redisv8.ParseURL(redistest.URL())
+	require.NoError(t, err)
+	rdb := redisv8.NewClient(opt)
+	defer rdb.Close()
+	ctx := t.Context()
+	stream, group, consumer := prefix+"stream", "g", "c"
+	require.NoError(t, rdb.XGroupCreateMkStream(ctx, stream, group, "$").Err())
+	defer rdb.Del(context.Background(), stream)
+	reads := newBlockingReader(rdb, nil)
+	defer reads.Close()
+	c := taskqRedis{rdb, reads}
+
+	added, returned := map[string]bool{}, map[string]int{}
+	var unblocked, refused int
+	for i := range 150 {
+		readCtx, cancel := context.WithCancel(ctx)
+		time.AfterFunc(time.Duration(rand.IntN(3000))*time.Microsecond, cancel)
+		addDone := make(chan string, 1)
+		go func() {
+			if i%3 != 0 { // most reads find the stream empty and block
+				addDone <- ""
+				return
+			}
+			time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
+			id, _ := rdb.XAdd(context.Background(), &redisv8.XAddArgs{Stream: stream, Values: map[string]any{"i": i}}).Result()
+			addDone <- id
+		}()
+		t0 := time.Now()
+		res, err := c.XReadGroup(readCtx, &redisv8.XReadGroupArgs{
+			Group: group, Consumer: consumer, Streams: []string{stream, ">"}, Count: 1, Block: 5 * time.Second,
+		}).Result()
+		<-readCtx.Done()
+		require.Less(t, time.Since(t0), time.Second, "the read outlived its context")
+		switch {
+		case errors.Is(err, redisv8.Nil):
+			unblocked++
+		case errors.Is(err, errStopFetching):
+			refused++ // asked for after its context ended
+		default:
+			require.NoError(t, err)
+			for _, m := range res[0].Messages {
+				returned[m.ID]++
+				require.NoError(t, rdb.XAck(ctx, stream, group, m.ID).Err())
+			}
+		}
+		if id := <-addDone; id != "" {
+			added[id] = true
+		}
+		cancel()
+	}
+	// Nothing is pending under the consumer unseen: what the reads took, they returned.
+	pending, err := rdb.XPending(ctx, stream, group).Result()
+	require.NoError(t, err)
+	require.Zero(t, pending.Count, "messages taken by a read that never returned them")
+	// The rest is still waiting in the stream.
+	rest, err := rdb.XReadGroup(ctx, &redisv8.XReadGroupArgs{
+		Group: group, Consumer: consumer, Streams: []string{stream, ">"}, Count: 1000, Block: -1,
+	}).Result()
+	if !errors.Is(err, redisv8.Nil) {
+		require.NoError(t, err)
+		for _, m := range rest[0].Messages {
+			returned[m.ID]++
+		}
+	}
+	require.Len(t, returned, len(added))
+	for id := range added {
+		require.Equal(t, 1, returned[id], "message %s", id)
+	}
+	t.Logf("150 reads, %d messages: %d reads ended by their context, %d refused, the rest returned a message", len(added), unblocked, refused)
+	require.Positive(t, unblocked, "no read was ended by its context")
+}
