@@ -26,6 +26,8 @@ type Enqueuer interface {
 // for watchers; Postgres stays the truth, so a Notifier error is logged and never fails the
 // write that caused it.
 type Notifier interface {
+	// JobChanged is told about a copy of the job; its DocumentIDs are shared, not copied, and
+	// must not be modified.
 	JobChanged(ctx context.Context, job *Job) error
 }
 
@@ -598,10 +600,11 @@ func (m *Manager) notifyAll(ctx context.Context, jobs []*Job) {
 	}
 }
 
-// clone copies a job for an Enqueuer or Notifier, so they cannot change the caller's copy.
+// clone copies a job for an Enqueuer or Notifier, so they cannot change the caller's copy. The
+// document ids, which never change and can be many (a copy per job per report group was about
+// a sixth of the Recorder's CPU in the watch benchmark), are shared: read them only.
 func clone(j *Job) *Job {
 	c := *j
-	c.DocumentIDs = slices.Clone(j.DocumentIDs)
 	if j.StartedAt != nil {
 		t := *j.StartedAt
 		c.StartedAt = &t

@@ -12,11 +12,57 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-// reportQueries are the three statements of a report transaction (JobReport).
-var reportQueries = struct{ lock, record, read string }{
-	lock:   mustQuery("job_report_lock"),
-	record: mustQuery("job_report_record"),
-	read:   mustQuery("job_report_read"),
+// reportQueries are the statements of a report transaction (JobReport), their named
+// arguments turned into positional ones once: pgx.NamedArgs rewrites a statement's text on
+// every call, and the record statement's is long.
+var reportQueries = struct{ settings, lock, record, read positionalQuery }{
+	settings: mustPositional("SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('lock_timeout', @lock_timeout, true)",
+		"lock_timeout"),
+	lock: mustPositional(mustQuery("job_report_lock"), "job_ids"),
+	record: mustPositional(mustQuery("job_report_record"), "job_ids", "batch_ids", "workers", "lease_seconds",
+		"result_reports", "document_ids", "statuses", "chunk_counts", "attempts", "last_errors", "error_kinds"),
+	read: mustPositional(mustQuery("job_report_read"), "job_ids", "known"),
+}
+
+// positionalQuery is a statement written with named arguments (@name), rewritten with
+// positional ones ($1...): names lists the argument of each position.
+type positionalQuery struct {
+	sql   string
+	names []string
+}
+
+// mustPositional rewrites sql, whose named arguments must be exactly names, as pgx.NamedArgs
+// would on every call.
+func mustPositional(sql string, names ...string) positionalQuery {
+	probe := make(pgx.NamedArgs, len(names))
+	for _, n := range names {
+		probe[n] = n
+	}
+	q, args, err := probe.RewriteQuery(context.Background(), nil, sql, nil)
+	if err != nil {
+		panic(fmt.Sprintf("jobs: rewrite query: %v", err))
+	}
+	out := positionalQuery{sql: q, names: make([]string, len(args))}
+	for i, a := range args {
+		n, ok := a.(string)
+		if !ok {
+			panic(fmt.Sprintf("jobs: query argument $%d has no name among %v", i+1, names))
+		}
+		out.names[i] = n
+	}
+	if len(slices.Compact(slices.Sorted(slices.Values(out.names)))) != len(names) {
+		panic(fmt.Sprintf("jobs: query takes %v, not %v", out.names, names))
+	}
+	return out
+}
+
+// queue adds the statement to b with the arguments named in args.
+func (q positionalQuery) queue(b *pgx.Batch, args pgx.NamedArgs) {
+	values := make([]any, len(q.names))
+	for i, n := range q.names {
+		values[i] = args[n]
+	}
+	b.Queue(q.sql, values...)
 }
 
 // batchSender is what both a pool and a transaction offer for pipelined statements.
@@ -72,8 +118,7 @@ func (s *PgStore) JobReport(ctx context.Context, p *JobReportParams) (*JobReport
 		// generic plan serves every size; planning them afresh each time (what Postgres does by
 		// default, the arrays being parameters) was a third of the record statement's time.
 		// Local to the transaction (SET LOCAL would be ignored outside an explicit block).
-		b.Queue("SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('lock_timeout', @lock_timeout, true)",
-			pgx.NamedArgs{"lock_timeout": strconv.FormatInt(p.LockTimeout.Milliseconds(), 10)})
+		reportQueries.settings.queue(b, pgx.NamedArgs{"lock_timeout": strconv.FormatInt(p.LockTimeout.Milliseconds(), 10)})
 	}
 	distinctArg := binaryUUIDs(distinct)
 	known := make([]pgtype.UUID, 0, len(distinct))
@@ -82,14 +127,14 @@ func (s *PgStore) JobReport(ctx context.Context, p *JobReportParams) (*JobReport
 			known = append(known, pgtype.UUID{Bytes: id, Valid: true})
 		}
 	}
-	b.Queue(reportQueries.lock, pgx.NamedArgs{"job_ids": distinctArg})
-	b.Queue(reportQueries.record, pgx.NamedArgs{
+	reportQueries.lock.queue(b, pgx.NamedArgs{"job_ids": distinctArg})
+	reportQueries.record.queue(b, pgx.NamedArgs{
 		"job_ids": binaryUUIDs(jobIDs), "batch_ids": batchIDs, "workers": workers, "lease_seconds": leases,
 		"result_reports": nonNilSlice(resReports), "document_ids": binaryUUIDs(docIDs), "statuses": nonNilSlice(statuses),
 		"chunk_counts": nonNilSlice(chunks), "attempts": nonNilSlice(attempts), "last_errors": nonNilSlice(lastErrs),
 		"error_kinds": nonNilSlice(kinds),
 	})
-	b.Queue(reportQueries.read, pgx.NamedArgs{"job_ids": distinctArg, "known": known})
+	reportQueries.read.queue(b, pgx.NamedArgs{"job_ids": distinctArg, "known": known})
 
 	out := &JobReportResult{Verdicts: make([]ReportVerdict, 0, n), Jobs: make(map[uuid.UUID]*Job, len(distinct))}
 	err := readReportBatch(sender.SendBatch(ctx, b), out, !inTx, p.KnownDocuments)
