@@ -136,25 +136,39 @@ func (s *PgStore) JobDocumentsList(ctx context.Context, p *JobDocumentsListParam
 // scanJob reads the column list every job query returns, in sql/ order. UUIDs are read in
 // Postgres's binary form (binaryUUID): pgx would format each as text and parse it back.
 func scanJob(row pgx.Row) (*Job, error) {
-	var (
-		j                 Job
-		typ, status       string
-		timeoutSeconds    int64
-		started, finished *time.Time
-	)
-	err := row.Scan((*binaryUUID)(&j.ID), &typ, &status, (*binaryUUID)(&j.SourceID), (*uuidArray)(&j.DocumentIDs), &j.ChunkCount,
-		&j.ProcessedCount, &j.ErrorCount, &j.QueueMessageID, &j.Error, &j.RetryOf, &j.Version,
-		&timeoutSeconds, &j.CreatedAt, &j.UpdatedAt, &started, &finished,
-		&j.Crawl.Discovered, &j.Crawl.Fetched, &j.Crawl.Failed, &j.ExternalID)
-	if err != nil {
+	var r jobRow
+	if err := row.Scan(r.dest()...); err != nil {
 		return nil, err
 	}
-	j.Type, j.Status = Type(typ), Status(status)
+	return r.job(), nil
+}
+
+// jobRow receives the column list every job query returns, in sql/ order (scanJob; rows that
+// carry a job after other columns scan into its dest too).
+type jobRow struct {
+	j                 Job
+	typ, status       string
+	timeoutSeconds    int64
+	started, finished *time.Time
+}
+
+func (r *jobRow) dest() []any {
+	j := &r.j
+	return []any{(*binaryUUID)(&j.ID), &r.typ, &r.status, (*binaryUUID)(&j.SourceID), (*uuidArray)(&j.DocumentIDs), &j.ChunkCount,
+		&j.ProcessedCount, &j.ErrorCount, &j.QueueMessageID, &j.Error, (*binaryNullUUID)(&j.RetryOf), &j.Version,
+		&r.timeoutSeconds, &j.CreatedAt, &j.UpdatedAt, &r.started, &r.finished,
+		&j.Crawl.Discovered, &j.Crawl.Fetched, &j.Crawl.Failed, &j.ExternalID}
+}
+
+// job returns the scanned job; the row is not to be scanned into again.
+func (r *jobRow) job() *Job {
+	j := &r.j
+	j.Type, j.Status = Type(r.typ), Status(r.status)
 	j.DocumentIDs = nonNil(j.DocumentIDs)
-	j.Timeout = time.Duration(timeoutSeconds) * time.Second
+	j.Timeout = time.Duration(r.timeoutSeconds) * time.Second
 	j.CreatedAt, j.UpdatedAt = j.CreatedAt.UTC(), j.UpdatedAt.UTC()
-	j.StartedAt, j.FinishedAt = utcPtr(started), utcPtr(finished)
-	return &j, nil
+	j.StartedAt, j.FinishedAt = utcPtr(r.started), utcPtr(r.finished)
+	return j
 }
 
 // translate turns driver errors into the domain errors of package errs. A missing row is a

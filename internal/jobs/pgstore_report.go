@@ -171,7 +171,7 @@ func readReportBatch(br pgx.BatchResults, out *JobReportResult, planning bool, k
 			outcome string
 			v       ReportVerdict
 		)
-		if err := rows.Scan(&idx, &outcome, &v.BatchJobID, &v.StrayDocumentID); err != nil {
+		if err := rows.Scan(&idx, &outcome, (*binaryNullUUID)(&v.BatchJobID), (*binaryNullUUID)(&v.StrayDocumentID)); err != nil {
 			rows.Close()
 			return err
 		}
@@ -248,6 +248,15 @@ func (u *binaryUUID) ScanUUID(v pgtype.UUID) error {
 		return errors.New("jobs store: NULL in a uuid array")
 	}
 	*u = v.Bytes
+	return nil
+}
+
+// binaryNullUUID takes a nullable UUID as pgx decoded it (a uuid.NullUUID, an sql.Scanner,
+// would go through text).
+type binaryNullUUID uuid.NullUUID
+
+func (u *binaryNullUUID) ScanUUID(v pgtype.UUID) error {
+	*u = binaryNullUUID{UUID: v.Bytes, Valid: v.Valid}
 	return nil
 }
 
