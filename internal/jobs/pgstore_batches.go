@@ -140,20 +140,34 @@ func (s *PgStore) batches(ctx context.Context, q string, args pgx.NamedArgs) ([]
 
 // scanBatch reads the column list every batch query returns, in sql/ order.
 func scanBatch(row pgx.Row) (*Batch, error) {
-	var (
-		b     Batch
-		state string
-	)
-	err := row.Scan((*binaryUUID)(&b.ID), (*binaryUUID)(&b.JobID), &b.Seq, (*uuidArray)(&b.DocumentIDs), &state, &b.Enqueues, &b.QueueMessageID,
-		&b.EnqueuedAt, &b.Claims, &b.Worker, &b.LeaseUntil, &b.CreatedAt, &b.UpdatedAt, &b.FinishedAt)
-	if err != nil {
+	var r batchRow
+	if err := row.Scan(r.dest()...); err != nil {
 		return nil, err
 	}
-	b.State = BatchState(state)
+	return r.batch(), nil
+}
+
+// batchRow receives the column list every batch query returns (scanBatch; rows that carry a
+// batch before other columns scan into its dest too).
+type batchRow struct {
+	b     Batch
+	state string
+}
+
+func (r *batchRow) dest() []any {
+	b := &r.b
+	return []any{(*binaryUUID)(&b.ID), (*binaryUUID)(&b.JobID), &b.Seq, (*uuidArray)(&b.DocumentIDs), &r.state, &b.Enqueues, &b.QueueMessageID,
+		&b.EnqueuedAt, &b.Claims, &b.Worker, &b.LeaseUntil, &b.CreatedAt, &b.UpdatedAt, &b.FinishedAt}
+}
+
+// batch returns the scanned batch; the row is not to be scanned into again.
+func (r *batchRow) batch() *Batch {
+	b := &r.b
+	b.State = BatchState(r.state)
 	b.DocumentIDs = nonNil(b.DocumentIDs)
 	b.CreatedAt, b.UpdatedAt = b.CreatedAt.UTC(), b.UpdatedAt.UTC()
 	b.EnqueuedAt, b.LeaseUntil, b.FinishedAt = utcPtr(b.EnqueuedAt), utcPtr(b.LeaseUntil), utcPtr(b.FinishedAt)
-	return &b, nil
+	return b
 }
 
 func markEnqueuedArgs(p *BatchMarkEnqueuedParams) pgx.NamedArgs {
@@ -162,17 +176,13 @@ func markEnqueuedArgs(p *BatchMarkEnqueuedParams) pgx.NamedArgs {
 
 // dispatchQueries are the statements only the pipelined writes below use.
 var dispatchQueries = struct {
-	batchAsyncCommit, batchesLock, batchesClaim, batchesStartJobs     string
-	batchesJobsLock, batchesFinish, batchesFinishJobs, batchesJobsGet string
+	batchAsyncCommit, batchesLock, batchesClaimStart, batchesJobsLock, batchesFinishEnd string
 }{
 	batchAsyncCommit:  mustQuery("batch_async_commit"),
 	batchesLock:       mustQuery("batches_lock"),
-	batchesClaim:      mustQuery("batches_claim"),
-	batchesStartJobs:  mustQuery("batches_start_jobs"),
+	batchesClaimStart: mustQuery("batches_claim_start"),
 	batchesJobsLock:   mustQuery("batches_jobs_lock"),
-	batchesFinish:     mustQuery("batches_finish"),
-	batchesFinishJobs: mustQuery("batches_finish_jobs"),
-	batchesJobsGet:    mustQuery("batches_jobs_get"),
+	batchesFinishEnd:  mustQuery("batches_finish_end"),
 }
 
 // pipeline sends the queued statements in one round trip and hands their results to read, in
@@ -258,8 +268,9 @@ func (s *PgStore) queueAsyncCommit(b *pgx.Batch) int {
 	return 1
 }
 
-// BatchesClaimStart implements Store: one round trip of four statements (five outside a
-// transaction: the first lets it commit asynchronously) for any number of claims.
+// BatchesClaimStart implements Store: one round trip of two statements (three outside a
+// transaction: the first lets it commit asynchronously) for any number of claims: the batches
+// locked in id order, then claimed, their pending jobs started and read back in one statement.
 func (s *PgStore) BatchesClaimStart(ctx context.Context, ps []*BatchClaimParams) ([]BatchClaimed, error) {
 	ids := make([]uuid.UUID, len(ps))
 	workers := make([]string, len(ps))
@@ -271,26 +282,24 @@ func (s *PgStore) BatchesClaimStart(ctx context.Context, ps []*BatchClaimParams)
 	b := &pgx.Batch{}
 	lead := s.queueAsyncCommit(b)
 	b.Queue(dispatchQueries.batchesLock, pgx.NamedArgs{"ids": idArg})
-	b.Queue(dispatchQueries.batchesClaim, pgx.NamedArgs{"ids": idArg, "workers": workers, "lease_seconds": leases})
-	b.Queue(dispatchQueries.batchesStartJobs, pgx.NamedArgs{"ids": idArg, "workers": workers})
-	b.Queue(dispatchQueries.batchesJobsGet, pgx.NamedArgs{"ids": idArg})
-	g, err := s.batchGroup(ctx, b, lead, 1)
+	b.Queue(dispatchQueries.batchesClaimStart, pgx.NamedArgs{"ids": idArg, "workers": workers, "lease_seconds": leases})
+	g, err := s.batchGroup(ctx, b, lead+1)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]BatchClaimed, len(ps))
+	var said saidOnce
 	for i, id := range ids {
-		out[i] = BatchClaimed{Batch: g.batches[id], Job: g.jobOf(id)}
-		if out[i].Batch != nil && g.changed[out[i].Batch.JobID] {
-			out[i].Started = true
-			delete(g.changed, out[i].Batch.JobID) // one request per job says so
+		if r := g[id]; r != nil {
+			out[i] = BatchClaimed{Batch: r.batch, Job: r.job, Started: said.first(r)}
 		}
 	}
 	return out, nil
 }
 
-// BatchesFinishJob implements Store: one round trip of five statements for any number of
-// finishes.
+// BatchesFinishJob implements Store: one round trip of three statements for any number of
+// finishes: the batches locked in id order, then their jobs, then the batches finished, the jobs
+// left with no open batch ended, and the jobs read back in one statement.
 func (s *PgStore) BatchesFinishJob(ctx context.Context, ps []*BatchFinishParams) ([]BatchFinished, error) {
 	ids := make([]uuid.UUID, len(ps))
 	workers := make([]string, len(ps))
@@ -301,98 +310,74 @@ func (s *PgStore) BatchesFinishJob(ctx context.Context, ps []*BatchFinishParams)
 	b := &pgx.Batch{}
 	b.Queue(dispatchQueries.batchesLock, idArgs)
 	b.Queue(dispatchQueries.batchesJobsLock, idArgs)
-	b.Queue(dispatchQueries.batchesFinish, pgx.NamedArgs{"ids": idArgs["ids"], "workers": workers})
-	b.Queue(dispatchQueries.batchesFinishJobs, idArgs)
-	b.Queue(dispatchQueries.batchesJobsGet, idArgs)
-	g, err := s.batchGroup(ctx, b, 0, 2)
+	b.Queue(dispatchQueries.batchesFinishEnd, pgx.NamedArgs{"ids": idArgs["ids"], "workers": workers})
+	g, err := s.batchGroup(ctx, b, 2)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]BatchFinished, len(ps))
+	var said saidOnce
 	for i, id := range ids {
-		out[i] = BatchFinished{Batch: g.batches[id], Job: g.jobOf(id)}
-		if out[i].Batch != nil && g.changed[out[i].Batch.JobID] {
-			out[i].JobEnded = true
-			delete(g.changed, out[i].Batch.JobID)
+		if r := g[id]; r != nil {
+			out[i] = BatchFinished{Batch: r.batch, Job: r.job, JobEnded: said.first(r)}
 		}
 	}
 	return out, nil
 }
 
-// batchGroupResult is what the statements of a group of claims or finishes returned.
-type batchGroupResult struct {
-	jobOfBatch map[uuid.UUID]uuid.UUID // every requested batch that exists -> its job
-	batches    map[uuid.UUID]*Batch    // the batches claimed or finished, by id
-	changed    map[uuid.UUID]bool      // the jobs started or ended
-	jobs       map[uuid.UUID]*Job      // the jobs of the requested batches, afterwards
+// batchGroupRow is one row of batches_claim_start.sql or batches_finish_end.sql: a batch the
+// group claimed or finished, whether the statement started or ended its job, and the job after.
+type batchGroupRow struct {
+	batch   *Batch
+	changed bool
+	job     *Job
 }
 
-func (g *batchGroupResult) jobOf(batchID uuid.UUID) *Job {
-	jobID, ok := g.jobOfBatch[batchID]
-	if !ok {
-		return nil
+// saidOnce tells, going through a group's requests in order, which one says that a job
+// changed: of several requests for batches of one job, the first whose batch the group claimed
+// or finished.
+type saidOnce map[uuid.UUID]bool
+
+func (s *saidOnce) first(r *batchGroupRow) bool {
+	if !r.changed || (*s)[r.job.ID] {
+		return false
 	}
-	return g.jobs[jobID]
+	if *s == nil {
+		*s = saidOnce{}
+	}
+	(*s)[r.job.ID] = true
+	return true
 }
 
-// batchGroup runs the pipeline of a group of claims or finishes: lead statements whose results
-// do not matter, then locks statements of which the first is batches_lock.sql (batch -> job)
-// and the others return nothing of interest, the batches' write returning the batches it
-// changed, the jobs' write returning the ids of the jobs it changed, and the read of the jobs.
-func (s *PgStore) batchGroup(ctx context.Context, b *pgx.Batch, lead, locks int) (*batchGroupResult, error) {
-	g := &batchGroupResult{
-		jobOfBatch: map[uuid.UUID]uuid.UUID{}, batches: map[uuid.UUID]*Batch{},
-		changed: map[uuid.UUID]bool{}, jobs: map[uuid.UUID]*Job{},
-	}
+// batchGroup runs the pipeline of a group of claims or finishes: skip statements whose results
+// do not matter (the asynchronous commit, the locks), then the write that returns the batches
+// it changed with their jobs. It returns those rows by batch id.
+func (s *PgStore) batchGroup(ctx context.Context, b *pgx.Batch, skip int) (map[uuid.UUID]*batchGroupRow, error) {
+	out := map[uuid.UUID]*batchGroupRow{}
 	err := s.pipeline(ctx, b, func(br pgx.BatchResults) error {
-		for range lead {
+		for range skip {
 			if _, err := br.Exec(); err != nil {
 				return err
 			}
 		}
-		var batchID, jobID uuid.UUID
 		rows, err := br.Query()
 		if err != nil {
 			return err
 		}
-		if _, err := pgx.ForEachRow(rows, []any{(*binaryUUID)(&batchID), (*binaryUUID)(&jobID)}, func() error {
-			g.jobOfBatch[batchID] = jobID
-			return nil
-		}); err != nil {
-			return err
-		}
-		for range locks - 1 {
-			if _, err := br.Exec(); err != nil {
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				br batchRow
+				jr jobRow
+				r  batchGroupRow
+			)
+			if err := rows.Scan(append(append(br.dest(), &r.changed), jr.dest()...)...); err != nil {
 				return err
 			}
+			r.batch, r.job = br.batch(), jr.job()
+			out[r.batch.ID] = &r
 		}
-		if rows, err = br.Query(); err != nil {
-			return err
-		}
-		batches, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*Batch, error) { return scanBatch(row) })
-		if err != nil {
-			return err
-		}
-		for _, bt := range batches {
-			g.batches[bt.ID] = bt
-		}
-		if rows, err = br.Query(); err != nil {
-			return err
-		}
-		if _, err := pgx.ForEachRow(rows, []any{(*binaryUUID)(&jobID)}, func() error {
-			g.changed[jobID] = true
-			return nil
-		}); err != nil {
-			return err
-		}
-		if rows, err = br.Query(); err != nil {
-			return err
-		}
-		jobs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*Job, error) { return scanJob(row) })
-		for _, j := range jobs {
-			g.jobs[j.ID] = j
-		}
-		return err
+		return rows.Err()
 	})
-	return g, translate(err, uuid.Nil)
+	return out, translate(err, uuid.Nil)
 }

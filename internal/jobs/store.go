@@ -268,7 +268,7 @@ type BatchesMarkEnqueuedParams struct {
 type BatchClaimed struct {
 	// Batch is the claimed batch; nil when it was not claimable.
 	Batch *Batch
-	// Job is the batch's job after the claim; nil when the batch does not exist.
+	// Job is the batch's job after the claim; nil when the batch was not claimed.
 	Job *Job
 	// Started says the claim moved the job from pending to in_progress (of several requests for
 	// batches of one job, only the first in request order whose batch was claimed says so).
@@ -279,7 +279,7 @@ type BatchClaimed struct {
 type BatchFinished struct {
 	// Batch is the finished batch; nil when the worker did not hold it.
 	Batch *Batch
-	// Job is the batch's job afterwards; nil when the batch does not exist.
+	// Job is the batch's job afterwards; nil when the batch was not finished.
 	Job *Job
 	// JobEnded says this request ended the job (of several requests for batches of one job,
 	// only the first in request order whose batch was finished says so).

@@ -1,0 +1,42 @@
+-- Workers claim batches of active jobs, one request per row of the arrays (ids distinct), after
+-- batches_lock.sql locked them, and the pending jobs of the claimed batches start, in one
+-- statement. A queued batch, or a running one whose lease ran out (its worker died), becomes the
+-- requester's under a lease of its length; anything else (done, held under a live lease, job
+-- finished) matches no row. Each claimed batch's job that is pending moves to in_progress (the
+-- state machine's only move into in_progress), its row locked in id order first. Returns one row
+-- per claimed batch: the batch, whether this statement started its job, and the job afterwards.
+WITH claimed AS (
+    UPDATE job_batches b
+    SET state = 'running', worker = r.worker, lease_until = now() + make_interval(secs => r.lease_seconds),
+        claims = b.claims + 1, updated_at = now()
+    FROM unnest(@ids::uuid[], @workers::text[], @lease_seconds::float8[]) AS r (id, worker, lease_seconds)
+    WHERE b.id = r.id
+      AND (b.state = 'queued' OR (b.state = 'running' AND b.lease_until < now()))
+      AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = b.job_id AND j.status IN ('pending', 'in_progress'))
+    RETURNING b.id, b.job_id, b.seq, b.document_ids, b.state, b.enqueues, b.queue_message_id, b.enqueued_at,
+        b.claims, b.worker, b.lease_until, b.created_at, b.updated_at, b.finished_at
+), locked AS (
+    SELECT j.id
+    FROM jobs j
+    WHERE j.id IN (SELECT job_id FROM claimed) AND j.status = 'pending'
+    ORDER BY j.id
+    FOR UPDATE
+), started AS (
+    UPDATE jobs j
+    SET status = 'in_progress', started_at = now(), version = j.version + 1, updated_at = now()
+    FROM locked
+    WHERE j.id = locked.id AND j.status = 'pending'
+    RETURNING j.id, j.type, j.status, j.source_id, j.document_ids, j.chunk_count, j.processed_count, j.error_count,
+        j.queue_message_id, j.error, j.retry_of, j.version, j.timeout_seconds, j.created_at, j.updated_at,
+        j.started_at, j.finished_at, j.pages_discovered, j.pages_fetched, j.pages_failed, j.external_id
+)
+SELECT c.*, true, s.*
+FROM claimed c
+JOIN started s ON s.id = c.job_id
+UNION ALL
+SELECT c.*, false, j.id, j.type, j.status, j.source_id, j.document_ids, j.chunk_count, j.processed_count,
+    j.error_count, j.queue_message_id, j.error, j.retry_of, j.version, j.timeout_seconds, j.created_at,
+    j.updated_at, j.started_at, j.finished_at, j.pages_discovered, j.pages_fetched, j.pages_failed, j.external_id
+FROM claimed c
+JOIN jobs j ON j.id = c.job_id
+WHERE NOT EXISTS (SELECT 1 FROM started s WHERE s.id = c.job_id);
