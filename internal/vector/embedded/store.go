@@ -9,7 +9,9 @@
 //	LOCK         held (flock) while a store is open; holds the owner's pid, for the error message
 //	meta.json    format version and vector dimension, written once when the store is created
 //	snapshot     every record as of generation G; absent until the first compaction
-//	wal-G        every write since that snapshot, one checksummed frame per write call
+//	wal-G        every write since that snapshot, one checksummed frame per write call, then
+//	             zeros: the log is extended ahead of its writes (logGrowth at a time), so that
+//	             a sync of a write need not also make a new file size durable
 //
 // snapshot.tmp, meta.json.tmp and wal-H (H != G) are what an interrupted compaction or creation
 // left behind, and Open removes them. Other files in the directory are left alone.
@@ -113,8 +115,9 @@ type Store struct {
 	opts options
 	lock *os.File
 	log  *slog.Logger
-	// syncFile makes the log durable; a test hook may watch it. Defaults to syncData.
-	syncFile func(*os.File) error
+	// syncFile makes the log durable up to end (its written bytes; zeros follow); a test hook
+	// may watch it. Defaults to syncData, which ignores end.
+	syncFile func(f *os.File, end int64) error
 	// groupWait bounds a grouped write's wait for the rest of its group. Defaults to maxGroupWait.
 	groupWait time.Duration
 
@@ -130,7 +133,8 @@ type Store struct {
 	// mem without mu: mem changes only under writeMu and mu.
 	writeMu   sync.Mutex
 	wal       *os.File
-	walSize   int64
+	walSize   int64 // bytes of whole frames: where the next frame goes
+	walAlloc  int64 // the file's size: zeros from walSize on
 	gen       uint64
 	compactAt int64 // after a failed compaction, no new try below this log size
 	// appended counts the frames written to the log; pending holds those not yet committed,
@@ -190,7 +194,7 @@ func Open(dir string, dim int, opts ...Option) (*Store, error) {
 		log:  o.logger.With("dir", dir),
 		mem:  newMemory(dim),
 
-		syncFile:  syncData,
+		syncFile:  func(f *os.File, _ int64) error { return syncData(f) },
 		groupWait: maxGroupWait,
 	}
 	if err := s.load(); err != nil {
@@ -369,7 +373,11 @@ func (s *Store) Close() error {
 
 	var err error
 	if s.failed == nil {
-		err = s.syncFile(s.wal)
+		// The zeros ahead of the writes go: a closed log ends at its last frame.
+		if s.walAlloc > s.walSize {
+			err = s.wal.Truncate(s.walSize)
+		}
+		err = errors.Join(err, s.syncFile(s.wal, s.walSize))
 	}
 	err = errors.Join(err, s.wal.Close(), unlockDir(s.lock))
 	if err != nil {
@@ -452,14 +460,14 @@ func (s *Store) append(ctx context.Context, prepare func() ([]byte, pendingWrite
 // failed sync leaves the store failed and the frames unapplied.
 func (s *Store) commit() {
 	s.writeMu.Lock()
-	n := len(s.pending)
+	n, end := len(s.pending), s.walSize
 	failed := s.failed != nil || s.closed
 	s.writeMu.Unlock()
 	if n == 0 || failed {
 		return
 	}
 	// Every frame counted in n was written whole before writeMu was released: the sync covers it.
-	err := s.syncFile(s.wal)
+	err := s.syncFile(s.wal, end)
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if err != nil {
@@ -485,8 +493,15 @@ func (s *Store) applyPending(n int) {
 	s.committed += uint64(n)
 }
 
-// appendLog writes a frame at the end of the log, unsynced. Called with writeMu held.
+// appendLog writes a frame at the end of the log, unsynced, first extending the log with zeros
+// when the frame would not fit in it. Called with writeMu held.
 func (s *Store) appendLog(frame []byte) error {
+	end := s.walSize + int64(len(frame))
+	if end > s.walAlloc {
+		if err := s.growLog(end + logGrowth); err != nil {
+			return errs.Transient(fmt.Errorf("embedded vector store at %s: extending its log: %w", s.dir, err), 0)
+		}
+	}
 	if _, err := s.wal.WriteAt(frame, s.walSize); err != nil {
 		// A partial frame left in the middle of the log would read as a torn tail on the next
 		// Open and cut off every write after it: take it back, or stop writing.
@@ -494,9 +509,33 @@ func (s *Store) appendLog(frame []byte) error {
 			s.failed = fmt.Errorf("embedded vector store at %s can no longer write: a failed log write (%v) could not be undone (%v); reopen it", s.dir, err, terr)
 			return s.failed
 		}
+		s.walAlloc = s.walSize
 		return errs.Transient(fmt.Errorf("embedded vector store at %s: writing its log: %w", s.dir, err), 0)
 	}
-	s.walSize += int64(len(frame))
+	s.walSize = end
+	return nil
+}
+
+// logGrowth is how far ahead of its writes the log is extended with zeros. A write within the
+// file's size leaves its size (metadata) alone, so the write's sync (fdatasync) flushes the data
+// alone and no filesystem journal commit: ~0.35 against ~0.55 ms per sync on this machine's
+// ext4. The zeros are written, not just reserved: a reserved (fallocated) range is marked
+// unwritten, and a first write into it changes metadata again.
+const logGrowth = 4 << 20
+
+// zeros is what growLog writes.
+var zeros [64 << 10]byte
+
+// growLog writes zeros from the file's end up to size. A failure leaves zeros beyond the last
+// frame, which a reopen reads as the end of the log. Called with writeMu held.
+func (s *Store) growLog(size int64) error {
+	for s.walAlloc < size {
+		n := min(int64(len(zeros)), size-s.walAlloc)
+		if _, err := s.wal.WriteAt(zeros[:n], s.walAlloc); err != nil {
+			return err
+		}
+		s.walAlloc += n
+	}
 	return nil
 }
 
@@ -508,7 +547,7 @@ func (s *Store) maybeCompact() {
 	// A snapshot is of mem, so frames appended during the last sync go in first: no writer can
 	// append more while writeMu is held.
 	if n := len(s.pending); n > 0 {
-		if err := s.syncFile(s.wal); err != nil {
+		if err := s.syncFile(s.wal, s.walSize); err != nil {
 			s.failed = fmt.Errorf("embedded vector store at %s can no longer write: syncing its log failed (%v); reopen it", s.dir, err)
 			return
 		}
@@ -561,7 +600,7 @@ func (s *Store) compact() error {
 	if err := s.wal.Close(); err != nil {
 		s.log.Warn("embedded vector store: closing the old log", "err", err)
 	}
-	s.wal, s.walSize, s.gen, s.compactAt = wal, 0, next, 0
+	s.wal, s.walSize, s.walAlloc, s.gen, s.compactAt = wal, 0, 0, next, 0
 	if err := os.Remove(oldPath); err != nil {
 		s.log.Warn("embedded vector store: removing the old log; Open will retry", "err", err)
 	}
@@ -804,6 +843,16 @@ func (s *Store) loadLog() error {
 			break
 		}
 		if errors.Is(err, errBadFrame) {
+			zero, zerr := zeroFrom(f, fr.offset, info.Size())
+			if zerr != nil {
+				return fmt.Errorf("embedded vector store at %s: reading %s: %w", s.dir, name, zerr)
+			}
+			if zero {
+				// The zeros the log was extended with: its end, not a tear (a write whose bytes
+				// never reached the disk reads the same, and never returned either).
+				s.walSize, s.walAlloc = fr.offset, info.Size()
+				return nil
+			}
 			// A crash mid-write leaves the last write call half on disk; it never returned, so
 			// nobody was told it was written. Cut it off so new writes follow whole frames.
 			s.log.Warn("embedded vector store: dropping the torn end of its log (a crash mid-write leaves one)",
@@ -830,8 +879,26 @@ func (s *Store) loadLog() error {
 		}
 		s.apply(o)
 	}
-	s.walSize = fr.offset
+	s.walSize, s.walAlloc = fr.offset, fr.offset
 	return nil
+}
+
+// zeroFrom reports whether f holds only zero bytes from offset to size.
+func zeroFrom(f *os.File, offset, size int64) (bool, error) {
+	buf := make([]byte, 64<<10)
+	for offset < size {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-offset)], offset)
+		for _, b := range buf[:n] {
+			if b != 0 {
+				return false, nil
+			}
+		}
+		if err != nil && !(errors.Is(err, io.EOF) && int64(n) == size-offset) {
+			return false, err
+		}
+		offset += int64(n)
+	}
+	return true, nil
 }
 
 func (s *Store) apply(o op) {

@@ -189,9 +189,7 @@ func TestTornTailIsCutOff(t *testing.T) {
 			}
 			appendBytes(t, path, junk)
 		}, append(first, second...)},
-		{"zeros appended", func(t *testing.T, path string) {
-			appendBytes(t, path, make([]byte, 4096))
-		}, append(first, second...)},
+
 		{"half a header appended", func(t *testing.T, path string) {
 			appendBytes(t, path, []byte{0x10, 0})
 		}, append(first, second...)},
@@ -232,6 +230,36 @@ func TestTornTailIsCutOff(t *testing.T) {
 			requireHolds(t, s, append(slices.Clone(c.want), third...))
 		})
 	}
+}
+
+// The log is extended with zeros ahead of its writes, and a closed log ends at its last frame.
+// Zeros after the last frame (the extension, left by a crash, or a write whose bytes never
+// reached the disk) are the log's end, not a tear: nothing is dropped or reported, and new
+// writes go after the last frame.
+func TestZerosAfterTheLastFrameAreTheEnd(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	first := records("doc-a", 3, 1)
+	b := setup(t)
+	s := b.open(t)
+	require.NoError(t, s.Upsert(ctx, first))
+	info, err := os.Stat(b.wal(t))
+	require.NoError(t, err)
+	require.Greater(t, info.Size(), frameEnd(t, b.wal(t), 1), "extended ahead of the writes")
+	require.NoError(t, s.Close())
+	info, err = os.Stat(b.wal(t))
+	require.NoError(t, err)
+	require.Equal(t, frameEnd(t, b.wal(t), 1), info.Size(), "closed: ends at its last frame")
+
+	appendBytes(t, b.wal(t), make([]byte, 3<<20))
+	s = b.open(t)
+	requireHolds(t, s, first)
+	second := records("doc-b", 2, 2)
+	require.NoError(t, s.Upsert(ctx, second))
+	require.NoError(t, s.Close())
+	s = b.open(t)
+	requireHolds(t, s, append(slices.Clone(first), second...))
+	require.NotContains(t, b.logs.String(), "torn end")
 }
 
 // A frame whose checksum matches but whose content this build cannot read is not a torn write:
@@ -283,10 +311,10 @@ func TestCompactionKeepsData(t *testing.T) {
 	require.FileExists(t, filepath.Join(b.dir, "snapshot"))
 	wal := b.wal(t)
 	require.NotEqual(t, "wal-000000", filepath.Base(wal), "compaction moved to a new generation")
-	info, err := os.Stat(wal)
+	require.NoError(t, s.Close())
+	info, err := os.Stat(wal) // closed, it ends at its last frame
 	require.NoError(t, err)
 	require.Less(t, info.Size(), int64(16<<10), "the log was folded into the snapshot")
-	require.NoError(t, s.Close())
 
 	s = b.open(t, embedded.WithCompactionThreshold(4096))
 	requireHolds(t, s, want)
