@@ -5,13 +5,16 @@
 -- finished) matches no row. Each claimed batch's job that is pending moves to in_progress (the
 -- state machine's only move into in_progress), its row locked in id order first. Returns one row
 -- per claimed batch: the batch, whether this statement started its job, and the job afterwards.
+-- The batches are found by id (job_batches_pkey): their states are tested in a CASE, which
+-- Postgres cannot match to job_batches_open_idx's predicate, so that it never plans a scan of
+-- every open batch (and of the dead entries a drain leaves there until vacuum) to find them.
 WITH claimed AS (
     UPDATE job_batches b
     SET state = 'running', worker = r.worker, lease_until = now() + make_interval(secs => r.lease_seconds),
         claims = b.claims + 1, updated_at = now()
     FROM unnest(@ids::uuid[], @workers::text[], @lease_seconds::float8[]) AS r (id, worker, lease_seconds)
-    WHERE b.id = r.id
-      AND (b.state = 'queued' OR (b.state = 'running' AND b.lease_until < now()))
+    WHERE b.id = ANY (@ids::uuid[]) AND b.id = r.id
+      AND CASE b.state WHEN 'queued' THEN true WHEN 'running' THEN b.lease_until < now() ELSE false END
       AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = b.job_id AND j.status IN ('pending', 'in_progress'))
     RETURNING b.id, b.job_id, b.seq, b.document_ids, b.state, b.enqueues, b.queue_message_id, b.enqueued_at,
         b.claims, b.worker, b.lease_until, b.created_at, b.updated_at, b.finished_at

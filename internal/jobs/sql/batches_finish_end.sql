@@ -9,11 +9,13 @@
 -- error_count telling how many failed); a job not running (finished, or pending: FinishJob
 -- handles that) is left alone. A batch the requester does not hold matches no row. Returns one
 -- row per finished batch: the batch, whether this statement ended its job, and the job afterwards.
+-- The batches are found by id, their state tested in a CASE (as in batches_claim_start.sql).
 WITH finished AS (
     UPDATE job_batches b
     SET state = 'done', lease_until = NULL, finished_at = now(), updated_at = now()
     FROM unnest(@ids::uuid[], @workers::text[]) AS r (id, worker)
-    WHERE b.id = r.id AND b.worker = r.worker AND b.state = 'running'
+    WHERE b.id = ANY (@ids::uuid[]) AND b.id = r.id AND b.worker = r.worker
+      AND CASE b.state WHEN 'running' THEN true ELSE false END
     RETURNING b.id, b.job_id, b.seq, b.document_ids, b.state, b.enqueues, b.queue_message_id, b.enqueued_at,
         b.claims, b.worker, b.lease_until, b.created_at, b.updated_at, b.finished_at
 ), ended AS (
