@@ -47,6 +47,8 @@ type Options struct {
 	MutexProf string
 	// Trace names a file for an execution trace of the whole run (go tool trace).
 	Trace string
+	// MemProf names a file for a profile of the allocations made during the run.
+	MemProf string
 	// Subjects, when set, keeps only the subjects whose names match it (a regular expression),
 	// and the comparisons between two kept subjects: for a quick look at one side.
 	Subjects string
@@ -70,6 +72,7 @@ func main() {
 	flag.StringVar(&o.CPUProf, "cpuprofile", "", "write a CPU profile of the whole run (go tool pprof) to this file")
 	flag.StringVar(&o.BlockProf, "blockprofile", "", "write a profile of where goroutines waited (channels, locks, select) to this file")
 	flag.StringVar(&o.MutexProf, "mutexprofile", "", "write a profile of mutex contention (where a lock others waited for was released) to this file")
+	flag.StringVar(&o.MemProf, "memprofile", "", "write a profile of the allocations of the whole run (go tool pprof -sample_index=alloc_space) to this file")
 	flag.StringVar(&o.Trace, "trace", "", "write an execution trace of the whole run (go tool trace) to this file")
 	flag.StringVar(&o.Subjects, "subjects", "", "run only the subjects whose names match this regular expression (e.g. 'project|River')")
 	flag.Parse()
@@ -92,6 +95,11 @@ func main() {
 	rep, err := run(ctx, o)
 	pprof.StopCPUProfile()
 	trace.Stop()
+	if o.MemProf != "" {
+		if werr := writeProfile("allocs", o.MemProf); werr != nil {
+			err = errors.Join(err, werr)
+		}
+	}
 	if o.MutexProf != "" {
 		if werr := writeProfile("mutex", o.MutexProf); werr != nil {
 			err = errors.Join(err, werr)

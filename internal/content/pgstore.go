@@ -2,7 +2,9 @@ package content
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -172,40 +174,62 @@ func (s *PgStore) UpsertDocuments(ctx context.Context, p *UpsertDocumentsParams)
 		if len(docs) == 0 {
 			return nil
 		}
+		// One statement for the call's documents: arrays in uri order, new ids made in that
+		// order (time-ordered, like the rows' creation).
 		byURI := make(map[string]int, len(docs))
-		var unchanged []string
-		batch := &pgx.Batch{}
-		for _, i := range order {
+		ids := make([]pgtype.UUID, len(docs))
+		uris := make([]string, len(docs))
+		titles := make([]string, len(docs))
+		types := make([]string, len(docs))
+		contents := make([]string, len(docs))
+		hashes := make([]string, len(docs))
+		sizes := make([]int64, len(docs))
+		metadata := make([]string, len(docs))
+		for k, i := range order {
 			d := docs[i]
 			id, err := uuid.NewV7()
 			if err != nil {
 				return err
 			}
+			md, err := json.Marshal(d.Metadata)
+			if err != nil {
+				return err
+			}
 			byURI[d.URI] = i
-			batch.Queue(qUpsertDocument, pgUUID(id), pgUUID(sid), d.URI, d.Title, d.ContentType, d.Content, d.hash, d.size, d.Metadata).
-				QueryRow(func(row pgx.Row) error {
-					doc := &Document{Content: d.Content}
-					var created bool
-					err := row.Scan(append(summaryDest(&doc.DocumentSummary), &created)...)
-					if errors.Is(err, pgx.ErrNoRows) {
-						unchanged = append(unchanged, d.URI)
-						return nil
-					}
-					if err != nil {
-						return err
-					}
-					tidySummary(&doc.DocumentSummary)
-					out[i] = UpsertedDocument{Document: doc, Created: created, Changed: true}
-					return nil
-				})
+			ids[k], uris[k], titles[k], types[k] = pgUUID(id), d.URI, d.Title, string(d.ContentType)
+			contents[k], hashes[k], sizes[k], metadata[k] = d.Content, d.hash, d.size, string(md)
 		}
-		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		rows, err := tx.Query(ctx, qUpsertDocuments, pgUUID(sid), ids, uris, titles, types, contents, hashes, sizes, metadata)
+		if err != nil {
 			return err
+		}
+		var sum DocumentSummary
+		var created bool
+		dest := append(summaryDest(&sum), &created)
+		_, err = pgx.ForEachRow(rows, dest, func() error {
+			i, ok := byURI[sum.URI]
+			if !ok {
+				return fmt.Errorf("content: an upsert returned a document not asked for (%q)", sum.URI)
+			}
+			doc := &Document{DocumentSummary: sum, Content: docs[i].Content}
+			tidySummary(&doc.DocumentSummary)
+			out[i] = UpsertedDocument{Document: doc, Created: created, Changed: true}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		// The rest had nothing new: read them as they are.
+		var unchanged []string
+		for _, i := range order {
+			if out[i].Document == nil {
+				unchanged = append(unchanged, docs[i].URI)
+			}
 		}
 		if len(unchanged) == 0 {
 			return nil
 		}
-		rows, err := tx.Query(ctx, qGetDocumentsByURIs, pgUUID(sid), unchanged)
+		rows, err = tx.Query(ctx, qGetDocumentsByURIs, pgUUID(sid), unchanged)
 		if err != nil {
 			return err
 		}

@@ -19,7 +19,7 @@ var (
 	qGetSourceStatus    = mustQuery("get_source_status")
 	qLockSource         = mustQuery("lock_source")
 	qSourceExists       = mustQuery("source_exists")
-	qUpsertDocument     = mustQuery("upsert_document")
+	qUpsertDocuments    = mustQuery("upsert_documents")
 	qGetDocumentsByURIs = mustQuery("get_documents_by_uris")
 	qGetDocument        = mustQuery("get_document")
 	qGetDocumentsByIDs  = mustQuery("get_documents_by_ids")
