@@ -44,57 +44,61 @@ renewed AS (
       AND b.lease_until < now() + make_interval(secs => a.lease_seconds * 0.75)
     RETURNING b.id, b.worker, b.job_id
 ),
--- The batches held under this worker: renewed, or with more than three quarters of the lease
--- left. Only their worker can change those meanwhile (a claim or the reconciler takes only an
--- expired lease), and it sends its next call after this report's answer.
-held AS (
-    SELECT id, worker, job_id FROM renewed
-    UNION ALL
-    SELECT b.id, b.worker, b.job_id
-    FROM job_batches b
-    JOIN asked a ON b.id = a.batch_id AND b.worker = a.worker
-    WHERE b.state = 'running'
-      AND b.lease_until >= now() + make_interval(secs => a.lease_seconds * 0.75)
+-- Each result with the row it replaces; none when the document is not the job's (a job's
+-- documents are exactly its job_documents rows, all inserted with the job). Every CTE reads
+-- the rows as they were before this statement. (Rows are looked up one by one, each by its key,
+-- with LATERAL ... LIMIT 1: the generic plan would otherwise hash the whole table when it is
+-- small, and a busy one's dead row versions with it.)
+cur AS (
+    SELECT res.report, res.pos, rep.job_id, res.document_id, res.status, res.chunk_count, res.attempts,
+           res.last_error, res.error_kind, d.member IS NOT NULL AS member,
+           d.status AS old_status, d.chunk_count AS old_chunk_count
+    FROM res
+    JOIN rep ON rep.idx = res.report
+    LEFT JOIN LATERAL (
+        SELECT true AS member, d.status, d.chunk_count FROM job_documents d
+        WHERE d.job_id = rep.job_id AND d.document_id = res.document_id LIMIT 1
+    ) d ON true
+),
+-- Each report's first result (in its order) for a document that is not the job's.
+stray AS (
+    SELECT DISTINCT ON (report) report, document_id
+    FROM cur WHERE NOT member
+    ORDER BY report, pos
 ),
 judged AS (
     SELECT rep.idx, rep.job_id,
            CASE
-               WHEN rep.batch_id IS NOT NULL AND rn.id IS NULL THEN 'lease_lost'
-               WHEN rep.batch_id IS NOT NULL AND rn.job_id <> rep.job_id THEN 'wrong_batch'
+               WHEN rep.batch_id IS NOT NULL AND COALESCE(rn.job_id, b.job_id) IS NULL THEN 'lease_lost'
+               WHEN rep.batch_id IS NOT NULL AND COALESCE(rn.job_id, b.job_id) <> rep.job_id THEN 'wrong_batch'
                WHEN j.id IS NULL THEN 'not_found'
                WHEN j.status <> 'in_progress' AND EXISTS (SELECT 1 FROM res WHERE res.report = rep.idx) THEN 'not_running'
                WHEN stray.document_id IS NOT NULL THEN 'not_member'
                ELSE 'ok'
            END AS outcome,
-           rn.job_id AS batch_job_id,
+           COALESCE(rn.job_id, b.job_id) AS batch_job_id,
            stray.document_id AS stray_document_id
     FROM rep
-    LEFT JOIN held rn ON rn.id = rep.batch_id AND rn.worker = rep.worker
-    LEFT JOIN jobs j ON j.id = rep.job_id
+    LEFT JOIN asked a ON a.batch_id = rep.batch_id AND a.worker = rep.worker
+    -- The batch is held under this worker: renewed, or with more than three quarters of the
+    -- lease left. Only its worker can change such a batch meanwhile (a claim or the reconciler
+    -- takes only an expired lease), and it sends its next call after this report's answer.
+    LEFT JOIN renewed rn ON rn.id = rep.batch_id AND rn.worker = rep.worker
     LEFT JOIN LATERAL (
-        -- A job's documents are exactly its job_documents rows, all inserted with the job.
-        SELECT res.document_id
-        FROM res
-        WHERE res.report = rep.idx
-          AND NOT EXISTS (SELECT 1 FROM job_documents d
-                          WHERE d.job_id = rep.job_id AND d.document_id = res.document_id)
-        ORDER BY res.pos
+        SELECT b.job_id FROM job_batches b
+        WHERE rn.id IS NULL AND b.id = rep.batch_id AND b.worker = rep.worker AND b.state = 'running'
+          AND b.lease_until >= now() + make_interval(secs => a.lease_seconds * 0.75)
         LIMIT 1
-    ) stray ON true
+    ) b ON true
+    LEFT JOIN LATERAL (SELECT j.id, j.status FROM jobs j WHERE j.id = rep.job_id LIMIT 1) j ON true
+    LEFT JOIN stray ON stray.report = rep.idx
 ),
+-- The results to write: of the accepted reports, for each document the last report's.
 chosen AS (
-    SELECT DISTINCT ON (judged.job_id, res.document_id)
-           judged.job_id, res.document_id, res.status, res.chunk_count, res.attempts, res.last_error, res.error_kind
-    FROM res
-    JOIN judged ON judged.idx = res.report AND judged.outcome = 'ok'
-    ORDER BY judged.job_id, res.document_id, res.report DESC
-),
--- Every CTE reads the rows as they were before this statement, so old holds the values the
--- results replace.
-old AS (
-    SELECT c.job_id, c.document_id, d.status, d.chunk_count
-    FROM chosen c
-    JOIN job_documents d ON d.job_id = c.job_id AND d.document_id = c.document_id
+    SELECT DISTINCT ON (cur.job_id, cur.document_id) cur.*
+    FROM cur
+    JOIN judged ON judged.idx = cur.report AND judged.outcome = 'ok'
+    ORDER BY cur.job_id, cur.document_id, cur.report DESC
 ),
 written AS (
     UPDATE job_documents d
@@ -102,17 +106,15 @@ written AS (
         last_error = c.last_error, error_kind = c.error_kind, updated_at = now()
     FROM chosen c
     WHERE d.job_id = c.job_id AND d.document_id = c.document_id
-    RETURNING d.job_id
 ),
 delta AS (
-    SELECT c.job_id,
-           sum((c.status IN ('succeeded', 'skipped'))::int - (o.status IN ('succeeded', 'skipped'))::int)::bigint AS processed,
-           sum((c.status = 'failed')::int - (o.status = 'failed')::int)::bigint AS failed,
-           sum(CASE WHEN c.status IN ('succeeded', 'skipped') THEN c.chunk_count ELSE 0 END
-             - CASE WHEN o.status IN ('succeeded', 'skipped') THEN o.chunk_count ELSE 0 END)::bigint AS chunks
-    FROM chosen c
-    JOIN old o ON o.job_id = c.job_id AND o.document_id = c.document_id
-    GROUP BY c.job_id
+    SELECT job_id,
+           sum((status IN ('succeeded', 'skipped'))::int - (old_status IN ('succeeded', 'skipped'))::int)::bigint AS processed,
+           sum((status = 'failed')::int - (old_status = 'failed')::int)::bigint AS failed,
+           sum(CASE WHEN status IN ('succeeded', 'skipped') THEN chunk_count ELSE 0 END
+             - CASE WHEN old_status IN ('succeeded', 'skipped') THEN old_chunk_count ELSE 0 END)::bigint AS chunks
+    FROM chosen
+    GROUP BY job_id
 ),
 bumped AS (
     UPDATE jobs j
@@ -123,7 +125,6 @@ bumped AS (
         updated_at      = now()
     FROM delta
     WHERE j.id = delta.job_id
-    RETURNING j.id
 )
 SELECT judged.idx, judged.outcome, judged.batch_job_id, judged.stray_document_id
 FROM judged
