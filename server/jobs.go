@@ -98,15 +98,17 @@ func (h *jobService) RetryJob(ctx context.Context, req *pipelinev1.RetryJobReque
 
 // WatchJob sends the job's current state, then its state after every change, and returns after
 // sending a terminal state. It wakes on change notices from the event bus and also re-reads the
-// job every WatchPollInterval, so a lost notice (Redis restart) only delays it. Changes that come
-// faster than the watcher reads are coalesced: each message is the latest state, and versions
-// only grow. A job deleted with its source ends the stream with NotFound; a server shutting down
+// job every WatchPollInterval, so a lost notice (Redis restart) only delays it. Changes known
+// only from notices (other replicas' writes, writes that offer no state) coalesce when they come
+// faster than the watcher reads: the message is the latest state. Versions only grow. A job deleted with its source ends the stream with NotFound; a server shutting down
 // ends it with Unavailable.
 //
 // A notice for a version already sent is ignored. When a writer in this process offered the
 // committed state with its notice (worker reports, through the Recorder), that state is sent
-// as it is, without reading the job, and encoded once for all of the job's watchers; a notice
-// from another replica, or one that is newer than the offered state, leads to a read from
+// as it is, without reading the job, and encoded once for all of the job's watchers; every
+// state offered is sent, in version order, so a watcher that keeps up (within 64 versions)
+// sees each report's update even when the next one commits before it is woken. A notice from
+// another replica, or one that is newer than the offered states, leads to a read from
 // Postgres. Every state sent was committed.
 func (h *jobService) WatchJob(req *pipelinev1.WatchJobRequest, stream pipelinev1.JobService_WatchJobServer) error {
 	ctx := stream.Context()
@@ -151,14 +153,21 @@ func (h *jobService) WatchJob(req *pipelinev1.WatchJobRequest, stream pipelinev1
 		}
 		return send(job)
 	}
-	// woken acts on a notice: the offered state if it is the newest announced, else a read.
+	// woken acts on notices: every state offered since, in version order, then a read if a
+	// newer version was announced without its state.
 	woken := func() (done bool, err error) {
-		announced, snapshot, at := sub.Latest()
+		announced, offered := sub.Offered(sent)
+		for _, o := range offered {
+			u, ok := o.State.(*jobUpdate)
+			if !ok {
+				continue
+			}
+			if done, err := sendUpdate(u); err != nil || done {
+				return done, err
+			}
+		}
 		if announced <= sent {
 			return false, nil
-		}
-		if u, ok := snapshot.(*jobUpdate); ok && at >= announced {
-			return sendUpdate(u)
 		}
 		return read()
 	}

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"io"
+	"sync"
 	"testing"
 	"time"
 
@@ -63,6 +64,52 @@ func (b *testBundle) reporter(t *testing.T) *reporter {
 func (r *reporter) send(req *pipelinev1.ReportProgressRequest) (*pipelinev1.ReportProgressResponse, error) {
 	require.NoError(r.t, r.stream.Send(req))
 	return r.stream.Recv()
+}
+
+// TestWatchSeesEveryReport: reports recorded one right after another, on several jobs at once,
+// reach each job's watcher as one update each, in order, even when the next report commits
+// before the watcher has had its turn (the states offered by the report path are queued for
+// the watcher, not only the newest; under load the old behaviour, coalescing, skipped some).
+func TestWatchSeesEveryReport(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *config.Config) { c.WatchPollInterval = time.Hour })
+	const jobs, docs = 4, 30
+	type watched struct {
+		c       *claimed
+		ch      <-chan watchMsg
+		version int64
+	}
+	var all []watched
+	var wg sync.WaitGroup
+	for range jobs {
+		c := b.claimedJob(t, docs)
+		ch := b.watch(t, c.jobID)
+		all = append(all, watched{c: c, ch: ch, version: nextJob(t, ch).GetVersion()})
+		r := b.reporter(t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, d := range c.docs {
+				err := r.stream.Send(c.report(d))
+				if err == nil {
+					_, err = r.stream.Recv()
+				}
+				if err != nil {
+					t.Errorf("report: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, w := range all {
+		for i := range docs {
+			j := nextJob(t, w.ch)
+			require.EqualValues(t, i+1, j.GetProcessing().GetProcessedCount(), "job %s, update %d", w.c.jobID, i+1)
+			require.Greater(t, j.GetVersion(), w.version)
+			w.version = j.GetVersion()
+		}
+	}
 }
 
 // TestReportProgress: the worker's stream records results, answers refusals that the worker

@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,7 +59,7 @@ func New(rdb *redis.Client, prefix string, log *slog.Logger) *Bus {
 
 // Subscription receives a value on C whenever its job may have changed. C has room for one
 // value and sends never block, so a slow watcher sees several changes as one wake-up and never
-// holds up anyone else; Latest then says what the wake-up was about.
+// holds up anyone else; Latest and Offered then say what the wake-up was about.
 type Subscription struct {
 	C     <-chan struct{}
 	c     chan struct{}
@@ -69,6 +70,18 @@ type Subscription struct {
 	announced   int64 // the highest version a notice named
 	snapshot    any   // the newest state offered, at snapshotVer
 	snapshotVer int64
+	// offered are the states offered since the last Offered call, in version order (at most
+	// maxOffered: a watcher that falls further behind loses the oldest, and coalesces).
+	offered []Offer
+}
+
+// maxOffered bounds the offered states a Subscription keeps for its watcher.
+const maxOffered = 64
+
+// Offer is a committed state offered with a notice, at its version.
+type Offer struct {
+	Version int64
+	State   any
 }
 
 // Latest returns the highest version any notice to s has named, and the newest committed
@@ -79,6 +92,24 @@ func (s *Subscription) Latest() (announced int64, snapshot any, snapshotVersion 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.announced, s.snapshot, s.snapshotVer
+}
+
+// Offered returns the highest version any notice to s has named and the states offered since
+// the last call with versions above after, oldest first, and forgets them. A watcher that sends
+// them in turn misses none of the versions offered to it (unless it fell more than maxOffered
+// behind); if announced is still above the last of them, a change came without a state (from
+// another replica, or a write that offers none) and the job must be read.
+func (s *Subscription) Offered(after int64) (announced int64, states []Offer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, o := range s.offered {
+		if o.Version > after {
+			states = s.offered[i:]
+			break
+		}
+	}
+	s.offered = nil
+	return s.announced, states
 }
 
 // Subscribe starts delivering notices about one job. Call Close when done.
@@ -129,6 +160,10 @@ func (b *Bus) deliver(jobID uuid.UUID, version int64, snapshot any) {
 		s.announced = max(s.announced, version)
 		if snapshot != nil && version > s.snapshotVer {
 			s.snapshot, s.snapshotVer = snapshot, version
+			if len(s.offered) == maxOffered {
+				s.offered = slices.Delete(s.offered, 0, 1)
+			}
+			s.offered = append(s.offered, Offer{Version: version, State: snapshot})
 		}
 		s.mu.Unlock()
 		if !news {

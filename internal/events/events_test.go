@@ -71,16 +71,23 @@ func TestRemoteReplicaHearsChange(t *testing.T) {
 	recv(t, s)
 }
 
+// subscribed is a bus of its own with a subscription to a new job, closed when the test ends.
+func subscribed(t *testing.T) (*Bus, uuid.UUID, *Subscription) {
+	t.Helper()
+	rdb, prefix := redistest.New(t)
+	b := New(rdb, prefix, quiet())
+	id := uuid.New()
+	s := b.Subscribe(id)
+	t.Cleanup(s.Close)
+	return b, id, s
+}
+
 // TestOfferCarriesTheState: an offered state reaches local watchers with its version; a notice
 // for a version already announced (this process's own, back from Redis) wakes nobody, and an
 // older offer never replaces a newer one.
 func TestOfferCarriesTheState(t *testing.T) {
 	t.Parallel()
-	rdb, prefix := redistest.New(t)
-	b := New(rdb, prefix, quiet())
-	id := uuid.New()
-	s := b.Subscribe(id)
-	defer s.Close()
+	b, id, s := subscribed(t)
 
 	b.Offer(id, 3, "state 3")
 	recv(t, s)
@@ -105,6 +112,40 @@ func TestOfferCarriesTheState(t *testing.T) {
 	require.EqualValues(t, 4, announced)
 	require.Equal(t, "state 3", snap)
 	require.EqualValues(t, 3, at)
+	require.NoError(t, b.Flush(t.Context()))
+}
+
+// TestOfferedKeepsEveryState: states offered faster than the watcher reads are all kept, in
+// version order, for the watcher to send each (up to maxOffered; a watcher further behind loses
+// the oldest); an older offer after a newer one is not kept.
+func TestOfferedKeepsEveryState(t *testing.T) {
+	t.Parallel()
+	b, id, s := subscribed(t)
+
+	for v := int64(1); v <= 4; v++ {
+		b.Offer(id, v, v*10)
+	}
+	b.Offer(id, 3, 30) // late and older: not kept
+	recv(t, s)
+	announced, offered := s.Offered(1)
+	require.EqualValues(t, 4, announced)
+	require.Equal(t, []Offer{{2, int64(20)}, {3, int64(30)}, {4, int64(40)}}, offered, "after version 1, in order")
+	_, offered = s.Offered(0)
+	require.Empty(t, offered, "each state is handed out once")
+
+	b.Publish(context.Background(), id, 5) // no state: the watcher must read
+	recv(t, s)
+	announced, offered = s.Offered(4)
+	require.EqualValues(t, 5, announced)
+	require.Empty(t, offered)
+
+	for v := int64(6); v < 6+maxOffered+10; v++ {
+		b.Offer(id, v, v)
+	}
+	_, offered = s.Offered(5)
+	require.Len(t, offered, maxOffered)
+	require.EqualValues(t, 16, offered[0].Version, "the oldest went")
+	require.EqualValues(t, 5+maxOffered+10, offered[maxOffered-1].Version)
 	require.NoError(t, b.Flush(t.Context()))
 }
 
