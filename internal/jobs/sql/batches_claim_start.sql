@@ -3,8 +3,8 @@
 -- statement. A queued batch, or a running one whose lease ran out (its worker died), becomes the
 -- requester's under a lease of its length; anything else (done, held under a live lease, job
 -- finished) matches no row. Each claimed batch's job that is pending moves to in_progress (the
--- state machine's only move into in_progress), its row locked in id order first. Returns one row
--- per claimed batch: the batch, whether this statement started its job, and the job afterwards.
+-- state machine's only move into in_progress). Returns one row per claimed batch: the batch,
+-- whether this statement started its job, and the job afterwards.
 -- The batches are found by id (job_batches_pkey): their states are tested in a CASE, which
 -- Postgres cannot match to job_batches_open_idx's predicate, so that it never plans a scan of
 -- every open batch (and of the dead entries a drain leaves there until vacuum) to find them.
@@ -18,17 +18,26 @@ WITH claimed AS (
       AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = b.job_id AND j.status IN ('pending', 'in_progress'))
     RETURNING b.id, b.job_id, b.seq, b.document_ids, b.state, b.enqueues, b.queue_message_id, b.enqueued_at,
         b.claims, b.worker, b.lease_until, b.created_at, b.updated_at, b.finished_at
+), pending AS (
+    -- The claimed batches' pending jobs, and whether each has a batch outside this group: another
+    -- group may be claiming that one, so such jobs are locked in id order first (two groups never
+    -- deadlock). A job whose batches are all in this group needs no lock before its update: this
+    -- transaction holds all of them (batches_lock.sql), so no other claim can start it, and the
+    -- lock would only cost a write.
+    SELECT j.id, EXISTS (SELECT 1 FROM job_batches o WHERE o.job_id = j.id AND o.id <> ALL (@ids::uuid[])) AS shared
+    FROM jobs j
+    WHERE j.id IN (SELECT job_id FROM claimed) AND j.status = 'pending'
 ), locked AS (
     SELECT j.id
     FROM jobs j
-    WHERE j.id IN (SELECT job_id FROM claimed) AND j.status = 'pending'
+    WHERE j.id IN (SELECT id FROM pending WHERE shared) AND j.status = 'pending'
     ORDER BY j.id
     FOR UPDATE
 ), started AS (
     UPDATE jobs j
     SET status = 'in_progress', started_at = now(), version = j.version + 1, updated_at = now()
-    FROM locked
-    WHERE j.id = locked.id AND j.status = 'pending'
+    FROM (SELECT id FROM locked UNION ALL SELECT id FROM pending WHERE NOT shared) AS t
+    WHERE j.id = t.id AND j.status = 'pending'
     RETURNING j.id, j.type, j.status, j.source_id, j.document_ids, j.chunk_count, j.processed_count, j.error_count,
         j.queue_message_id, j.error, j.retry_of, j.version, j.timeout_seconds, j.created_at, j.updated_at,
         j.started_at, j.finished_at, j.pages_discovered, j.pages_fetched, j.pages_failed, j.external_id
