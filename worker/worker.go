@@ -362,34 +362,26 @@ type docWork struct {
 // while it was indexed.
 const maxRedo = 3
 
-// loadGroup reads the next documents of a batch and their index states, one statement each for
+// loadGroup reads the next documents of a batch with their index states, in one statement for
 // the whole group, sparing two per document. It returns what it found; a document it did not
-// find, or all of them when a read failed, is read again alone by index, which then records that
-// document's own error.
+// find, or all of them when the read failed, is read again alone by index, which then records
+// that document's own error.
 func (w *Worker) loadGroup(ctx context.Context, ids []uuid.UUID) map[uuid.UUID]*docWork {
 	if len(ids) < 2 {
 		return nil
 	}
-	raw := make([]string, len(ids))
-	for i, id := range ids {
-		raw[i] = id.String()
-	}
-	docs, err := w.deps.Content.GetDocumentsByIDs(ctx, &content.GetDocumentsByIDsParams{IDs: raw})
+	docs, states, err := w.deps.Content.GetDocumentsWithStates(ctx, ids)
 	if err != nil {
 		return nil
 	}
-	// Read after the documents: a state written in between belongs to content at least as new.
-	states, err := w.deps.Content.GetIndexStates(ctx, ids)
 	out := make(map[uuid.UUID]*docWork, len(docs))
 	for _, d := range docs {
 		id, perr := uuid.Parse(d.ID)
 		if perr != nil {
 			continue
 		}
-		in := &docWork{doc: d, stateRead: err == nil}
-		if err == nil {
-			in.state, in.ok = states[d.ID]
-		}
+		in := &docWork{doc: d, stateRead: true}
+		in.state, in.ok = states[d.ID]
 		out[id] = in
 	}
 	return out

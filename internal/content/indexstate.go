@@ -8,12 +8,14 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/pipeline-dev/pipeline/internal/errs"
 )
 
 var (
-	qGetIndexState  = mustQuery("get_index_state")
-	qPutIndexStates = mustQuery("put_index_states")
-	qGetIndexStates = mustQuery("get_index_states")
+	qGetDocumentsWithStates = mustQuery("get_documents_with_states")
+	qGetIndexState          = mustQuery("get_index_state")
+	qPutIndexStates         = mustQuery("put_index_states")
 )
 
 // IndexState is what a document's vectors were last built from. Processing skips a document
@@ -96,24 +98,39 @@ func (s *PgStore) PutIndexStates(ctx context.Context, states []IndexState, jobID
 	return written, jobStatus, nil
 }
 
-// GetIndexStates returns the index states of the documents among ids that were ever indexed, by
-// document id: one statement for a group of documents instead of one each.
-func (s *PgStore) GetIndexStates(ctx context.Context, ids []uuid.UUID) (map[string]IndexState, error) {
-	out := make(map[string]IndexState, len(ids))
+// GetDocumentsWithStates returns the documents among ids that exist, and the index states of
+// those ever indexed (by document id), in one statement: what a worker reads for a group of
+// documents it is about to process. A document missing from the result was deleted.
+func (s *PgStore) GetDocumentsWithStates(ctx context.Context, ids []uuid.UUID) ([]*Document, map[string]IndexState, error) {
+	if len(ids) > MaxIDsPerGet {
+		return nil, nil, errs.InvalidArgument("ids", "%d ids, more than %d", len(ids), MaxIDsPerGet)
+	}
+	states := make(map[string]IndexState, len(ids))
 	if len(ids) == 0 {
-		return out, nil
+		return nil, states, nil
 	}
-	rows, err := s.db.Query(ctx, qGetIndexStates, pgUUIDs(ids))
+	rows, err := s.db.Query(ctx, qGetDocumentsWithStates, pgUUIDs(ids))
 	if err != nil {
-		return nil, translate(err, "document", "")
+		return nil, nil, translate(err, "document", "")
 	}
-	var st IndexState
-	_, err = pgx.ForEachRow(rows, []any{&st.DocumentID, &st.ContentHash, &st.Fingerprint, &st.ChunkCount, &st.IndexedAt}, func() error {
-		out[st.DocumentID] = st
-		return nil
-	})
-	if err != nil {
-		return nil, translate(err, "document", "")
+	var docs []*Document
+	for rows.Next() {
+		var d Document
+		var hash, fingerprint pgtype.Text
+		var chunks pgtype.Int8
+		var at pgtype.Timestamptz
+		if err := rows.Scan(append(summaryDest(&d.DocumentSummary), &d.Content, &hash, &fingerprint, &chunks, &at)...); err != nil {
+			rows.Close()
+			return nil, nil, translate(err, "document", "")
+		}
+		tidySummary(&d.DocumentSummary)
+		docs = append(docs, &d)
+		if hash.Valid {
+			states[d.ID] = IndexState{DocumentID: d.ID, ContentHash: hash.String, Fingerprint: fingerprint.String, ChunkCount: chunks.Int64, IndexedAt: at.Time}
+		}
 	}
-	return out, nil
+	if err := rows.Err(); err != nil {
+		return nil, nil, translate(err, "document", "")
+	}
+	return docs, states, nil
 }

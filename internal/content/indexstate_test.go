@@ -51,8 +51,14 @@ func TestIndexStatesOfAGroupAndJobStatus(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, status, "a job that is gone has no status")
 
-	states, err := b.store.GetIndexStates(b.ctx, []uuid.UUID{uuid.MustParse(a), uuid.MustParse(bb)})
+	// The documents with their states, in one statement; a document that is gone is left out.
+	got, states, err := b.store.GetDocumentsWithStates(b.ctx, []uuid.UUID{uuid.MustParse(a), uuid.MustParse(bb), uuid.MustParse(gone)})
 	require.NoError(t, err)
+	require.Len(t, got, 2)
+	byID := map[string]*content.Document{got[0].ID: got[0], got[1].ID: got[1]}
+	require.Equal(t, "newer content", byID[a].Content)
+	require.Equal(t, newer.ContentHash, byID[a].ContentHash)
+	require.Equal(t, docs[1].Document.URI, byID[bb].URI)
 	require.Len(t, states, 1, "b was never indexed")
 	require.Equal(t, newer.ContentHash, states[a].ContentHash)
 	require.EqualValues(t, 3, states[a].ChunkCount)
@@ -85,7 +91,7 @@ func TestIndexStateInCallersTransactionKeepsItsCommitMode(t *testing.T) {
 	require.Equal(t, before, after)
 	require.NoError(t, tx.Commit(b.ctx))
 
-	states, err := b.store.GetIndexStates(b.ctx, []uuid.UUID{uuid.MustParse(d.ID)})
+	_, states, err := b.store.GetDocumentsWithStates(b.ctx, []uuid.UUID{uuid.MustParse(d.ID)})
 	require.NoError(t, err)
 	require.EqualValues(t, 1, states[d.ID].ChunkCount)
 }
