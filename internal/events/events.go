@@ -1,7 +1,8 @@
 // Package events fans job-change notices out to watchers. A change is published on one Redis
-// pub/sub channel so that every server replica hears it, and delivered at once to watchers in
-// this process. Notices are hints ("job X is at version N"), never data: watchers re-read the
-// job from Postgres, and poll as well, so a lost notice delays a watcher but never misleads it.
+// pub/sub channel so that every server replica hears it (the notices queued together share a
+// message: "id:version id:version ..."), and delivered at once to watchers in this process.
+// Notices are hints ("job X is at version N"), never data: watchers re-read the job from
+// Postgres, and poll as well, so a lost notice delays a watcher but never misleads it.
 // A writer in this process may also offer the committed state itself with its notice (Offer),
 // so local watchers can send it without a read. The package knows job ids and versions; a
 // snapshot is opaque to it.
@@ -46,6 +47,12 @@ type Bus struct {
 // maxOutbox bounds the notices waiting for Redis; past it the oldest are dropped (Redis is
 // away, and other replicas' watchers poll).
 const maxOutbox = 10_000
+
+// maxPerMessage caps the notices one PUBLISH carries. The notices waiting together go in as
+// few messages as that allows, separated by spaces ("id:version id:version ..."), instead of a
+// PUBLISH each: one command and one message for every replica per group of changes, not per
+// job.
+const maxPerMessage = 256
 
 // New returns a bus on rdb whose channel name starts with prefix (the deployment's Redis prefix).
 func New(rdb *redis.Client, prefix string, log *slog.Logger) *Bus {
@@ -227,8 +234,8 @@ func (b *Bus) drain(idle chan struct{}) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, m := range msgs {
-				p.Publish(ctx, b.channel, m)
+			for m := range slices.Chunk(msgs, maxPerMessage) {
+				p.Publish(ctx, b.channel, strings.Join(m, " "))
 			}
 			return nil
 		})
@@ -284,12 +291,14 @@ func (b *Bus) Run(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			id, version, err := parse(msg.Payload)
-			if err != nil {
-				b.log.Warn("ignoring malformed job event", "payload", msg.Payload, "err", err)
-				continue
+			for notice := range strings.FieldsSeq(msg.Payload) {
+				id, version, err := parse(notice)
+				if err != nil {
+					b.log.Warn("ignoring malformed job event", "payload", notice, "err", err)
+					continue
+				}
+				b.deliver(id, version, nil)
 			}
-			b.deliver(id, version, nil)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -170,28 +171,54 @@ func TestPublishDoesNotWaitForRedis(t *testing.T) {
 	require.NoError(t, b.Flush(ctx), "the sender gives up on each round after its timeout")
 }
 
-// TestNoticesReachRedisInOrder: notices published in a burst are sent in publishing order.
+// TestNoticesReachRedisInOrder: notices published in a burst are sent in publishing order,
+// several to a message (at most maxPerMessage), and a replica hears every one.
 func TestNoticesReachRedisInOrder(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := redistest.New(t)
 	b := New(rdb, prefix, quiet())
+	replica := New(rdb, prefix, quiet())
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() { _ = replica.Run(ctx) }()
+	require.NoError(t, replica.Ready(t.Context()))
 	ps := rdb.Subscribe(t.Context(), b.channel)
 	defer ps.Close()
 	_, err := ps.Receive(t.Context())
 	require.NoError(t, err)
-	id := uuid.New()
-	for v := int64(1); v <= 200; v++ {
-		b.Publish(context.Background(), id, v)
+	ids := []uuid.UUID{uuid.New(), uuid.New()}
+	subs := []*Subscription{replica.Subscribe(ids[0]), replica.Subscribe(ids[1])}
+	const n = 600
+	for v := int64(1); v <= n; v++ {
+		b.Publish(context.Background(), ids[v%2], v)
 	}
 	require.NoError(t, b.Flush(t.Context()))
-	for v := int64(1); v <= 200; v++ {
+	var got []int64
+	messages := 0
+	for len(got) < n {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		msg, err := ps.ReceiveMessage(ctx)
 		cancel()
 		require.NoError(t, err)
-		_, got, err := parse(msg.Payload)
-		require.NoError(t, err)
-		require.Equal(t, v, got)
+		messages++
+		notices := strings.Fields(msg.Payload)
+		require.LessOrEqual(t, len(notices), maxPerMessage)
+		for _, m := range notices {
+			id, v, err := parse(m)
+			require.NoError(t, err)
+			require.Equal(t, ids[v%2], id)
+			got = append(got, v)
+		}
+	}
+	for i, v := range got {
+		require.EqualValues(t, i+1, v, "in publishing order")
+	}
+	require.Less(t, messages, n/2, "notices share messages")
+	for i, s := range subs {
+		require.Eventually(t, func() bool {
+			announced, _, _ := s.Latest()
+			return announced == n-int64(i)
+		}, 5*time.Second, time.Millisecond, "the replica heard the last notice of job %d", i)
 	}
 }
 
