@@ -91,9 +91,9 @@ func (h *workerService) report(ctx context.Context, req *pipelinev1.ReportProgre
 	}
 	p.Results = make([]jobs.DocumentResultUpdate, 0, len(req.GetResults()))
 	for i, r := range req.GetResults() {
-		id, err := parseID(fmt.Sprintf("results[%d].document_id", i), r.GetDocumentId())
-		if err != nil {
-			return nil, err
+		id, err := uuid.Parse(r.GetDocumentId())
+		if err != nil { // the field's name is formatted only for the error
+			return nil, errs.InvalidArgument(fmt.Sprintf("results[%d].document_id", i), "must be a UUID, got %q", r.GetDocumentId())
 		}
 		st, ok := docStatusFromProto[r.GetStatus()]
 		if !ok {
@@ -123,9 +123,9 @@ func (h *workerService) report(ctx context.Context, req *pipelinev1.ReportProgre
 			return nil, err
 		}
 	}
-	return &pipelinev1.ReportProgressResponse{
-		JobStatus:  jobStatusToProto[job.Status],
-		Stop:       job.Status.Terminal(),
-		StopReason: map[bool]string{true: "the job is " + string(job.Status)}[job.Status.Terminal()],
-	}, nil
+	resp := &pipelinev1.ReportProgressResponse{JobStatus: jobStatusToProto[job.Status], Stop: job.Status.Terminal()}
+	if resp.Stop {
+		resp.StopReason = "the job is " + string(job.Status)
+	}
+	return resp, nil
 }
