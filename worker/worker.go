@@ -319,12 +319,13 @@ func (r *batchRun) commitLoop(workCtx context.Context, stop context.CancelCauseF
 const commitGroup = loadGroup
 
 // handOff is how many prepared documents wait for commitLoop at most, besides the one the first
-// stage holds. It bounds what a cancel can waste: a cancel read by a group's index state write
-// finds up to two groups of documents prepared after it committed (the one whose write read it,
-// and what the first stage prepared meanwhile), their embedder calls made. A deeper hand-off
-// would make larger groups when the second stage is the slower (3: syncs per document 0.52 ->
-// 0.30, statements 2.07 -> 1.84, e2e -short), at the cost of that many more documents embedded
-// after a cancel (TestCancelMidJob).
+// stage holds. It bounds what a cancel can waste: when a group's index state write reads the
+// status just before a cancel commits, the next group (up to handOff+1 documents) is taken and
+// the first stage refills (handOff+1 more) before the next write reads the cancel, so up to
+// 2*(handOff+1) documents are embedded after it. A deeper hand-off would make larger groups when
+// the second stage is the slower (3: syncs per document 0.52 -> 0.30, statements 2.07 -> 1.84,
+// e2e -short), at the cost of that many more documents embedded after a cancel
+// (TestCancelMidJob allows 1).
 const handOff = 1
 
 // final says a result is an outcome even when the work was interrupted: the document was
