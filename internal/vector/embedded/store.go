@@ -498,9 +498,9 @@ func (s *Store) applyPending(n int) {
 func (s *Store) appendLog(frame []byte) error {
 	end := s.walSize + int64(len(frame))
 	if end > s.walAlloc {
-		if err := s.growLog(end + logGrowth); err != nil {
-			return errs.Transient(fmt.Errorf("embedded vector store at %s: extending its log: %w", s.dir, err), 0)
-		}
+		// Without room for the zeros (a nearly full disk), the frame may still fit: it is
+		// written at the end as before, and its sync then carries the new size.
+		_ = s.growLog(end + logGrowth)
 	}
 	if _, err := s.wal.WriteAt(frame, s.walSize); err != nil {
 		// A partial frame left in the middle of the log would read as a torn tail on the next
@@ -512,7 +512,7 @@ func (s *Store) appendLog(frame []byte) error {
 		s.walAlloc = s.walSize
 		return errs.Transient(fmt.Errorf("embedded vector store at %s: writing its log: %w", s.dir, err), 0)
 	}
-	s.walSize = end
+	s.walSize, s.walAlloc = end, max(s.walAlloc, end)
 	return nil
 }
 
@@ -527,7 +527,8 @@ const logGrowth = 4 << 20
 var zeros [64 << 10]byte
 
 // growLog writes zeros from the file's end up to size. A failure leaves zeros beyond the last
-// frame, which a reopen reads as the end of the log. Called with writeMu held.
+// frame, which a reopen reads as the end of the log, and walAlloc where the zeros end. Called
+// with writeMu held.
 func (s *Store) growLog(size int64) error {
 	for s.walAlloc < size {
 		n := min(int64(len(zeros)), size-s.walAlloc)
