@@ -603,9 +603,11 @@ func (w *Worker) storeGroup(job *jobs.Job, group []*docTask) jobs.Status {
 		g := vector.NewWriteGroup(upserts)
 		failed := make([]error, len(todo))
 		var wg sync.WaitGroup
-		for i, t := range todo {
+		last := len(todo) - 1 // stored by this goroutine, which would only wait otherwise
+		for i, t := range todo[:last] {
 			wg.Go(func() { failed[i] = storeDoc(sctxs[i], t, g) })
 		}
+		failed[last] = storeDoc(sctxs[last], todo[last], g)
 		wg.Wait()
 		return errors.Join(failed...)
 	})
