@@ -93,7 +93,8 @@ func (h *workerService) report(ctx context.Context, req *pipelinev1.ReportProgre
 	for i, r := range req.GetResults() {
 		id, err := uuid.Parse(r.GetDocumentId())
 		if err != nil { // the field's name is formatted only for the error
-			return nil, errs.InvalidArgument(fmt.Sprintf("results[%d].document_id", i), "must be a UUID, got %q", r.GetDocumentId())
+			_, err = parseID(fmt.Sprintf("results[%d].document_id", i), r.GetDocumentId())
+			return nil, err
 		}
 		st, ok := docStatusFromProto[r.GetStatus()]
 		if !ok {

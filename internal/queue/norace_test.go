@@ -2,5 +2,5 @@
 
 package queue_test
 
-// raceEnabled: built with the race detector, whose scheduler is randomized.
+// raceEnabled: false, built without the race detector.
 const raceEnabled = false
