@@ -92,39 +92,58 @@ func (h *Hooks) JobChanged(ctx context.Context, j *jobs.Job) error {
 
 // JobsChanged implements jobs.GroupNotifier: what JobChanged does for each job, with one Redis
 // round trip for all of their keys and one Postgres statement to learn which of the finished
-// processing jobs' sources have other active processing. The events go out last, as for one.
+// processing jobs' sources have other active processing. The events go out last, as for one:
+// when no job needs a Postgres step (a new processing job's source to start, a finished one's
+// to settle, a cancelled crawl), they ride on the keys' round trip, after the writes.
 func (h *Hooks) JobsChanged(ctx context.Context, list []*jobs.Job) error {
-	defer func() {
-		for _, j := range list {
-			h.Bus.Publish(ctx, j.ID, j.Version)
-		}
-	}()
-	var errList []error
-	if err := h.writeKeys(ctx, list); err != nil {
-		errList = append(errList, err)
-	}
+	notices := make([]events.Notice, len(list))
 	var settle []*jobs.Job
-	for _, j := range list {
+	var inPostgres []func() error
+	for i, j := range list {
+		notices[i] = events.Notice{JobID: j.ID, Version: j.Version}
 		switch {
 		case j.Type == jobs.TypeProcess && j.Status == jobs.StatusPending && j.Version == 1:
-			if err := h.startSource(ctx, j); err != nil {
-				errList = append(errList, fmt.Errorf("start source: %w", err))
-			}
+			inPostgres = append(inPostgres, func() error {
+				if err := h.startSource(ctx, j); err != nil {
+					return fmt.Errorf("start source: %w", err)
+				}
+				return nil
+			})
 		case j.Type == jobs.TypeProcess && j.Status.Terminal():
 			settle = append(settle, j)
 		case j.Type == jobs.TypeCrawl && j.Status == jobs.StatusCancelled && h.CrawlCancelled != nil:
-			h.CrawlCancelled(ctx, j)
+			inPostgres = append(inPostgres, func() error { h.CrawlCancelled(ctx, j); return nil })
+		}
+	}
+	// The events go with the keys unless a Postgres step must come between them.
+	withKeys := len(inPostgres) == 0 && (len(settle) == 0 || h.Jobs == nil || h.Content == nil)
+	var errList []error
+	published, err := h.writeKeys(ctx, list, notices, withKeys)
+	if err != nil {
+		errList = append(errList, err)
+	}
+	for _, step := range inPostgres {
+		if err := step(); err != nil {
+			errList = append(errList, err)
 		}
 	}
 	if err := h.settleSources(ctx, settle); err != nil {
 		errList = append(errList, fmt.Errorf("settle source: %w", err))
 	}
+	if published {
+		h.Bus.Deliver(notices)
+	} else {
+		for _, n := range notices {
+			h.Bus.Publish(ctx, n.JobID, n.Version)
+		}
+	}
 	return errors.Join(errList...)
 }
 
 // writeKeys refreshes the jobs' status cache and, for finished jobs, writes their result
-// summary, all in one pipeline.
-func (h *Hooks) writeKeys(ctx context.Context, list []*jobs.Job) error {
+// summary, all in one pipeline; with withEvents the notices to other replicas follow in the
+// same pipeline, and published says they went out (when it is false, the caller publishes them).
+func (h *Hooks) writeKeys(ctx context.Context, list []*jobs.Job, notices []events.Notice, withEvents bool) (published bool, err error) {
 	write := func(pipe redis.Pipeliner) error {
 		for _, j := range list {
 			body, _ := json.Marshal(summarize(j))
@@ -137,20 +156,24 @@ func (h *Hooks) writeKeys(ctx context.Context, list []*jobs.Job) error {
 				pipe.Set(ctx, ResultKey(h.Prefix, j.ID), body, h.ResultTTL)
 			}
 		}
+		if withEvents {
+			h.Bus.PublishIn(ctx, pipe, notices)
+		}
 		return nil
 	}
 	cmds, err := h.Redis.Pipelined(ctx, write)
 	if err != nil && scriptMissing(cmds) {
 		// A Redis that restarted, or never ran the script: load it and send the writes again
-		// (they are idempotent: the script keeps the newest version).
+		// (they are idempotent: the script keeps the newest version). The events went out with
+		// the first pipeline and go again with this one: a notice heard twice is heard once.
 		if err = statusScript.Load(ctx, h.Redis).Err(); err == nil {
 			_, err = h.Redis.Pipelined(ctx, write)
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("status cache and result summary: %w", err)
+		return false, fmt.Errorf("status cache and result summary: %w", err)
 	}
-	return nil
+	return withEvents, nil
 }
 
 // scriptMissing tells whether a pipeline failed because Redis did not know a script's sha.

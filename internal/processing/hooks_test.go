@@ -1,12 +1,17 @@
 package processing
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipeline-dev/pipeline/internal/content"
@@ -99,4 +104,132 @@ func TestJobsChangedForAGroup(t *testing.T) {
 	require.Equal(t, "boom", msg)
 	st, _ = status(b)
 	require.Equal(t, content.SourceStatusProcessing, st, "another job of the source is still running")
+}
+
+// tripRecorder records the commands of each round trip a Redis client makes for its caller
+// (a pipeline, or one command), leaving out those that set up a new connection.
+type tripRecorder struct {
+	mu    sync.Mutex
+	trips [][]string
+}
+
+func (*tripRecorder) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (r *tripRecorder) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		r.add([]redis.Cmder{cmd})
+		return next(ctx, cmd)
+	}
+}
+func (r *tripRecorder) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		r.add(cmds)
+		return next(ctx, cmds)
+	}
+}
+
+func (r *tripRecorder) add(cmds []redis.Cmder) {
+	names := make([]string, 0, len(cmds))
+	for _, c := range cmds {
+		switch c.Name() {
+		case "hello", "client", "auth", "select":
+			continue // a new connection's setup
+		}
+		names = append(names, c.Name())
+	}
+	if len(names) > 0 {
+		r.mu.Lock()
+		r.trips = append(r.trips, names)
+		r.mu.Unlock()
+	}
+}
+
+// take returns the trips recorded so far and forgets them.
+func (r *tripRecorder) take() [][]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.trips
+	r.trips = nil
+	return t
+}
+
+// TestJobsChangedEventsRideOnTheKeys: for jobs that need no Postgres step (progress of running
+// jobs), the events to other replicas go in the status keys' pipeline, after the keys: one
+// round trip for the whole group, and a replica that hears a notice finds the key at that
+// version already. Local watchers hear it as well. After a restart of Redis (the status script
+// forgotten) the keys are still written and the events still heard.
+func TestJobsChangedEventsRideOnTheKeys(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	pool := dbtest.New(t)
+	rdb, prefix := redistest.New(t)
+	log := slog.New(slog.DiscardHandler)
+	bus := events.New(rdb, prefix, log)
+	store := content.NewPgStore(pool)
+	h := &Hooks{Bus: bus, Redis: rdb, Prefix: prefix, Content: store, ResultTTL: time.Hour, Log: log}
+	mgr, err := jobs.NewManager(jobs.NewPgStore(pool), jobs.Config{Logger: log})
+	require.NoError(t, err)
+	h.Jobs = mgr
+	src, err := store.CreateSource(ctx, &content.CreateSourceParams{Name: "s"})
+	require.NoError(t, err)
+
+	// Another replica's view: the raw channel, read by a client of its own.
+	other := redis.NewClient(rdb.Options())
+	defer other.Close()
+	ps := other.Subscribe(ctx, prefix+"pipeline:job-events")
+	defer ps.Close()
+	_, err = ps.Receive(ctx) // the subscription is in place
+	require.NoError(t, err)
+
+	trips := &tripRecorder{}
+	rdb.AddHook(trips)
+	for _, flush := range []bool{false, true} {
+		var running []*jobs.Job
+		for range 3 {
+			j, err := mgr.Create(ctx, jobs.CreateParams{Type: jobs.TypeProcess, SourceID: uuid.MustParse(src.ID), DocumentIDs: []uuid.UUID{uuid.New()}})
+			require.NoError(t, err)
+			j, err = mgr.Start(ctx, j.ID)
+			require.NoError(t, err)
+			running = append(running, j)
+		}
+		sub := bus.Subscribe(running[1].ID)
+		if flush {
+			require.NoError(t, rdb.ScriptFlush(ctx).Err(), "as after a restart of Redis")
+		} else {
+			require.NoError(t, statusScript.Load(ctx, rdb).Err())
+		}
+		trips.take()
+		require.NoError(t, h.JobsChanged(ctx, running))
+		if !flush {
+			require.Equal(t, [][]string{{"evalsha", "evalsha", "evalsha", "publish"}}, trips.take(),
+				"keys and events in one round trip, the events last")
+		}
+
+		select {
+		case <-sub.C:
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		}
+		announced, _, _ := sub.Latest()
+		require.Equal(t, running[1].Version, announced, "a local watcher hears it")
+		sub.Close()
+
+		heard := map[string]bool{}
+		for len(heard) < len(running) {
+			msg, err := ps.ReceiveMessage(ctx)
+			require.NoError(t, err)
+			for n := range strings.FieldsSeq(msg.Payload) {
+				id, version, ok := strings.Cut(n, ":")
+				require.True(t, ok, n)
+				raw, err := other.Get(ctx, StatusKey(prefix, uuid.MustParse(id))).Result()
+				require.NoError(t, err, "the key is written before the event is heard")
+				var sum Summary
+				require.NoError(t, json.Unmarshal([]byte(raw), &sum))
+				require.Equal(t, version, strconv.FormatInt(sum.Version, 10))
+				heard[id] = true
+			}
+		}
+		for _, j := range running {
+			require.True(t, heard[j.ID.String()], "job %s announced", j.ID)
+		}
+	}
 }
