@@ -51,7 +51,7 @@ func New(rdb *redis.Client, prefix string) *Registry {
 // worker that may have one, so listing never scans the keyspace. The set is only an index: a
 // member whose record expired is dropped by the next List.
 func (r *Registry) recordKey(id string) string { return r.prefix + "workers:" + id }
-func (r *Registry) indexKey() string          { return r.prefix + "workers" }
+func (r *Registry) indexKey() string           { return r.prefix + "workers" }
 
 // put writes a record that expires after ttl, and indexes it.
 func (r *Registry) put(ctx context.Context, info Info, ttl time.Duration) error {
