@@ -176,13 +176,14 @@ func markEnqueuedArgs(p *BatchMarkEnqueuedParams) pgx.NamedArgs {
 
 // dispatchQueries are the statements only the pipelined writes below use.
 var dispatchQueries = struct {
-	batchAsyncCommit, batchesLock, batchesClaimStart, batchesJobsLock, batchesFinishEnd string
+	batchAsyncCommit, batchesGroupSettings, batchesLock, batchesClaimStart, batchesJobsLock, batchesFinishEnd string
 }{
-	batchAsyncCommit:  mustQuery("batch_async_commit"),
-	batchesLock:       mustQuery("batches_lock"),
-	batchesClaimStart: mustQuery("batches_claim_start"),
-	batchesJobsLock:   mustQuery("batches_jobs_lock"),
-	batchesFinishEnd:  mustQuery("batches_finish_end"),
+	batchAsyncCommit:     mustQuery("batch_async_commit"),
+	batchesGroupSettings: mustQuery("batches_group_settings"),
+	batchesLock:          mustQuery("batches_lock"),
+	batchesClaimStart:    mustQuery("batches_claim_start"),
+	batchesJobsLock:      mustQuery("batches_jobs_lock"),
+	batchesFinishEnd:     mustQuery("batches_finish_end"),
 }
 
 // pipeline sends the queued statements in one round trip and hands their results to read, in
@@ -268,8 +269,20 @@ func (s *PgStore) queueAsyncCommit(b *pgx.Batch) int {
 	return 1
 }
 
+// queueGroupSettings starts the pipeline of a group of claims (asyncCommit) or finishes with the
+// settings of its own transaction (batches_group_settings.sql) and returns the number of
+// statements it queued: none on a store in the caller's transaction (InTx), whose settings are
+// the caller's.
+func (s *PgStore) queueGroupSettings(b *pgx.Batch, asyncCommit bool) int {
+	if _, inTx := s.db.(pgx.Tx); inTx {
+		return 0
+	}
+	b.Queue(dispatchQueries.batchesGroupSettings, pgx.NamedArgs{"async_commit": asyncCommit})
+	return 1
+}
+
 // BatchesClaimStart implements Store: one round trip of two statements (three outside a
-// transaction: the first lets it commit asynchronously) for any number of claims: the batches
+// transaction: the first lets it commit asynchronously, with generic plans) for any number of claims: the batches
 // locked in id order, then claimed, their pending jobs started and read back in one statement.
 func (s *PgStore) BatchesClaimStart(ctx context.Context, ps []*BatchClaimParams) ([]BatchClaimed, error) {
 	ids := make([]uuid.UUID, len(ps))
@@ -280,7 +293,7 @@ func (s *PgStore) BatchesClaimStart(ctx context.Context, ps []*BatchClaimParams)
 	}
 	idArg := binaryUUIDs(ids)
 	b := &pgx.Batch{}
-	lead := s.queueAsyncCommit(b)
+	lead := s.queueGroupSettings(b, true)
 	b.Queue(dispatchQueries.batchesLock, pgx.NamedArgs{"ids": idArg})
 	b.Queue(dispatchQueries.batchesClaimStart, pgx.NamedArgs{"ids": idArg, "workers": workers, "lease_seconds": leases})
 	g, err := s.batchGroup(ctx, b, lead+1)
@@ -297,9 +310,10 @@ func (s *PgStore) BatchesClaimStart(ctx context.Context, ps []*BatchClaimParams)
 	return out, nil
 }
 
-// BatchesFinishJob implements Store: one round trip of three statements for any number of
-// finishes: the batches locked in id order, then their jobs, then the batches finished, the jobs
-// left with no open batch ended, and the jobs read back in one statement.
+// BatchesFinishJob implements Store: one round trip of three statements (four outside a
+// transaction: the first asks for generic plans) for any number of finishes: the batches locked
+// in id order, then their jobs, then the batches finished, the jobs left with no open batch
+// ended, and the jobs read back in one statement.
 func (s *PgStore) BatchesFinishJob(ctx context.Context, ps []*BatchFinishParams) ([]BatchFinished, error) {
 	ids := make([]uuid.UUID, len(ps))
 	workers := make([]string, len(ps))
@@ -308,10 +322,11 @@ func (s *PgStore) BatchesFinishJob(ctx context.Context, ps []*BatchFinishParams)
 	}
 	idArgs := pgx.NamedArgs{"ids": binaryUUIDs(ids)}
 	b := &pgx.Batch{}
+	lead := s.queueGroupSettings(b, false)
 	b.Queue(dispatchQueries.batchesLock, idArgs)
 	b.Queue(dispatchQueries.batchesJobsLock, idArgs)
 	b.Queue(dispatchQueries.batchesFinishEnd, pgx.NamedArgs{"ids": idArgs["ids"], "workers": workers})
-	g, err := s.batchGroup(ctx, b, 2)
+	g, err := s.batchGroup(ctx, b, lead+2)
 	if err != nil {
 		return nil, err
 	}
