@@ -233,3 +233,53 @@ func TestJobsChangedEventsRideOnTheKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusCacheNeverMovesBack: the status cache keeps the newest version it was given, so
+// changes announced out of order (two processes, a late retry) cannot move it backwards. The
+// version is read from the start of the value, and from anywhere in a value written before it
+// came first.
+func TestStatusCacheNeverMovesBack(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	rdb, prefix := redistest.New(t)
+	log := slog.New(slog.DiscardHandler)
+	h := &Hooks{Bus: events.New(rdb, prefix, log), Redis: rdb, Prefix: prefix, ResultTTL: time.Hour, Log: log}
+	id := uuid.New()
+	key := StatusKey(prefix, id)
+	cached := func() (int64, string) {
+		raw, err := rdb.Get(ctx, key).Result()
+		require.NoError(t, err)
+		var sum Summary
+		require.NoError(t, json.Unmarshal([]byte(raw), &sum))
+		return sum.Version, sum.Status
+	}
+	change := func(version int64, status jobs.Status) {
+		t.Helper()
+		j := &jobs.Job{ID: id, Type: jobs.TypeProcess, Status: status, SourceID: uuid.New(), Version: version}
+		require.NoError(t, h.JobsChanged(ctx, []*jobs.Job{j}))
+	}
+
+	change(5, jobs.StatusInProgress)
+	raw, err := rdb.Get(ctx, key).Result()
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(raw, `{"version":5,`), raw)
+	change(3, jobs.StatusPending)
+	v, st := cached()
+	require.Equal(t, int64(5), v, "an older version does not replace a newer one")
+	require.Equal(t, string(jobs.StatusInProgress), st)
+	change(5, jobs.StatusPending)
+	v, st = cached()
+	require.Equal(t, []any{int64(5), string(jobs.StatusInProgress)}, []any{v, st}, "nor does the same version again")
+	change(12, jobs.StatusInProgress)
+	v, _ = cached()
+	require.Equal(t, int64(12), v, "a newer one does (12 after 5: compared as numbers)")
+
+	// As an earlier release wrote it: the version inside.
+	require.NoError(t, rdb.Set(ctx, key, `{"job_id":"`+id.String()+`","status":"in_progress","version":20}`, time.Hour).Err())
+	change(19, jobs.StatusPending)
+	v, _ = cached()
+	require.Equal(t, int64(20), v, "read from inside an older value")
+	change(21, jobs.StatusInProgress)
+	v, _ = cached()
+	require.Equal(t, int64(21), v)
+}
