@@ -219,7 +219,7 @@ func prepareE2E(ctx context.Context, env *Env) (p *Prepared, err error) {
 		},
 		Notes: []string{
 			"project: a real server in this process on its own Postgres schema and Redis prefix; documents go in over gRPC, each call one job of one batch; 1 or 2 worker instances (app.RunWorkers, as `pipeline dev`), one slot each; a run ends when every job is finished in Postgres",
-			"ceiling: the same chunker, hash embedder and an embedded store of its own over documents held in memory (no API, queue or Postgres), in 1 or 2 pipelines that overlap the stages as the worker does: a first stage chunks and embeds a document while a second stores the ones ready before it (hand-off of 1, up to 8 stored together, one upsert each made at once as one write group); the last row compares 2 workers with 1 (target 1.7)",
+			fmt.Sprintf("ceiling: the same chunker, hash embedder and an embedded store of its own over documents held in memory (no API, queue or Postgres), in 1 or 2 pipelines that overlap the stages as the worker does: a first stage chunks and embeds a document while a second stores the ones ready before it (hand-off of %d, up to %d stored together, one upsert each made at once as one write group); the last row compares 2 workers with 1 (target 1.7)", e2eCeilingHandOff, e2eCeilingGroup),
 			"CPU ms/doc: the whole process's CPU time (server, workers and the ingesting client; not Postgres's or Redis's) per document; PG stmts/doc: statements of the service's pool (pgx tracer; BEGIN/COMMIT included); Redis cmds/doc: commands of the service's two Redis clients (go-redis hooks), idle polling included",
 			"checked after every run: every job completed with no failed document, and the store holds exactly the chunker's number of chunks for every document",
 		},
@@ -452,7 +452,7 @@ func (e *e2eRunner) check(ctx context.Context, jobIDs []string) error {
 // The ceiling's pipelines are shaped as a worker's batch (worker.go: the hand-off channel and
 // commitGroup): a first stage that chunks and embeds, a second that stores what is ready.
 const (
-	e2eCeilingHandOff = 1 // prepared documents waiting for the second stage, besides the one in hand (worker.go: handOff)
+	e2eCeilingHandOff = 7 // prepared documents waiting for the second stage, besides the one in hand (worker.go: handOff)
 	e2eCeilingGroup   = 8 // most documents the second stage stores together
 )
 

@@ -175,6 +175,8 @@ type faultyEmbedder struct {
 	transient map[string]int
 	calls     map[string]int
 	block     chan struct{} // when set, texts containing "BLOCK" wait for it to close
+	// interrupted counts the calls that stopped waiting for block because their ctx ended.
+	interrupted int
 }
 
 func (f *faultyEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
@@ -211,12 +213,21 @@ func (f *faultyEmbedder) Embed(ctx context.Context, texts []string) ([][]float32
 				select {
 				case <-block:
 				case <-ctx.Done():
+					f.mu.Lock()
+					f.interrupted++
+					f.mu.Unlock()
 					return nil, ctx.Err()
 				}
 			}
 		}
 	}
 	return f.Embedder.Embed(ctx, texts)
+}
+
+func (f *faultyEmbedder) interruptions() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.interrupted
 }
 
 func (f *faultyEmbedder) callsOf(marker string) int {

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	pipelinev1 "github.com/pipeline-dev/pipeline/gen/go/pipeline/v1"
+	"github.com/pipeline-dev/pipeline/internal/app"
 	"github.com/pipeline-dev/pipeline/internal/config"
 	"github.com/pipeline-dev/pipeline/internal/jobs"
 	"github.com/pipeline-dev/pipeline/internal/vector"
@@ -197,16 +198,77 @@ func TestTransientFailureExhaustsRetries(t *testing.T) {
 	}
 }
 
+// TestCancelMidJob: a cancel reaches the worker at once (Postgres's notice of the ended job):
+// the document it is embedding is interrupted and no later document starts, although the worker
+// had room to prepare several ahead.
 func TestCancelMidJob(t *testing.T) {
 	t.Parallel()
-	b := start(t, options{workers: 1, cfg: func(c *config.Config) { c.BatchSize = 100 }})
-	block := make(chan struct{})
+	b := start(t, options{workers: 1, cfg: func(c *config.Config) { c.BatchSize = 100; c.Lease = 2 * time.Minute }})
+	jobID := b.cancelWhileBlocked(t, 8)
+	// The blocked embedding ends because the worker heard of the cancel, not because it was
+	// let go, nor because its next heartbeat's answer told it (a third of the lease away).
+	require.Eventually(t, func() bool { return b.embedder.interruptions() > 0 }, 10*time.Second, 10*time.Millisecond,
+		"the worker interrupts the document it is embedding")
+	b.finishCancelled(t, jobID)
+	for i := 3; i < 8; i++ {
+		require.Zero(t, b.embedder.callsOf(fmt.Sprintf("marker%03d", i)), "document %d started after the cancel", i)
+	}
+}
+
+// TestCancelMidJobWithoutNotice: a worker that does not hear of the cancel (its listener away)
+// still stops, when the next group of documents it records reads the job's status (or a report's
+// answer tells it): at most 2*(hand-off+1) documents are embedded after the cancel, and the rest
+// never are.
+func TestCancelMidJobWithoutNotice(t *testing.T) {
+	t.Parallel()
+	const docs, handOff = 40, 7 // handOff as in worker.go
+	b := start(t, options{workers: 1, cfg: func(c *config.Config) { c.BatchSize = 100 }, build: app.Options{NoEndNotices: true}})
+	jobID := b.cancelWhileBlocked(t, docs)
+	close(b.embedder.block)
+	b.finishCancelled(t, jobID)
+	after := 0
+	for i := 3; i < docs; i++ {
+		after += min(1, b.embedder.callsOf(fmt.Sprintf("marker%03d", i)))
+	}
+	require.LessOrEqual(t, after, 2*(handOff+1), "documents embedded after the cancel")
+	require.Zero(t, b.embedder.callsOf(fmt.Sprintf("marker%03d", docs-1)), "the last document never starts")
+}
+
+// TestProgressVisibleWhileADocumentIsSlow: the documents finished before a slow one are reported
+// within the report interval, not when the slow one is done (nor at the next heartbeat, a
+// third of the lease away).
+func TestProgressVisibleWhileADocumentIsSlow(t *testing.T) {
+	t.Parallel()
+	b := start(t, options{workers: 1, cfg: func(c *config.Config) { c.BatchSize = 100; c.Lease = 2 * time.Minute }})
+	jobID := b.blockThird(t, 5)
+	defer close(b.embedder.block)
+	require.Eventually(t, func() bool {
+		job, err := b.jobs.GetJob(tctx(t), &pipelinev1.GetJobRequest{JobId: jobID})
+		require.NoError(t, err)
+		return job.GetJob().GetProcessing().GetProcessedCount() == 2
+	}, 10*time.Second, 10*time.Millisecond, "the two documents before the blocked one are reported")
+}
+
+// cancelWhileBlocked ingests n documents as one job, waits until the worker embeds the third
+// (which blocks in the embedder until b.embedder.block is closed) and cancels the job.
+func (b *bundle) cancelWhileBlocked(t *testing.T, n int) string {
+	t.Helper()
+	jobID := b.blockThird(t, n)
+	_, err := b.jobs.CancelJob(tctx(t), &pipelinev1.CancelJobRequest{JobId: jobID})
+	require.NoError(t, err)
+	return jobID
+}
+
+// blockThird ingests n documents as one job and waits until the worker embeds the third, which
+// blocks in the embedder until b.embedder.block is closed.
+func (b *bundle) blockThird(t *testing.T, n int) string {
+	t.Helper()
 	b.embedder.mu.Lock()
-	b.embedder.block = block
+	b.embedder.block = make(chan struct{})
 	b.embedder.mu.Unlock()
 	src := b.newSource(t)
 	var docs []*pipelinev1.DocumentInput
-	for i := range 8 {
+	for i := range n {
 		extra := ""
 		if i == 2 {
 			extra = "BLOCK"
@@ -216,20 +278,21 @@ func TestCancelMidJob(t *testing.T) {
 	resp := b.ingest(t, src, docs...)
 	jobID := resp.GetJob().GetJobId()
 	require.Eventually(t, func() bool { return b.embedder.callsOf("marker002") > 0 }, waitTimeout, 10*time.Millisecond)
+	return jobID
+}
 
-	_, err := b.jobs.CancelJob(tctx(t), &pipelinev1.CancelJobRequest{JobId: jobID})
-	require.NoError(t, err)
-	close(block)
+// finishCancelled waits until the job is seen CANCELLED and the worker is done with its batch
+// (the message acknowledged and gone from the stream): had the worker not stopped between
+// documents, it would have embedded them all by then.
+func (b *bundle) finishCancelled(t *testing.T, jobID string) {
+	t.Helper()
 	seen := b.watchUntilDone(t, jobID)
 	require.Equal(t, pipelinev1.JobStatus_JOB_STATUS_CANCELLED, seen[len(seen)-1].GetStatus())
-	// Wait until the worker is done with the batch (its message is acknowledged and gone from
-	// the stream): had it not stopped between documents, it would have embedded them all by then.
 	require.Eventually(t, func() bool {
 		n, err := b.app.Queue.Len()
 		require.NoError(t, err)
 		return n == 0
 	}, waitTimeout, 20*time.Millisecond)
-	require.Zero(t, b.embedder.callsOf("marker007"), "documents after the cancel are not processed")
 }
 
 func TestDuplicateDeliveryDoesNoDuplicateWork(t *testing.T) {

@@ -352,6 +352,13 @@ func (a *App) RunWorkers(ctx context.Context, serverAddr, apiKey string) error {
 	regDone := make(chan struct{})
 	go func() { defer close(regDone); reg.Run(regCtx) }()
 	defer func() { stopReg(); <-regDone }()
+	// Cancels reach running batches at once (worker.ListenForEnds).
+	if !a.opts.NoEndNotices {
+		endsCtx, stopEnds := context.WithCancel(ctx)
+		endsDone := make(chan struct{})
+		go func() { defer close(endsDone); w.ListenForEnds(endsCtx, a.Pool.Config().ConnConfig.Copy(), nil) }()
+		defer func() { stopEnds(); <-endsDone }()
+	}
 	a.Log.Info("worker started", "worker_id", w.ID(), "concurrency", a.totalSlots(), "express_slots", a.totalSlots()-a.queueConfig().Workers, "server", serverAddr)
 	return a.consume(ctx, q, w)
 }

@@ -35,6 +35,9 @@ type Options struct {
 	// clients sent: the go-redis client and taskq's own (benchmarks count them with it). It
 	// must be safe for concurrent use.
 	RedisCommands func(n int)
+	// NoEndNotices keeps RunWorkers' workers from listening for ended jobs (worker.ListenForEnds),
+	// so that they learn of a cancel only from the status their writes read (tests of that path).
+	NoEndNotices bool
 }
 
 // buildTelemetry sets up what the rest of Build hands around: the log handler that stamps
