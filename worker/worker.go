@@ -201,13 +201,31 @@ func (r *batchRun) do(ctx context.Context) error {
 	tasks := make(chan *docTask, handOff)
 	committed := make(chan struct{})
 	go func() { defer close(committed); r.commitLoop(workCtx, stop, tasks) }()
+	// The groups of documents are read one ahead of the first stage, so it does not wait for
+	// Postgres between groups.
+	loads := make(chan map[uuid.UUID]*docWork, 1)
+	loadsDone := make(chan struct{})
+	go func() {
+		defer close(loadsDone)
+		for i := 0; i < len(todo); i += loadGroup {
+			m := w.loadGroup(workCtx, todo[i:min(i+loadGroup, len(todo))])
+			select {
+			case loads <- m:
+			case <-workCtx.Done():
+				return
+			}
+		}
+	}()
 	var loaded map[uuid.UUID]*docWork
 	for i, docID := range todo {
 		if workCtx.Err() != nil {
 			break
 		}
 		if i%loadGroup == 0 {
-			loaded = w.loadGroup(workCtx, todo[i:min(i+loadGroup, len(todo))])
+			select {
+			case loaded = <-loads:
+			case <-workCtx.Done():
+			}
 		}
 		in := loaded[docID]
 		delete(loaded, docID) // a document listed twice is read again the second time
@@ -218,6 +236,7 @@ func (r *batchRun) do(ctx context.Context) error {
 	}
 	close(tasks)
 	<-committed
+	<-loadsDone // it took every group, or the work was stopped
 	if cause := context.Cause(workCtx); cause != nil {
 		if ctx.Err() != nil {
 			// The worker is shutting down: report what is done and hand the batch back.
