@@ -14,6 +14,7 @@ import (
 	"github.com/pipeline-dev/pipeline/internal/config"
 	"github.com/pipeline-dev/pipeline/internal/jobs"
 	"github.com/pipeline-dev/pipeline/internal/vector"
+	"github.com/pipeline-dev/pipeline/worker"
 )
 
 // doc makes a small Markdown document with a unique marker word, so a search for the marker
@@ -234,6 +235,38 @@ func TestCancelMidJobWithoutNotice(t *testing.T) {
 	require.Zero(t, b.embedder.callsOf(fmt.Sprintf("marker%03d", docs-1)), "the last document never starts")
 }
 
+// TestCancelHeardAfterListenerReconnects: when the worker's listening connection is lost, a
+// cancel that comes before it listens again is still heard at once after it reconnects (it reads
+// the status of the jobs it works on), not at the next heartbeat.
+func TestCancelHeardAfterListenerReconnects(t *testing.T) {
+	t.Parallel()
+	b := start(t, options{workers: 1, cfg: func(c *config.Config) { c.BatchSize = 100; c.Lease = 2 * time.Minute }})
+	ctx := tctx(t)
+	jobID := b.blockThird(t, 8)
+	b.awaitProcessed(t, jobID, 2) // reported: no report of the worker's is due that would bring the cancel back
+	ids, err := b.app.Redis.SMembers(ctx, b.cfg.RedisPrefix+"workers").Result()
+	require.NoError(t, err)
+	require.Len(t, ids, 1)
+	name := worker.EndsListenerName(ids[0])
+	listeners := func() int {
+		var n int
+		require.NoError(t, b.app.Pool.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE application_name = left($1, 63)", name).Scan(&n))
+		return n
+	}
+	require.Eventually(t, func() bool { return listeners() == 1 }, waitTimeout, 10*time.Millisecond)
+	_, err = b.app.Pool.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = left($1, 63)", name)
+	require.NoError(t, err)
+	// Gone, and not back yet (the worker waits 200 ms before it reconnects): the cancel's notice
+	// reaches no one.
+	require.Eventually(t, func() bool { return listeners() == 0 }, waitTimeout, 2*time.Millisecond)
+	_, err = b.jobs.CancelJob(ctx, &pipelinev1.CancelJobRequest{JobId: jobID})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return b.embedder.interruptions() > 0 }, 10*time.Second, 10*time.Millisecond,
+		"the worker interrupts the document it is embedding")
+	require.Eventually(t, func() bool { return listeners() == 1 }, waitTimeout, 10*time.Millisecond, "it listens again")
+	b.finishCancelled(t, jobID)
+}
+
 // TestProgressVisibleWhileADocumentIsSlow: the documents finished before a slow one are reported
 // within the report interval, not when the slow one is done (nor at the next heartbeat, a
 // third of the lease away).
@@ -242,18 +275,27 @@ func TestProgressVisibleWhileADocumentIsSlow(t *testing.T) {
 	b := start(t, options{workers: 1, cfg: func(c *config.Config) { c.BatchSize = 100; c.Lease = 2 * time.Minute }})
 	jobID := b.blockThird(t, 5)
 	defer close(b.embedder.block)
+	b.awaitProcessed(t, jobID, 2)
+}
+
+// awaitProcessed waits (10 s at most: less than a heartbeat of a 2-minute lease) until the job
+// shows n documents processed.
+func (b *bundle) awaitProcessed(t *testing.T, jobID string, n int64) {
+	t.Helper()
 	require.Eventually(t, func() bool {
 		job, err := b.jobs.GetJob(tctx(t), &pipelinev1.GetJobRequest{JobId: jobID})
 		require.NoError(t, err)
-		return job.GetJob().GetProcessing().GetProcessedCount() == 2
-	}, 10*time.Second, 10*time.Millisecond, "the two documents before the blocked one are reported")
+		return job.GetJob().GetProcessing().GetProcessedCount() == n
+	}, 10*time.Second, 10*time.Millisecond, "%d documents reported", n)
 }
 
 // cancelWhileBlocked ingests n documents as one job, waits until the worker embeds the third
-// (which blocks in the embedder until b.embedder.block is closed) and cancels the job.
+// (which blocks in the embedder until b.embedder.block is closed) and has reported the two
+// before it, and cancels the job.
 func (b *bundle) cancelWhileBlocked(t *testing.T, n int) string {
 	t.Helper()
 	jobID := b.blockThird(t, n)
+	b.awaitProcessed(t, jobID, 2) // reported: no report of the worker's is due that would bring the cancel back
 	_, err := b.jobs.CancelJob(tctx(t), &pipelinev1.CancelJobRequest{JobId: jobID})
 	require.NoError(t, err)
 	return jobID

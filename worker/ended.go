@@ -79,6 +79,12 @@ func (e *jobEnds) jobs() []uuid.UUID {
 // works on, so an end that came while it was away stops them as well. ready, when not nil, is
 // closed once the first connection listens.
 func (w *Worker) ListenForEnds(ctx context.Context, cfg *pgx.ConnConfig, ready chan<- struct{}) {
+	cfg = cfg.Copy()
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	// How operators (and tests) find this connection in pg_stat_activity.
+	cfg.RuntimeParams["application_name"] = EndsListenerName(w.cfg.ID)
 	backoff := endsMinBackoff
 	for ctx.Err() == nil {
 		err := w.listenForEnds(ctx, cfg, &ready)
@@ -94,6 +100,10 @@ func (w *Worker) ListenForEnds(ctx context.Context, cfg *pgx.ConnConfig, ready c
 		backoff = min(2*backoff, endsMaxBackoff)
 	}
 }
+
+// EndsListenerName is the application_name of worker id's ListenForEnds connection (Postgres
+// keeps the first 63 bytes).
+func EndsListenerName(id string) string { return "pipeline job ends " + id }
 
 // The listener's reconnection backoff.
 const (
