@@ -76,9 +76,8 @@ func (e *jobEnds) jobs() []uuid.UUID {
 // is the fast path only: every group of documents a batch records also reads the job's status,
 // so while this listener is away (Postgres restarting, the connection lost) a cancel is still
 // honoured, a few documents later. After each (re)connection it reads the status of the jobs it
-// works on, so an end that came while it was away stops them as well. ready, when not nil, is
-// closed once the first connection listens.
-func (w *Worker) ListenForEnds(ctx context.Context, cfg *pgx.ConnConfig, ready chan<- struct{}) {
+// works on, so an end that came while it was away stops them as well.
+func (w *Worker) ListenForEnds(ctx context.Context, cfg *pgx.ConnConfig) {
 	cfg = cfg.Copy()
 	if cfg.RuntimeParams == nil {
 		cfg.RuntimeParams = map[string]string{}
@@ -87,7 +86,7 @@ func (w *Worker) ListenForEnds(ctx context.Context, cfg *pgx.ConnConfig, ready c
 	cfg.RuntimeParams["application_name"] = EndsListenerName(w.cfg.ID)
 	backoff := endsMinBackoff
 	for ctx.Err() == nil {
-		err := w.listenForEnds(ctx, cfg, &ready)
+		err := w.listenForEnds(ctx, cfg)
 		if ctx.Err() != nil {
 			return
 		}
@@ -113,7 +112,7 @@ const (
 
 // listenForEnds is one connection of ListenForEnds: it returns when the connection fails or ctx
 // ends.
-func (w *Worker) listenForEnds(ctx context.Context, cfg *pgx.ConnConfig, ready *chan<- struct{}) error {
+func (w *Worker) listenForEnds(ctx context.Context, cfg *pgx.ConnConfig) error {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
@@ -125,10 +124,6 @@ func (w *Worker) listenForEnds(ctx context.Context, cfg *pgx.ConnConfig, ready *
 	}()
 	if _, err := conn.Exec(ctx, "LISTEN "+endedChannel); err != nil {
 		return fmt.Errorf("listen: %w", err)
-	}
-	if *ready != nil {
-		close(*ready)
-		*ready = nil
 	}
 	// Ends that came before this connection listened.
 	for _, id := range w.ends.jobs() {

@@ -356,7 +356,7 @@ func (a *App) RunWorkers(ctx context.Context, serverAddr, apiKey string) error {
 	if !a.opts.NoEndNotices {
 		endsCtx, stopEnds := context.WithCancel(ctx)
 		endsDone := make(chan struct{})
-		go func() { defer close(endsDone); w.ListenForEnds(endsCtx, a.Pool.Config().ConnConfig.Copy(), nil) }()
+		go func() { defer close(endsDone); w.ListenForEnds(endsCtx, a.Pool.Config().ConnConfig) }()
 		defer func() { stopEnds(); <-endsDone }()
 	}
 	a.Log.Info("worker started", "worker_id", w.ID(), "concurrency", a.totalSlots(), "express_slots", a.totalSlots()-a.queueConfig().Workers, "server", serverAddr)
