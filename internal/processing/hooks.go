@@ -101,17 +101,18 @@ func (h *Hooks) JobChanged(ctx context.Context, j *jobs.Job) error {
 // JobsChanged implements jobs.GroupNotifier: what JobChanged does for each job, with one Redis
 // round trip for all of their keys and one Postgres statement to learn which of the finished
 // processing jobs' sources have other active processing. The events go out last, as for one:
-// when no job needs a Postgres step (a new processing job's source to start, a finished one's
-// to settle, a cancelled crawl), they ride on the keys' round trip, after the writes.
+// when no job needs a step between the keys and the events (a new processing job's source to
+// start, a finished one's to settle, a cancelled crawl's crawler to stop), they ride on the
+// keys' round trip, after the writes.
 func (h *Hooks) JobsChanged(ctx context.Context, list []*jobs.Job) error {
 	notices := make([]events.Notice, len(list))
 	var settle []*jobs.Job
-	var inPostgres []func() error
+	var steps []func() error // to run between the keys and the events, besides settling
 	for i, j := range list {
 		notices[i] = events.Notice{JobID: j.ID, Version: j.Version}
 		switch {
 		case j.Type == jobs.TypeProcess && j.Status == jobs.StatusPending && j.Version == 1:
-			inPostgres = append(inPostgres, func() error {
+			steps = append(steps, func() error {
 				if err := h.startSource(ctx, j); err != nil {
 					return fmt.Errorf("start source: %w", err)
 				}
@@ -120,17 +121,17 @@ func (h *Hooks) JobsChanged(ctx context.Context, list []*jobs.Job) error {
 		case j.Type == jobs.TypeProcess && j.Status.Terminal():
 			settle = append(settle, j)
 		case j.Type == jobs.TypeCrawl && j.Status == jobs.StatusCancelled && h.CrawlCancelled != nil:
-			inPostgres = append(inPostgres, func() error { h.CrawlCancelled(ctx, j); return nil })
+			steps = append(steps, func() error { h.CrawlCancelled(ctx, j); return nil })
 		}
 	}
-	// The events go with the keys unless a Postgres step must come between them.
-	withKeys := len(inPostgres) == 0 && (len(settle) == 0 || h.Jobs == nil || h.Content == nil)
+	// The events go with the keys unless a step must come between them.
+	withKeys := len(steps) == 0 && (len(settle) == 0 || h.Jobs == nil || h.Content == nil)
 	var errList []error
 	published, err := h.writeKeys(ctx, list, notices, withKeys)
 	if err != nil {
 		errList = append(errList, err)
 	}
-	for _, step := range inPostgres {
+	for _, step := range steps {
 		if err := step(); err != nil {
 			errList = append(errList, err)
 		}
