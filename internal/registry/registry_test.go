@@ -54,12 +54,18 @@ func ids(list []registry.Info) []string {
 // listed polls List until want(ids) holds.
 func listed(t *testing.T, reg *registry.Registry, want func([]string) bool) []registry.Info {
 	t.Helper()
+	return listedWith(t, reg, func(got []registry.Info) bool { return want(ids(got)) })
+}
+
+// listedWith waits until one List answer satisfies want and returns that answer.
+func listedWith(t *testing.T, reg *registry.Registry, want func([]registry.Info) bool) []registry.Info {
+	t.Helper()
 	var got []registry.Info
 	require.Eventually(t, func() bool {
 		var err error
 		got, err = reg.List(context.Background())
 		require.NoError(t, err)
-		return want(ids(got))
+		return want(got)
 	}, waitTimeout, 10*time.Millisecond, "listed: %v", ids(got))
 	return got
 }
@@ -137,18 +143,12 @@ func TestActivity(t *testing.T) {
 
 	r.w.BatchEnded(b1)
 	r.w.BatchEnded(b2)
-	got := listed(t, reg, func([]string) bool {
-		l, _ := reg.List(context.Background())
-		return len(l) == 1 && l[0].BusySlots == 1
-	})
+	got := listedWith(t, reg, func(l []registry.Info) bool { return len(l) == 1 && l[0].BusySlots == 1 })
 	require.Equal(t, []string{job1.String()}, got[0].ActiveJobs)
 	require.EqualValues(t, 2, got[0].DocumentsProcessed)
 
 	r.w.BatchEnded(b3)
-	got = listed(t, reg, func([]string) bool {
-		l, _ := reg.List(context.Background())
-		return len(l) == 1 && l[0].BusySlots == 0
-	})
+	got = listedWith(t, reg, func(l []registry.Info) bool { return len(l) == 1 && l[0].BusySlots == 0 })
 	require.Empty(t, got[0].ActiveJobs)
 }
 
