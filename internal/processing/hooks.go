@@ -99,60 +99,49 @@ func (h *Hooks) JobChanged(ctx context.Context, j *jobs.Job) error {
 }
 
 // JobsChanged implements jobs.GroupNotifier: what JobChanged does for each job, with one Redis
-// round trip for all of their keys and one Postgres statement to learn which of the finished
-// processing jobs' sources have other active processing. The events go out last, as for one:
-// when no job needs a step between the keys and the events (a new processing job's source to
-// start, a finished one's to settle, a cancelled crawl's crawler to stop), they ride on the
-// keys' round trip, after the writes.
+// round trip for all of their keys and events and one Postgres statement to learn which of the
+// finished processing jobs' sources have other active processing. The steps that must come
+// before the events (a new processing job's source to start, a finished one's to settle, a
+// cancelled crawl's crawler to stop) run first; then the keys and, last in the same pipeline,
+// the events, so a watcher woken by one finds the keys and the source's status updated.
 func (h *Hooks) JobsChanged(ctx context.Context, list []*jobs.Job) error {
-	notices := make([]events.Notice, len(list))
+	var errList []error
 	var settle []*jobs.Job
-	var steps []func() error // to run between the keys and the events, besides settling
-	for i, j := range list {
-		notices[i] = events.Notice{JobID: j.ID, Version: j.Version}
+	for _, j := range list {
 		switch {
 		case j.Type == jobs.TypeProcess && j.Status == jobs.StatusPending && j.Version == 1:
-			steps = append(steps, func() error {
-				if err := h.startSource(ctx, j); err != nil {
-					return fmt.Errorf("start source: %w", err)
-				}
-				return nil
-			})
+			if err := h.startSource(ctx, j); err != nil {
+				errList = append(errList, fmt.Errorf("start source: %w", err))
+			}
 		case j.Type == jobs.TypeProcess && j.Status.Terminal():
 			settle = append(settle, j)
 		case j.Type == jobs.TypeCrawl && j.Status == jobs.StatusCancelled && h.CrawlCancelled != nil:
-			steps = append(steps, func() error { h.CrawlCancelled(ctx, j); return nil })
-		}
-	}
-	// The events go with the keys unless a step must come between them.
-	withKeys := len(steps) == 0 && (len(settle) == 0 || h.Jobs == nil || h.Content == nil)
-	var errList []error
-	published, err := h.writeKeys(ctx, list, notices, withKeys)
-	if err != nil {
-		errList = append(errList, err)
-	}
-	for _, step := range steps {
-		if err := step(); err != nil {
-			errList = append(errList, err)
+			h.CrawlCancelled(ctx, j)
 		}
 	}
 	if err := h.settleSources(ctx, settle); err != nil {
 		errList = append(errList, fmt.Errorf("settle source: %w", err))
 	}
-	if published {
-		h.Bus.Deliver(notices)
-	} else {
+	notices := make([]events.Notice, len(list))
+	for i, j := range list {
+		notices[i] = events.Notice{JobID: j.ID, Version: j.Version}
+	}
+	if err := h.writeKeys(ctx, list, notices); err != nil {
+		errList = append(errList, err)
+		// The events may not have gone out: through the bus's own queue (a notice heard twice
+		// is heard once).
 		for _, n := range notices {
 			h.Bus.Publish(ctx, n.JobID, n.Version)
 		}
+	} else {
+		h.Bus.Deliver(notices)
 	}
 	return errors.Join(errList...)
 }
 
 // writeKeys refreshes the jobs' status cache and, for finished jobs, writes their result
-// summary, all in one pipeline; with withEvents the notices to other replicas follow in the
-// same pipeline, and published says they went out (when it is false, the caller publishes them).
-func (h *Hooks) writeKeys(ctx context.Context, list []*jobs.Job, notices []events.Notice, withEvents bool) (published bool, err error) {
+// summary, and then publishes the notices to other replicas, all in one pipeline.
+func (h *Hooks) writeKeys(ctx context.Context, list []*jobs.Job, notices []events.Notice) error {
 	write := func(pipe redis.Pipeliner) error {
 		for _, j := range list {
 			body, _ := json.Marshal(summarize(j))
@@ -165,9 +154,7 @@ func (h *Hooks) writeKeys(ctx context.Context, list []*jobs.Job, notices []event
 				pipe.Set(ctx, ResultKey(h.Prefix, j.ID), body, h.ResultTTL)
 			}
 		}
-		if withEvents {
-			h.Bus.PublishIn(ctx, pipe, notices)
-		}
+		h.Bus.PublishIn(ctx, pipe, notices)
 		return nil
 	}
 	cmds, err := h.Redis.Pipelined(ctx, write)
@@ -180,9 +167,9 @@ func (h *Hooks) writeKeys(ctx context.Context, list []*jobs.Job, notices []event
 		}
 	}
 	if err != nil {
-		return false, fmt.Errorf("status cache and result summary: %w", err)
+		return fmt.Errorf("status cache, result summary and events: %w", err)
 	}
-	return withEvents, nil
+	return nil
 }
 
 // scriptMissing tells whether a pipeline failed because Redis did not know a script's sha.
