@@ -1,6 +1,8 @@
 // Package events fans job-change notices out to watchers. A change is published on one Redis
 // pub/sub channel so that every server replica hears it (the notices queued together share a
-// message: "id:version id:version ..."), and delivered at once to watchers in this process.
+// message: "id:version id:version ..."), and delivered at once to watchers in this process. A
+// writer that sends a Redis pipeline anyway adds its notices to it (PublishIn); others hand them
+// to the bus's own queue (Publish).
 // Notices are hints ("job X is at version N"), never data: watchers re-read the job from
 // Postgres, and poll as well, so a lost notice delays a watcher but never misleads it.
 // A writer in this process may also offer the committed state itself with its notice (Offer),
