@@ -2,6 +2,7 @@ package db_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -39,4 +40,33 @@ func TestMigrationsUpDownUp(t *testing.T) {
 	n, err = db.MigrateUp(ctx, pool)
 	require.NoError(t, err)
 	require.Equal(t, len(st), n)
+}
+
+// TestDocumentContentCompression: documents' content is compressed with lz4 where the server
+// has it (migration 00010), and a large document is stored compressed and reads back whole.
+func TestDocumentContentCompression(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	var hasLZ4 bool
+	require.NoError(t, pool.QueryRow(ctx,
+		`SELECT EXISTS (SELECT 1 FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals))`).Scan(&hasLZ4))
+	var method string
+	require.NoError(t, pool.QueryRow(ctx,
+		`SELECT attcompression::text FROM pg_attribute WHERE attrelid = 'documents'::regclass AND attname = 'content'`).Scan(&method))
+	if !hasLZ4 {
+		t.Skip("this Postgres has no lz4")
+	}
+	require.Equal(t, "l", method)
+
+	content := strings.Repeat("the same words again and again ", 1000)
+	var srcID string
+	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO sources (id, name, status) VALUES (gen_random_uuid(), 's', 'ready') RETURNING id`).Scan(&srcID))
+	_, err := pool.Exec(ctx, `INSERT INTO documents (id, source_id, uri, title, content_type, content, content_hash, size_bytes)
+		VALUES (gen_random_uuid(), $1, 'a.md', 'a', 'text/markdown', $2, 'h', length($2))`, srcID, content)
+	require.NoError(t, err)
+	var got, stored string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT content, pg_column_compression(content) FROM documents`).Scan(&got, &stored))
+	require.Equal(t, content, got)
+	require.Equal(t, "lz4", stored)
 }
