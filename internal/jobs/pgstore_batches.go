@@ -282,8 +282,9 @@ func (s *PgStore) queueGroupSettings(b *pgx.Batch, asyncCommit bool) int {
 }
 
 // BatchesClaimStart implements Store: one round trip of two statements (three outside a
-// transaction: the first lets it commit asynchronously, with generic plans) for any number of claims: the batches
-// locked in id order, then claimed, their pending jobs started and read back in one statement.
+// transaction: the first lets it commit asynchronously, with generic plans) for any number of
+// claims: the batches locked in id order, then claimed, their pending jobs started and read back
+// in one statement.
 func (s *PgStore) BatchesClaimStart(ctx context.Context, ps []*BatchClaimParams) ([]BatchClaimed, error) {
 	ids := make([]uuid.UUID, len(ps))
 	workers := make([]string, len(ps))
