@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
@@ -21,6 +22,34 @@ import (
 	"github.com/pipeline-dev/pipeline/internal/redistest"
 )
 
+// hooksFixture is Hooks on a fresh schema and Redis prefix, with a Manager whose Notifier they
+// are when notify is set.
+type hooksFixture struct {
+	pool   *pgxpool.Pool
+	rdb    *redis.Client
+	prefix string
+	store  *content.PgStore
+	h      *Hooks
+	mgr    *jobs.Manager
+}
+
+func newHooksFixture(t *testing.T, notify bool) *hooksFixture {
+	t.Helper()
+	f := &hooksFixture{pool: dbtest.New(t)}
+	f.rdb, f.prefix = redistest.New(t)
+	log := slog.New(slog.DiscardHandler)
+	f.store = content.NewPgStore(f.pool)
+	f.h = &Hooks{Bus: events.New(f.rdb, f.prefix, log), Redis: f.rdb, Prefix: f.prefix, Content: f.store, ResultTTL: time.Hour, Log: log}
+	cfg := jobs.Config{Logger: log}
+	if notify {
+		cfg.Notifier = f.h
+	}
+	mgr, err := jobs.NewManager(jobs.NewPgStore(f.pool), cfg)
+	require.NoError(t, err)
+	f.h.Jobs, f.mgr = mgr, mgr
+	return f
+}
+
 // TestJobsChangedForAGroup: the jobs one group commit ended are announced together. Every job
 // gets its status cache and result summary (one pipeline); of the sources, the one with no
 // other active processing job is settled (by the last of its jobs to finish), and the one with
@@ -29,15 +58,8 @@ import (
 func TestJobsChangedForAGroup(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	pool := dbtest.New(t)
-	rdb, prefix := redistest.New(t)
-	log := slog.New(slog.DiscardHandler)
-	store := content.NewPgStore(pool)
-	bus := events.New(rdb, prefix, log)
-	h := &Hooks{Bus: bus, Redis: rdb, Prefix: prefix, Content: store, ResultTTL: time.Hour, Log: log}
-	mgr, err := jobs.NewManager(jobs.NewPgStore(pool), jobs.Config{Notifier: h, Logger: log})
-	require.NoError(t, err)
-	h.Jobs = mgr
+	f := newHooksFixture(t, true)
+	pool, rdb, prefix, store, bus, h, mgr := f.pool, f.rdb, f.prefix, f.store, f.h.Bus, f.h, f.mgr
 
 	newSource := func() uuid.UUID {
 		src, err := store.CreateSource(ctx, &content.CreateSourceParams{Name: "s"})
@@ -64,7 +86,7 @@ func TestJobsChangedForAGroup(t *testing.T) {
 
 	// End three jobs in the database without the Manager's announcements, then announce them
 	// as one group, as a group commit does.
-	_, err = pool.Exec(ctx, `UPDATE jobs SET status = 'completed', version = version + 1, finished_at = now() - interval '1 minute' WHERE id = $1`, first.ID)
+	_, err := pool.Exec(ctx, `UPDATE jobs SET status = 'completed', version = version + 1, finished_at = now() - interval '1 minute' WHERE id = $1`, first.ID)
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, `UPDATE jobs SET status = 'failed', error = 'boom', version = version + 1, finished_at = now() WHERE id = ANY ($1)`, []uuid.UUID{last.ID, other.ID})
 	require.NoError(t, err)
@@ -161,22 +183,16 @@ func (r *tripRecorder) take() [][]string {
 func TestJobsChangedEventsRideOnTheKeys(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	pool := dbtest.New(t)
-	rdb, prefix := redistest.New(t)
-	log := slog.New(slog.DiscardHandler)
-	bus := events.New(rdb, prefix, log)
-	store := content.NewPgStore(pool)
-	h := &Hooks{Bus: bus, Redis: rdb, Prefix: prefix, Content: store, ResultTTL: time.Hour, Log: log}
-	mgr, err := jobs.NewManager(jobs.NewPgStore(pool), jobs.Config{Logger: log})
-	require.NoError(t, err)
-	h.Jobs = mgr
+	// The Manager announces nothing itself: the test calls JobsChanged and counts its trips.
+	f := newHooksFixture(t, false)
+	pool, rdb, prefix, store, bus, h, mgr := f.pool, f.rdb, f.prefix, f.store, f.h.Bus, f.h, f.mgr
 
 	// Another replica's view: the raw channel, read by a client of its own.
 	other := redis.NewClient(rdb.Options())
 	defer other.Close()
 	ps := other.Subscribe(ctx, prefix+"pipeline:job-events")
 	defer ps.Close()
-	_, err = ps.Receive(ctx) // the subscription is in place
+	_, err := ps.Receive(ctx) // the subscription is in place
 	require.NoError(t, err)
 
 	trips := &tripRecorder{}
