@@ -132,14 +132,12 @@ func (r *blockingReader) read(ctx context.Context, a *redisv8.XReadGroupArgs) *r
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if ctx.Err() != nil {
-		// The consumer is stopping: its fetcher stops now, before taskq closes the workers' stop
-		// channel, so that they have no fetcher to wait for and never spin.
-		cmd := redisv8.NewXStreamSliceCmd(ctx)
-		cmd.SetErr(errStopFetching)
-		r.stopOnce.Do(func() { close(r.stopped) })
-		return cmd
+		return r.stopFetching(ctx)
 	}
 	if err := r.connect(ctx); err != nil {
+		if ctx.Err() != nil {
+			return r.stopFetching(ctx) // the consumer stopped while the connection was set up
+		}
 		cmd := redisv8.NewXStreamSliceCmd(ctx)
 		cmd.SetErr(err)
 		return cmd
@@ -160,6 +158,16 @@ func (r *blockingReader) read(ctx context.Context, a *redisv8.XReadGroupArgs) *r
 	if err := cmd.Err(); err != nil && !errors.Is(err, redisv8.Nil) {
 		r.closeConn() // a broken connection: a new one (and id) for the next read
 	}
+	return cmd
+}
+
+// stopFetching answers a read asked for while the consumer is stopping: its fetcher stops now,
+// before taskq closes the workers' stop channel, so that they have no fetcher to wait for and
+// never spin.
+func (r *blockingReader) stopFetching(ctx context.Context) *redisv8.XStreamSliceCmd {
+	cmd := redisv8.NewXStreamSliceCmd(ctx)
+	cmd.SetErr(errStopFetching)
+	r.stopOnce.Do(func() { close(r.stopped) })
 	return cmd
 }
 

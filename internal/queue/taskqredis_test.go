@@ -91,3 +91,49 @@ func TestBlockingReadEndedByItsContextLosesNothing(t *testing.T) {
 	t.Logf("150 reads, %d messages: %d reads ended by their context, %d refused, the rest returned a message", len(added), unblocked, refused)
 	require.Positive(t, unblocked, "no read was ended by its context")
 }
+
+// TestBlockingReadStoppedWhileConnecting: a read whose context ends while the reader is still
+// setting up its connection (the consumer stopped during the fetcher's first read) tells the
+// fetcher to stop, as a read asked for after the context ended does, rather than failing with
+// the context's error (which taskq's fetcher would log and back off from).
+func TestBlockingReadStoppedWhileConnecting(t *testing.T) {
+	t.Parallel()
+	_, prefix := redistest.New(t)
+	opt, err := redisv8.ParseURL(redistest.URL())
+	require.NoError(t, err)
+	rdb := redisv8.NewClient(opt)
+	defer rdb.Close()
+	readCtx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	reads := newBlockingReader(rdb, cancelOnCommand{cancel})
+	defer reads.Close()
+	c := taskqRedis{rdb, reads}
+
+	_, err = c.XReadGroup(readCtx, &redisv8.XReadGroupArgs{
+		Group: "g", Consumer: "c", Streams: []string{prefix + "stream", ">"}, Count: 1, Block: 5 * time.Second,
+	}).Result()
+	require.ErrorIs(t, err, errStopFetching)
+	select {
+	case <-reads.stopped:
+	default:
+		t.Fatal("the reader does not say its fetcher was told to stop")
+	}
+}
+
+// cancelOnCommand is a go-redis v8 hook that ends a context whenever its connection sends a
+// command, and fails the command with the context's error.
+type cancelOnCommand struct{ cancel context.CancelFunc }
+
+func (h cancelOnCommand) BeforeProcess(ctx context.Context, _ redisv8.Cmder) (context.Context, error) {
+	h.cancel()
+	return ctx, ctx.Err()
+}
+
+func (cancelOnCommand) AfterProcess(context.Context, redisv8.Cmder) error { return nil }
+
+func (h cancelOnCommand) BeforeProcessPipeline(ctx context.Context, _ []redisv8.Cmder) (context.Context, error) {
+	h.cancel()
+	return ctx, ctx.Err()
+}
+
+func (cancelOnCommand) AfterProcessPipeline(context.Context, []redisv8.Cmder) error { return nil }
