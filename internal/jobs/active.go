@@ -16,17 +16,29 @@ func (m *Manager) SourcesWithActiveProcessing(ctx context.Context, sourceIDs []u
 	return m.store.JobsSourcesActiveProcess(ctx, sourceIDs)
 }
 
-// JobsSourcesActiveProcess implements Store.
+// JobsSourcesActiveProcess implements Store. Every group of job ends asks it, so it runs with a
+// generic plan (queueGroupSettings): planned afresh each time, it cost five times its run.
 func (s *PgStore) JobsSourcesActiveProcess(ctx context.Context, sourceIDs []uuid.UUID) (map[uuid.UUID]bool, error) {
-	rows, err := s.db.Query(ctx, qJobsSourcesActiveProcess, pgx.NamedArgs{"source_ids": sourceIDs})
-	if err != nil {
-		return nil, translate(err, uuid.Nil)
-	}
+	b := &pgx.Batch{}
+	lead := s.queueGroupSettings(b, false)
+	b.Queue(qJobsSourcesActiveProcess, pgx.NamedArgs{"source_ids": binaryUUIDs(sourceIDs)})
 	active := make(map[uuid.UUID]bool)
-	var id uuid.UUID
-	_, err = pgx.ForEachRow(rows, []any{&id}, func() error {
-		active[id] = true
-		return nil
+	err := s.pipeline(ctx, b, func(br pgx.BatchResults) error {
+		for range lead {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		var id binaryUUID
+		_, err = pgx.ForEachRow(rows, []any{&id}, func() error {
+			active[uuid.UUID(id)] = true
+			return nil
+		})
+		return err
 	})
 	return active, translate(err, uuid.Nil)
 }

@@ -101,10 +101,11 @@ func (m *Manager) ClaimBatch(ctx context.Context, id uuid.UUID, workerID string,
 	if workerID == "" {
 		return nil, nil, errs.InvalidArgument("worker_id", "required")
 	}
-	res, err := m.claims.do(ctx, &BatchClaimParams{ID: id, Worker: workerID, Lease: lease})
+	r, err := m.batches.do(ctx, &batchCall{claim: &BatchClaimParams{ID: id, Worker: workerID, Lease: lease}})
 	if err != nil {
 		return nil, nil, err
 	}
+	res := r.claimed
 	if res.Batch == nil || res.Job == nil {
 		cur, gerr := m.store.BatchGet(ctx, &BatchGetParams{ID: id})
 		if gerr != nil {
@@ -133,10 +134,11 @@ func (m *Manager) RenewLease(ctx context.Context, id uuid.UUID, workerID string,
 // the job as it is afterwards, once the transaction committed; the Notifier hears of the job's
 // end right after, without the caller waiting for it.
 func (m *Manager) FinishBatch(ctx context.Context, id uuid.UUID, workerID string) (*Job, error) {
-	res, err := m.finishes.do(ctx, &BatchFinishParams{ID: id, Worker: workerID})
+	r, err := m.batches.do(ctx, &batchCall{finish: &BatchFinishParams{ID: id, Worker: workerID}})
 	if err != nil {
 		return nil, err
 	}
+	res := r.finished
 	if res.Batch == nil || res.Job == nil {
 		return nil, fmt.Errorf("%w: batch %s, worker %q", ErrLeaseLost, id, workerID)
 	}
@@ -147,7 +149,52 @@ func (m *Manager) FinishBatch(ctx context.Context, id uuid.UUID, workerID string
 	return res.Job, nil
 }
 
-// newGrouper returns the grouper of claims or finishes: commit runs a group; changed says which
+// batchCall is a ClaimBatch or a FinishBatch call waiting for its group: one of the two is set.
+type batchCall struct {
+	claim  *BatchClaimParams
+	finish *BatchFinishParams
+}
+
+func (c *batchCall) batchID() uuid.UUID {
+	if c.claim != nil {
+		return c.claim.ID
+	}
+	return c.finish.ID
+}
+
+// batchCallResult is what a group did for a call: claimed or finished, as the call asked.
+type batchCallResult struct {
+	claimed  BatchClaimed
+	finished BatchFinished
+}
+
+// claimFinish commits a group of claims and finishes in one transaction (decision 0028).
+func (m *Manager) claimFinish(ctx context.Context, calls []*batchCall) ([]batchCallResult, error) {
+	var claims []*BatchClaimParams
+	var finishes []*BatchFinishParams
+	for _, c := range calls {
+		if c.claim != nil {
+			claims = append(claims, c.claim)
+		} else {
+			finishes = append(finishes, c.finish)
+		}
+	}
+	claimed, finished, err := m.store.BatchesClaimFinish(ctx, claims, finishes)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]batchCallResult, len(calls))
+	for i, c := range calls {
+		if c.claim != nil {
+			out[i].claimed, claimed = claimed[0], claimed[1:]
+		} else {
+			out[i].finished, finished = finished[0], finished[1:]
+		}
+	}
+	return out, nil
+}
+
+// newGrouper returns the grouper of claims and finishes: commit runs a group; changed says which
 // job a call's result started or ended, if any. Those jobs are announced once for the group,
 // right after its callers have their answers.
 func newGrouper[Req interface{ batchID() uuid.UUID }, Res any](m *Manager,
@@ -170,8 +217,6 @@ func newGrouper[Req interface{ batchID() uuid.UUID }, Res any](m *Manager,
 	}
 }
 
-func (p *BatchClaimParams) batchID() uuid.UUID  { return p.ID }
-func (p *BatchFinishParams) batchID() uuid.UUID { return p.ID }
 
 // retryAlone tells a failed group's error that is worth trying again call by call (a lock
 // conflict, or anything but Postgres being unreachable) from one that would fail each again.

@@ -90,8 +90,9 @@ func TestPipelinedWritesJoinTheCallersTransaction(t *testing.T) {
 	require.NoError(t, err)
 	errRollback := errors.New("roll back")
 	err = jobs.NewPgStore(b.pool).InTx(t.Context(), func(tx jobs.Store) error {
-		res, err := tx.BatchesClaimStart(t.Context(), []*jobs.BatchClaimParams{{ID: batches[0].ID, Worker: "w", Lease: lease}})
+		res, finished, err := tx.BatchesClaimFinish(t.Context(), []*jobs.BatchClaimParams{{ID: batches[0].ID, Worker: "w", Lease: lease}}, nil)
 		require.NoError(t, err)
+		require.Empty(t, finished)
 		require.Len(t, res, 1)
 		require.NotNil(t, res[0].Batch)
 		require.True(t, res[0].Started)
@@ -217,4 +218,100 @@ func TestClaimForACallerThatLeftIsHandedBack(t *testing.T) {
 		return err == nil && got.State == jobs.BatchQueued && got.Claims == 1
 	}, 10*time.Second, time.Millisecond, "claimed once, then handed back")
 	require.NoError(t, b.mgr.Flush(ctx))
+}
+
+// Claims and finishes in one transaction: a finish next to the claim of a sibling batch leaves
+// the job running (the finish sees the sibling claimed), a finish of a one-batch job ends it, a
+// claim of a pending job starts it; each result says what it did, in the order asked.
+func TestClaimsAndFinishesShareATransaction(t *testing.T) {
+	t.Parallel()
+	b := setup(t, batchSize(1))
+	ctx := t.Context()
+	two := b.createJob(t, newDocIDs(2)...)   // two batches
+	one := b.createJob(t, newDocIDs(1)...)   // one batch, claimed first
+	fresh := b.createJob(t, newDocIDs(1)...) // one batch, pending
+	batchesOf := func(j *jobs.Job) []*jobs.Batch {
+		list, err := b.mgr.Batches(ctx, j.ID)
+		require.NoError(t, err)
+		return list
+	}
+	twoB, oneB, freshB := batchesOf(two), batchesOf(one), batchesOf(fresh)
+	for _, bt := range []*jobs.Batch{twoB[0], oneB[0]} {
+		_, _, err := b.mgr.ClaimBatch(ctx, bt.ID, "w", lease)
+		require.NoError(t, err)
+	}
+
+	store := jobs.NewPgStore(b.pool)
+	claimed, finished, err := store.BatchesClaimFinish(ctx,
+		[]*jobs.BatchClaimParams{{ID: twoB[1].ID, Worker: "w2", Lease: lease}, {ID: freshB[0].ID, Worker: "w3", Lease: lease}},
+		[]*jobs.BatchFinishParams{{ID: twoB[0].ID, Worker: "w"}, {ID: oneB[0].ID, Worker: "w"}, {ID: freshB[0].ID, Worker: "nobody"}})
+	require.NoError(t, err)
+	require.Len(t, claimed, 2)
+	require.Len(t, finished, 3)
+
+	require.Equal(t, twoB[1].ID, claimed[0].Batch.ID)
+	require.False(t, claimed[0].Started, "its job was started by the first claim")
+	require.Equal(t, jobs.StatusInProgress, claimed[0].Job.Status)
+	require.Equal(t, freshB[0].ID, claimed[1].Batch.ID)
+	require.True(t, claimed[1].Started)
+	require.Equal(t, jobs.StatusInProgress, claimed[1].Job.Status)
+
+	require.Equal(t, jobs.BatchDone, finished[0].Batch.State)
+	require.False(t, finished[0].JobEnded, "the sibling batch was claimed in the same transaction")
+	require.Equal(t, jobs.StatusInProgress, finished[0].Job.Status)
+	require.True(t, finished[1].JobEnded)
+	require.Equal(t, jobs.StatusCompleted, finished[1].Job.Status)
+	require.Nil(t, finished[2].Batch, "a finish by a worker that does not hold the batch does nothing")
+
+	got, err := b.mgr.Get(ctx, two.ID)
+	require.NoError(t, err)
+	require.Equal(t, jobs.StatusInProgress, got.Status)
+	// The sibling's finish, later, ends the job.
+	_, finished, err = store.BatchesClaimFinish(ctx, nil, []*jobs.BatchFinishParams{{ID: twoB[1].ID, Worker: "w2"}})
+	require.NoError(t, err)
+	require.True(t, finished[0].JobEnded)
+	require.Equal(t, jobs.StatusCompleted, finished[0].Job.Status)
+}
+
+// Workers that claim, finish and claim again at once share transactions of both kinds: with
+// jobs of several batches, claims of some batches meet finishes of their siblings in one group
+// and groups running side by side lock the same jobs. Every job still ends once, completed, and
+// no group fails or deadlocks.
+func TestClaimsAndFinishesOfSiblingsInterleave(t *testing.T) {
+	t.Parallel()
+	b := setup(t, batchSize(1), func(c *jobs.Config) { c.MaxGroup = 6 })
+	ctx := t.Context()
+	var all []*jobs.Job
+	var queue []*jobs.Batch
+	for i := range 12 {
+		j := b.createJob(t, newDocIDs(1+i%4)...)
+		all = append(all, j)
+		list, err := b.mgr.Batches(ctx, j.ID)
+		require.NoError(t, err)
+		queue = append(queue, list...)
+	}
+	work := make(chan *jobs.Batch, len(queue))
+	for _, bt := range queue {
+		work <- bt
+	}
+	close(work)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		worker := fmt.Sprint("w", w)
+		wg.Go(func() {
+			for bt := range work {
+				_, _, err := b.mgr.ClaimBatch(ctx, bt.ID, worker, lease)
+				require.NoError(t, err)
+				_, err = b.mgr.FinishBatch(ctx, bt.ID, worker)
+				require.NoError(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, j := range all {
+		got, err := b.mgr.Get(ctx, j.ID)
+		require.NoError(t, err)
+		require.Equal(t, jobs.StatusCompleted, got.Status, "job of %d batches", len(got.DocumentIDs))
+		b.notifier.waitVersions(t, j.ID, 1, 2, 3)
+	}
 }

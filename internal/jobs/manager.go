@@ -59,14 +59,14 @@ type Config struct {
 	// BatchSize is the most documents of a processing job one batch (one queue message, one
 	// worker at a time) holds. Defaults to 100.
 	BatchSize int
-	// MaxGroup caps the claims, and the finishes, that share one transaction: ClaimBatch and
+	// MaxGroup caps the claims and finishes that share one transaction: ClaimBatch and
 	// FinishBatch calls that arrive while earlier ones are being committed wait and go
-	// together (group commit). Defaults to 64.
+	// together (group commit), claims and finishes alike. Defaults to 64.
 	MaxGroup int
-	// MaxGroupsInFlight caps the transactions of claims, and those of finishes, under way at
-	// once. More than one lets a group commit while the previous one announces its
-	// changes, and keeps one slow transaction (a lock wait, a starved backend) from holding up
-	// every worker. Defaults to 2.
+	// MaxGroupsInFlight caps the transactions of claims and finishes under way at once. More
+	// than one lets a group commit while the previous one announces its changes, and keeps one
+	// slow transaction (a lock wait, a starved backend) from holding up every worker.
+	// Defaults to 2.
 	MaxGroupsInFlight int
 }
 
@@ -106,9 +106,9 @@ func (c Config) Validate() error {
 type Manager struct {
 	store Store
 	cfg   Config
-	// claims and finishes group concurrent ClaimBatch and FinishBatch calls (batches.go).
-	claims   *grouper[*BatchClaimParams, BatchClaimed]
-	finishes *grouper[*BatchFinishParams, BatchFinished]
+	// batches groups concurrent ClaimBatch and FinishBatch calls, both kinds together
+	// (batches.go).
+	batches *grouper[*batchCall, batchCallResult]
 }
 
 // NewManager returns a Manager on store, with cfg's unset fields at their defaults.
@@ -121,28 +121,26 @@ func NewManager(store Store, cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{store: store, cfg: cfg}
-	m.claims = newGrouper(m, store.BatchesClaimStart, func(r BatchClaimed) *Job {
-		if r.Started {
-			return r.Job
+	m.batches = newGrouper(m, m.claimFinish, func(r batchCallResult) *Job {
+		switch {
+		case r.claimed.Started:
+			return r.claimed.Job
+		case r.finished.JobEnded:
+			return r.finished.Job
 		}
 		return nil
 	})
 	// A batch claimed for a worker that stopped waiting (its context ended: shutdown, a
 	// deadline) goes back to the queue at once instead of when its lease runs out.
-	m.claims.abandoned = func(ctx context.Context, p *BatchClaimParams, r BatchClaimed) {
-		if r.Batch == nil {
+	m.batches.abandoned = func(ctx context.Context, c *batchCall, r batchCallResult) {
+		if c.claim == nil || r.claimed.Batch == nil {
 			return
 		}
+		p := c.claim
 		if _, err := m.store.BatchRelease(ctx, &BatchFinishParams{ID: p.ID, Worker: p.Worker}); err != nil && !errors.Is(err, errs.ErrNotFound) {
 			m.cfg.Logger.WarnContext(ctx, "hand back a batch claimed for a caller that went away", "batch_id", p.ID, "error", err)
 		}
 	}
-	m.finishes = newGrouper(m, store.BatchesFinishJob, func(r BatchFinished) *Job {
-		if r.JobEnded {
-			return r.Job
-		}
-		return nil
-	})
 	return m, nil
 }
 
@@ -571,7 +569,7 @@ func (m *Manager) notify(ctx context.Context, job *Job) {
 // (their announcements follow the answers), or ctx ends: a process shutting down calls it
 // before it closes Redis.
 func (m *Manager) Flush(ctx context.Context) error {
-	if err := errors.Join(m.claims.flush(ctx), m.finishes.flush(ctx)); err != nil {
+	if err := m.batches.flush(ctx); err != nil {
 		return fmt.Errorf("jobs: flush claim and finish notices: %w", err)
 	}
 	return nil

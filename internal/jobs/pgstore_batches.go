@@ -269,10 +269,10 @@ func (s *PgStore) queueAsyncCommit(b *pgx.Batch) int {
 	return 1
 }
 
-// queueGroupSettings starts the pipeline of a group of claims (asyncCommit) or finishes with the
-// settings of its own transaction (batches_group_settings.sql) and returns the number of
-// statements it queued: none on a store in the caller's transaction (InTx), whose settings are
-// the caller's.
+// queueGroupSettings starts the pipeline of a group of claims (asyncCommit) or finishes, or of
+// the sources' probe that follows a group of job ends, with the settings of its own transaction
+// (batches_group_settings.sql) and returns the number of statements it queued: none on a store
+// in the caller's transaction (InTx), whose settings are the caller's.
 func (s *PgStore) queueGroupSettings(b *pgx.Batch, asyncCommit bool) int {
 	if _, inTx := s.db.(pgx.Tx); inTx {
 		return 0
@@ -281,64 +281,66 @@ func (s *PgStore) queueGroupSettings(b *pgx.Batch, asyncCommit bool) int {
 	return 1
 }
 
-// BatchesClaimStart implements Store: one round trip of two statements (three outside a
-// transaction: the first lets it commit asynchronously, with generic plans) for any number of
-// claims: the batches locked in id order, then claimed, their pending jobs started and read back
-// in one statement.
-func (s *PgStore) BatchesClaimStart(ctx context.Context, ps []*BatchClaimParams) ([]BatchClaimed, error) {
-	ids := make([]uuid.UUID, len(ps))
-	workers := make([]string, len(ps))
-	leases := make([]float64, len(ps))
-	for i, p := range ps {
-		ids[i], workers[i], leases[i] = p.ID, p.Worker, p.Lease.Seconds()
+// BatchesClaimFinish implements Store: one round trip for any number of claims and finishes, in
+// one transaction. Its statements: the settings of the transaction (generic plans; an
+// asynchronous commit when it holds claims only), every named batch locked in id order, then
+// the claims (claimed, their pending jobs started and read back, in one statement), then the
+// finishes' jobs locked in id order, and the batches finished, the jobs left with no open batch
+// ended and read back, in one statement. Inside the caller's transaction (InTx) the first is
+// left out. The claims' statement locks only pending jobs and the finishes' only jobs with a
+// batch running, so two groups never wait for each other's job locks in a cycle.
+func (s *PgStore) BatchesClaimFinish(ctx context.Context, claims []*BatchClaimParams, finishes []*BatchFinishParams) ([]BatchClaimed, []BatchFinished, error) {
+	claimIDs := make([]uuid.UUID, len(claims))
+	workers := make([]string, len(claims))
+	leases := make([]float64, len(claims))
+	for i, p := range claims {
+		claimIDs[i], workers[i], leases[i] = p.ID, p.Worker, p.Lease.Seconds()
 	}
-	idArg := binaryUUIDs(ids)
+	finishIDs := make([]uuid.UUID, len(finishes))
+	finishers := make([]string, len(finishes))
+	for i, p := range finishes {
+		finishIDs[i], finishers[i] = p.ID, p.Worker
+	}
 	b := &pgx.Batch{}
-	lead := s.queueGroupSettings(b, true)
-	b.Queue(dispatchQueries.batchesLock, pgx.NamedArgs{"ids": idArg})
-	b.Queue(dispatchQueries.batchesClaimStart, pgx.NamedArgs{"ids": idArg, "workers": workers, "lease_seconds": leases})
-	g, err := s.batchGroup(ctx, b, lead+1)
-	if err != nil {
-		return nil, err
+	skip := s.queueGroupSettings(b, len(finishes) == 0)
+	b.Queue(dispatchQueries.batchesLock, pgx.NamedArgs{"ids": binaryUUIDs(append(claimIDs[:len(claimIDs):len(claimIDs)], finishIDs...))})
+	skip++
+	var reads []int // the statements whose rows are read: the claims', then the finishes'
+	if len(claims) > 0 {
+		b.Queue(dispatchQueries.batchesClaimStart, pgx.NamedArgs{"ids": binaryUUIDs(claimIDs), "workers": workers, "lease_seconds": leases})
+		reads = append(reads, skip)
+		skip = 0
 	}
-	out := make([]BatchClaimed, len(ps))
-	var said saidOnce
-	for i, id := range ids {
-		if r := g[id]; r != nil {
-			out[i] = BatchClaimed{Batch: r.batch, Job: r.job, Started: said.first(r)}
+	if len(finishes) > 0 {
+		ids := binaryUUIDs(finishIDs)
+		b.Queue(dispatchQueries.batchesJobsLock, pgx.NamedArgs{"ids": ids})
+		b.Queue(dispatchQueries.batchesFinishEnd, pgx.NamedArgs{"ids": ids, "workers": finishers})
+		reads = append(reads, skip+1)
+	}
+	groups, err := s.batchGroups(ctx, b, reads)
+	if err != nil {
+		return nil, nil, err
+	}
+	claimed := make([]BatchClaimed, len(claims))
+	if len(claims) > 0 {
+		var said saidOnce
+		for i, id := range claimIDs {
+			if r := groups[0][id]; r != nil {
+				claimed[i] = BatchClaimed{Batch: r.batch, Job: r.job, Started: said.first(r)}
+			}
+		}
+		groups = groups[1:]
+	}
+	finished := make([]BatchFinished, len(finishes))
+	if len(finishes) > 0 {
+		var said saidOnce
+		for i, id := range finishIDs {
+			if r := groups[0][id]; r != nil {
+				finished[i] = BatchFinished{Batch: r.batch, Job: r.job, JobEnded: said.first(r)}
+			}
 		}
 	}
-	return out, nil
-}
-
-// BatchesFinishJob implements Store: one round trip of three statements (four outside a
-// transaction: the first asks for generic plans) for any number of finishes: the batches locked
-// in id order, then their jobs, then the batches finished, the jobs left with no open batch
-// ended, and the jobs read back in one statement.
-func (s *PgStore) BatchesFinishJob(ctx context.Context, ps []*BatchFinishParams) ([]BatchFinished, error) {
-	ids := make([]uuid.UUID, len(ps))
-	workers := make([]string, len(ps))
-	for i, p := range ps {
-		ids[i], workers[i] = p.ID, p.Worker
-	}
-	idArgs := pgx.NamedArgs{"ids": binaryUUIDs(ids)}
-	b := &pgx.Batch{}
-	lead := s.queueGroupSettings(b, false)
-	b.Queue(dispatchQueries.batchesLock, idArgs)
-	b.Queue(dispatchQueries.batchesJobsLock, idArgs)
-	b.Queue(dispatchQueries.batchesFinishEnd, pgx.NamedArgs{"ids": idArgs["ids"], "workers": workers})
-	g, err := s.batchGroup(ctx, b, lead+2)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]BatchFinished, len(ps))
-	var said saidOnce
-	for i, id := range ids {
-		if r := g[id]; r != nil {
-			out[i] = BatchFinished{Batch: r.batch, Job: r.job, JobEnded: said.first(r)}
-		}
-	}
-	return out, nil
+	return claimed, finished, nil
 }
 
 // batchGroupRow is one row of batches_claim_start.sql or batches_finish_end.sql: a batch the
@@ -365,35 +367,50 @@ func (s *saidOnce) first(r *batchGroupRow) bool {
 	return true
 }
 
-// batchGroup runs the pipeline of a group of claims or finishes: skip statements whose results
-// do not matter (the asynchronous commit, the locks), then the write that returns the batches
-// it changed with their jobs. It returns those rows by batch id.
-func (s *PgStore) batchGroup(ctx context.Context, b *pgx.Batch, skip int) (map[uuid.UUID]*batchGroupRow, error) {
-	out := map[uuid.UUID]*batchGroupRow{}
+// batchGroups runs the pipeline of a group of claims and finishes. reads says, for each
+// statement whose rows matter (the claims', the finishes'), how many statements before it
+// (since the previous one read) to skip, whose results do not matter (the settings, the locks).
+// It returns each read statement's rows by batch id: the batches it claimed or finished, with
+// their jobs.
+func (s *PgStore) batchGroups(ctx context.Context, b *pgx.Batch, reads []int) ([]map[uuid.UUID]*batchGroupRow, error) {
+	out := make([]map[uuid.UUID]*batchGroupRow, len(reads))
 	err := s.pipeline(ctx, b, func(br pgx.BatchResults) error {
-		for range skip {
-			if _, err := br.Exec(); err != nil {
+		for i, skip := range reads {
+			for range skip {
+				if _, err := br.Exec(); err != nil {
+					return err
+				}
+			}
+			var err error
+			if out[i], err = readBatchGroupRows(br); err != nil {
 				return err
 			}
 		}
-		rows, err := br.Query()
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				br batchRow
-				jr jobRow
-				r  batchGroupRow
-			)
-			if err := rows.Scan(append(append(br.dest(), &r.changed), jr.dest()...)...); err != nil {
-				return err
-			}
-			r.batch, r.job = br.batch(), jr.job()
-			out[r.batch.ID] = &r
-		}
-		return rows.Err()
+		return nil
 	})
 	return out, translate(err, uuid.Nil)
+}
+
+// readBatchGroupRows reads the next statement's rows of batches_claim_start.sql or
+// batches_finish_end.sql, by batch id.
+func readBatchGroupRows(br pgx.BatchResults) (map[uuid.UUID]*batchGroupRow, error) {
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[uuid.UUID]*batchGroupRow{}
+	for rows.Next() {
+		var (
+			bat batchRow
+			jr  jobRow
+			r   batchGroupRow
+		)
+		if err := rows.Scan(append(append(bat.dest(), &r.changed), jr.dest()...)...); err != nil {
+			return nil, err
+		}
+		r.batch, r.job = bat.batch(), jr.job()
+		out[r.batch.ID] = &r
+	}
+	return out, rows.Err()
 }

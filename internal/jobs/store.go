@@ -82,19 +82,16 @@ type Store interface {
 	// batches are marked all the same. It may commit asynchronously: a crash of Postgres may
 	// forget the marks, and the reconciler then enqueues the batches again.
 	BatchesMarkEnqueued(ctx context.Context, p *BatchesMarkEnqueuedParams) (*Job, error)
-	// BatchesClaimStart gives each requested batch that is queued, or running with an expired
-	// lease, of an active job to its requester, and starts the jobs of the claimed batches that
-	// are pending, all in one transaction. The batch ids must be distinct. Results are in the
-	// order of the requests; a result's Batch is nil when that batch was not claimable. It may
-	// commit asynchronously: a crash of Postgres may forget the claims (a worker's next report,
-	// refused, stops it, and the reconciler enqueues the batch again).
-	BatchesClaimStart(ctx context.Context, ps []*BatchClaimParams) ([]BatchClaimed, error)
-	// BatchesFinishJob marks each requester's running batch done and, under the jobs' row
-	// locks, ends every job (COMPLETED, or FAILED when no document could be processed) that is
-	// running and has no open batch any more, all in one transaction. The batch ids must be
-	// distinct. Results are in the order of the requests; a result's Batch is nil when its
-	// requester did not hold the batch.
-	BatchesFinishJob(ctx context.Context, ps []*BatchFinishParams) ([]BatchFinished, error)
+	// BatchesClaimFinish runs claims and finishes of distinct batches in one transaction.
+	// Each claim gives its batch, when it is queued (or running with an expired lease) and its
+	// job active, to its requester, and starts the job if it is pending. Each finish marks its
+	// requester's running batch done and, under the jobs' row locks, ends every job (COMPLETED,
+	// or FAILED when no document could be processed) that is running and has no open batch any
+	// more. Results are in the order of the requests; a claim's Batch is nil when that batch was
+	// not claimable, a finish's when its requester did not hold the batch. A transaction of
+	// claims only may commit asynchronously: a crash of Postgres may forget the claims (a
+	// worker's next report, refused, stops it, and the reconciler enqueues the batch again).
+	BatchesClaimFinish(ctx context.Context, claims []*BatchClaimParams, finishes []*BatchFinishParams) ([]BatchClaimed, []BatchFinished, error)
 
 	// JobDocumentsList reads a job's results ordered by document_id.
 	JobDocumentsList(ctx context.Context, p *JobDocumentsListParams) ([]*DocumentResult, error)
@@ -264,7 +261,7 @@ type BatchesMarkEnqueuedParams struct {
 	Job     JobSetQueueMessageIDParams
 }
 
-// BatchClaimed is what BatchesClaimStart did for one request.
+// BatchClaimed is what BatchesClaimFinish did for one claim.
 type BatchClaimed struct {
 	// Batch is the claimed batch; nil when it was not claimable.
 	Batch *Batch
@@ -275,7 +272,7 @@ type BatchClaimed struct {
 	Started bool
 }
 
-// BatchFinished is what BatchesFinishJob did for one request.
+// BatchFinished is what BatchesClaimFinish did for one finish.
 type BatchFinished struct {
 	// Batch is the finished batch; nil when the worker did not hold it.
 	Batch *Batch
