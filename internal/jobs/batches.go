@@ -217,7 +217,6 @@ func newGrouper[Req interface{ batchID() uuid.UUID }, Res any](m *Manager,
 	}
 }
 
-
 // retryAlone tells a failed group's error that is worth trying again call by call (a lock
 // conflict, or anything but Postgres being unreachable) from one that would fail each again.
 func retryAlone(err error) bool {
