@@ -287,8 +287,11 @@ func (s *PgStore) queueGroupSettings(b *pgx.Batch, asyncCommit bool) int {
 // the claims (claimed, their pending jobs started and read back, in one statement), then the
 // finishes' jobs locked in id order, and the batches finished, the jobs left with no open batch
 // ended and read back, in one statement. Inside the caller's transaction (InTx) the first is
-// left out. The claims' statement locks only pending jobs and the finishes' only jobs with a
-// batch running, so two groups never wait for each other's job locks in a cycle.
+// left out. The claims' statement locks only pending jobs, the finishes' the jobs of the batches
+// they finish, which those batches' claims started: a pending job has no batch to finish, so
+// two groups do not wait for each other's job locks in a cycle. (A finish of a batch never
+// claimed, which changes nothing, could: Postgres then ends one group with a deadlock error,
+// and the grouper tries its calls one by one.)
 func (s *PgStore) BatchesClaimFinish(ctx context.Context, claims []*BatchClaimParams, finishes []*BatchFinishParams) ([]BatchClaimed, []BatchFinished, error) {
 	claimIDs := make([]uuid.UUID, len(claims))
 	workers := make([]string, len(claims))
