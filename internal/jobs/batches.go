@@ -93,8 +93,8 @@ func (m *Manager) EnqueueBatch(ctx context.Context, b *Batch) (*Batch, error) {
 }
 
 // ClaimBatch gives workerID the batch under a lease of the given length, and starts its job if
-// it is still pending, in one transaction (one round trip) shared with the claims of other
-// workers that arrive meanwhile (group commit). ErrNotClaimable (wrapped) when the batch is
+// it is still pending, in one transaction (one round trip) shared with the claims and finishes
+// of other workers that arrive meanwhile (group commit, decision 0028). ErrNotClaimable (wrapped) when the batch is
 // done, held by a live lease, or its job has finished: the caller acknowledges the message and
 // does nothing.
 func (m *Manager) ClaimBatch(ctx context.Context, id uuid.UUID, workerID string, lease time.Duration) (*Batch, *Job, error) {
@@ -130,7 +130,8 @@ func (m *Manager) RenewLease(ctx context.Context, id uuid.UUID, workerID string,
 // FinishBatch marks workerID's batch done and, when it was the job's last open batch, finishes
 // the job as FinishJob does, in one transaction (one round trip) under the job's row lock, so
 // that of batches finishing at once the last one always finishes the job. The transaction is
-// shared with the finishes of other workers that arrive meanwhile (group commit). It returns
+// shared with the claims and finishes of other workers that arrive meanwhile (group commit,
+// decision 0028). It returns
 // the job as it is afterwards, once the transaction committed; the Notifier hears of the job's
 // end right after, without the caller waiting for it.
 func (m *Manager) FinishBatch(ctx context.Context, id uuid.UUID, workerID string) (*Job, error) {
