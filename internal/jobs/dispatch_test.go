@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipeline-dev/pipeline/internal/jobs"
@@ -283,7 +284,7 @@ func TestClaimsAndFinishesOfSiblingsInterleave(t *testing.T) {
 	ctx := t.Context()
 	var all []*jobs.Job
 	var queue []*jobs.Batch
-	for i := range 12 {
+	for i := range 40 {
 		j := b.createJob(t, newDocIDs(1+i%4)...)
 		all = append(all, j)
 		list, err := b.mgr.Batches(ctx, j.ID)
@@ -314,4 +315,63 @@ func TestClaimsAndFinishesOfSiblingsInterleave(t *testing.T) {
 		require.Equal(t, jobs.StatusCompleted, got.Status, "job of %d batches", len(got.DocumentIDs))
 		b.notifier.waitVersions(t, j.ID, 1, 2, 3)
 	}
+	b.notifier.mu.Lock()
+	defer b.notifier.mu.Unlock()
+	require.Zero(t, b.notifier.sameGroup)
+}
+
+// A claim and a finish that wait together go in one group: while a group is held up (a row
+// lock), a claim of one job's batch and the finish of another's queue behind it, and the next
+// group commits both, announcing the started job and the ended one in one call.
+func TestClaimAndFinishWaitingTogetherShareAGroup(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *jobs.Config) { c.MaxGroupsInFlight = 1 })
+	ctx := t.Context()
+	batchOf := func(j *jobs.Job) uuid.UUID {
+		list, err := b.mgr.Batches(ctx, j.ID)
+		require.NoError(t, err)
+		return list[0].ID
+	}
+	held, toClaim, toFinish := b.createJob(t, newDocIDs(1)...), b.createJob(t, newDocIDs(1)...), b.createJob(t, newDocIDs(1)...)
+	heldB, claimB, finishB := batchOf(held), batchOf(toClaim), batchOf(toFinish)
+	_, _, err := b.mgr.ClaimBatch(ctx, finishB, "w", lease)
+	require.NoError(t, err)
+
+	tx, err := b.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck // released below; a no-op then
+	_, err = tx.Exec(ctx, `SELECT 1 FROM job_batches WHERE id = $1 FOR UPDATE`, heldB)
+	require.NoError(t, err)
+	var holder int
+	require.NoError(t, tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&holder))
+
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_, _, err := b.mgr.ClaimBatch(ctx, heldB, "w1", lease)
+		assert.NoError(t, err)
+	})
+	require.Eventually(t, func() bool { // the first group waits on the row lock
+		var waiting bool
+		err := b.pool.QueryRow(ctx, `SELECT count(*) > 0 FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))`, holder).Scan(&waiting)
+		return err == nil && waiting
+	}, 10*time.Second, time.Millisecond)
+	wg.Go(func() {
+		_, job, err := b.mgr.ClaimBatch(ctx, claimB, "w2", lease)
+		assert.NoError(t, err)
+		assert.Equal(t, jobs.StatusInProgress, job.Status)
+	})
+	wg.Go(func() {
+		job, err := b.mgr.FinishBatch(ctx, finishB, "w")
+		assert.NoError(t, err)
+		assert.Equal(t, jobs.StatusCompleted, job.Status)
+	})
+	require.Eventually(t, func() bool { return jobs.WaitingBatchCalls(b.mgr) == 2 }, 10*time.Second, time.Millisecond)
+	require.NoError(t, tx.Rollback(ctx))
+	wg.Wait()
+
+	b.notifier.waitVersions(t, toClaim.ID, 1, 2)
+	b.notifier.waitVersions(t, toFinish.ID, 1, 2, 3)
+	b.notifier.mu.Lock()
+	defer b.notifier.mu.Unlock()
+	require.Equal(t, 1, b.notifier.mixed, "one announcement told of the started job and the ended one")
 }

@@ -123,6 +123,8 @@ type recordingNotifier struct {
 	err       error
 	groups    int // JobsChanged calls
 	sameGroup int // jobs told twice in one JobsChanged call (must stay 0)
+	// mixed counts the JobsChanged calls that told of a job started and of a job ended at once.
+	mixed int
 }
 
 func (n *recordingNotifier) JobsChanged(_ context.Context, list []*jobs.Job) error {
@@ -130,11 +132,16 @@ func (n *recordingNotifier) JobsChanged(_ context.Context, list []*jobs.Job) err
 	defer n.mu.Unlock()
 	n.groups++
 	seen := map[uuid.UUID]bool{}
+	statuses := map[jobs.Status]bool{}
 	for _, j := range list {
 		if seen[j.ID] {
 			n.sameGroup++
 		}
 		seen[j.ID] = true
+		statuses[j.Status] = true
+	}
+	if statuses[jobs.StatusInProgress] && statuses[jobs.StatusCompleted] {
+		n.mixed++
 	}
 	n.events = append(n.events, list...)
 	return n.err
