@@ -41,6 +41,13 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.buf.Write(p)
 }
 
+// mentions counts the logged lines that carry the message msg (safe off the test's goroutine).
+func (s *syncBuffer) mentions(msg string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Count(s.buf.String(), `"msg":"`+msg+`"`)
+}
+
 // records returns the logged records with message msg.
 func (s *syncBuffer) records(t *testing.T, msg string) []map[string]any {
 	t.Helper()
@@ -252,9 +259,10 @@ func TestOneTraceFromIngestToStore(t *testing.T) {
 
 	var ingest sdktrace.ReadOnlySpan
 	tree := spanTree{}
-	require.Eventually(t, func() bool {
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		ingest = nil
-		for _, s := range b.spans.Ended() {
+		ended := b.spans.Ended()
+		for _, s := range ended {
 			tree[s.SpanContext().SpanID()] = s
 			if s.Name() == "pipeline.v1.ContentService/IngestDocuments" && s.SpanKind() == trace.SpanKindServer {
 				ingest = s
@@ -262,12 +270,17 @@ func TestOneTraceFromIngestToStore(t *testing.T) {
 		}
 		// The batch's delivery span ends after its last report; wait for it, not for the span of
 		// a duplicate delivery (the reconciler may enqueue a batch twice), which ends at once.
-		ups := byName(b.spans.Ended(), "vector_store.upsert")
-		anc := []string{}
-		if len(ups) > 0 {
-			anc = tree.ancestors(ups[0])
+		var chains []string
+		found := false
+		for _, up := range byName(ended, "vector_store.upsert") {
+			anc := tree.ancestors(up)
+			chains = append(chains, strings.Join(anc, " < "))
+			found = found || ingest != nil && len(anc) > 0 && anc[len(anc)-1] == ingest.Name()
 		}
-		return ingest != nil && len(anc) > 0 && anc[len(anc)-1] == ingest.Name()
+		// What a failure needs to be understood: each upsert's ancestors, and whether a lease
+		// ran out or a batch was handed back (a second delivery then works under its own trace).
+		assert.Truef(c, found, "no upsert under the IngestDocuments span (ingest span ended: %t); upserts' ancestors: %q; lease expiries: %d, hand-backs: %d",
+			ingest != nil, chains, b.logs.mentions("lease expired; batch goes back to the queue"), b.logs.mentions("handing batch back"))
 	}, waitTimeout, 10*time.Millisecond)
 	traceID := ingest.SpanContext().TraceID()
 
