@@ -191,13 +191,7 @@ func TestClaimForACallerThatLeftIsHandedBack(t *testing.T) {
 	require.NoError(t, err)
 	id := batches[0].ID
 
-	tx, err := b.pool.Begin(ctx)
-	require.NoError(t, err)
-	defer tx.Rollback(ctx) //nolint:errcheck // released below; a no-op then
-	_, err = tx.Exec(ctx, `SELECT 1 FROM job_batches WHERE id = $1 FOR UPDATE`, id)
-	require.NoError(t, err)
-	var holder int
-	require.NoError(t, tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&holder))
+	awaitWaiter, release := b.lockBatchRow(t, id)
 
 	callerCtx, leave := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -205,14 +199,10 @@ func TestClaimForACallerThatLeftIsHandedBack(t *testing.T) {
 		_, _, err := b.mgr.ClaimBatch(callerCtx, id, "w", lease)
 		done <- err
 	}()
-	require.Eventually(t, func() bool { // the claim's group waits on the row lock
-		var waiting bool
-		err := b.pool.QueryRow(ctx, `SELECT count(*) > 0 FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))`, holder).Scan(&waiting)
-		return err == nil && waiting
-	}, 10*time.Second, time.Millisecond)
+	awaitWaiter() // the claim's group waits on the row lock
 	leave()
 	require.ErrorIs(t, <-done, context.Canceled)
-	require.NoError(t, tx.Rollback(ctx))
+	release()
 
 	require.Eventually(t, func() bool {
 		got, err := b.mgr.GetBatch(ctx, id)
@@ -337,24 +327,14 @@ func TestClaimAndFinishWaitingTogetherShareAGroup(t *testing.T) {
 	_, _, err := b.mgr.ClaimBatch(ctx, finishB, "w", lease)
 	require.NoError(t, err)
 
-	tx, err := b.pool.Begin(ctx)
-	require.NoError(t, err)
-	defer tx.Rollback(ctx) //nolint:errcheck // released below; a no-op then
-	_, err = tx.Exec(ctx, `SELECT 1 FROM job_batches WHERE id = $1 FOR UPDATE`, heldB)
-	require.NoError(t, err)
-	var holder int
-	require.NoError(t, tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&holder))
+	awaitWaiter, release := b.lockBatchRow(t, heldB)
 
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		_, _, err := b.mgr.ClaimBatch(ctx, heldB, "w1", lease)
 		assert.NoError(t, err)
 	})
-	require.Eventually(t, func() bool { // the first group waits on the row lock
-		var waiting bool
-		err := b.pool.QueryRow(ctx, `SELECT count(*) > 0 FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))`, holder).Scan(&waiting)
-		return err == nil && waiting
-	}, 10*time.Second, time.Millisecond)
+	awaitWaiter() // the first group waits on the row lock
 	wg.Go(func() {
 		_, job, err := b.mgr.ClaimBatch(ctx, claimB, "w2", lease)
 		assert.NoError(t, err)
@@ -366,7 +346,7 @@ func TestClaimAndFinishWaitingTogetherShareAGroup(t *testing.T) {
 		assert.Equal(t, jobs.StatusCompleted, job.Status)
 	})
 	require.Eventually(t, func() bool { return jobs.WaitingBatchCalls(b.mgr) == 2 }, 10*time.Second, time.Millisecond)
-	require.NoError(t, tx.Rollback(ctx))
+	release()
 	wg.Wait()
 
 	b.notifier.waitVersions(t, toClaim.ID, 1, 2)
@@ -374,4 +354,29 @@ func TestClaimAndFinishWaitingTogetherShareAGroup(t *testing.T) {
 	b.notifier.mu.Lock()
 	defer b.notifier.mu.Unlock()
 	require.Equal(t, 1, b.notifier.mixed, "one announcement told of the started job and the ended one")
+}
+
+// lockBatchRow holds a batch's row lock in a transaction of its own, as a long statement would.
+// awaitWaiter returns once another session waits for that lock; release rolls the transaction
+// back (it is rolled back at the test's end anyway).
+func (b *testBundle) lockBatchRow(t *testing.T, id uuid.UUID) (awaitWaiter, release func()) {
+	t.Helper()
+	ctx := t.Context()
+	tx, err := b.pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+	_, err = tx.Exec(ctx, `SELECT 1 FROM job_batches WHERE id = $1 FOR UPDATE`, id)
+	require.NoError(t, err)
+	var holder int
+	require.NoError(t, tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&holder))
+	awaitWaiter = func() {
+		t.Helper()
+		require.Eventually(t, func() bool {
+			var waiting bool
+			err := b.pool.QueryRow(ctx, `SELECT count(*) > 0 FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))`, holder).Scan(&waiting)
+			return err == nil && waiting
+		}, 10*time.Second, time.Millisecond)
+	}
+	release = func() { require.NoError(t, tx.Rollback(ctx)) }
+	return awaitWaiter, release
 }

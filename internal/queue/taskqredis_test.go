@@ -19,11 +19,7 @@ import (
 // end at random moments is returned by one read, once, or is still waiting in the stream.
 func TestBlockingReadEndedByItsContextLosesNothing(t *testing.T) {
 	t.Parallel()
-	_, prefix := redistest.New(t)
-	opt, err := redisv8.ParseURL(redistest.URL())
-	require.NoError(t, err)
-	rdb := redisv8.NewClient(opt)
-	defer rdb.Close()
+	rdb, prefix := newClientV8(t)
 	ctx := t.Context()
 	stream, group, consumer := prefix+"stream", "g", "c"
 	require.NoError(t, rdb.XGroupCreateMkStream(ctx, stream, group, "$").Err())
@@ -98,18 +94,14 @@ func TestBlockingReadEndedByItsContextLosesNothing(t *testing.T) {
 // the context's error (which taskq's fetcher would log and back off from).
 func TestBlockingReadStoppedWhileConnecting(t *testing.T) {
 	t.Parallel()
-	_, prefix := redistest.New(t)
-	opt, err := redisv8.ParseURL(redistest.URL())
-	require.NoError(t, err)
-	rdb := redisv8.NewClient(opt)
-	defer rdb.Close()
+	rdb, prefix := newClientV8(t)
 	readCtx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	reads := newBlockingReader(rdb, cancelOnCommand{cancel})
 	defer reads.Close()
 	c := taskqRedis{rdb, reads}
 
-	_, err = c.XReadGroup(readCtx, &redisv8.XReadGroupArgs{
+	_, err := c.XReadGroup(readCtx, &redisv8.XReadGroupArgs{
 		Group: "g", Consumer: "c", Streams: []string{prefix + "stream", ">"}, Count: 1, Block: 5 * time.Second,
 	}).Result()
 	require.ErrorIs(t, err, errStopFetching)
@@ -137,3 +129,15 @@ func (h cancelOnCommand) BeforeProcessPipeline(ctx context.Context, _ []redisv8.
 }
 
 func (cancelOnCommand) AfterProcessPipeline(context.Context, []redisv8.Cmder) error { return nil }
+
+// newClientV8 is a go-redis v8 client (taskq's) on the test Redis, closed at the test's end, and
+// a key prefix of the test's own.
+func newClientV8(t *testing.T) (*redisv8.Client, string) {
+	t.Helper()
+	_, prefix := redistest.New(t)
+	opt, err := redisv8.ParseURL(redistest.URL())
+	require.NoError(t, err)
+	rdb := redisv8.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb, prefix
+}
