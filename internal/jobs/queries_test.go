@@ -20,9 +20,10 @@ func TestEveryQueryLoaded(t *testing.T) {
 	}
 }
 
-// TestGroupSettings: the first statement of a group of claims or finishes gives the group's own
-// transaction generic plans, and a claims group an asynchronous commit; the settings end with
-// that transaction. In a caller's transaction nothing is queued: its settings are the caller's.
+// TestGroupSettings: the first statement of a group of claims and finishes gives the group's
+// own transaction generic plans, and a group of claims only an asynchronous commit; the settings
+// end with that transaction. In a caller's transaction nothing is queued: its settings are the
+// caller's.
 func TestGroupSettings(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()

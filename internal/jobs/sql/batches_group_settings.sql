@@ -1,9 +1,10 @@
--- First statement of a group of claims or finishes that runs in a transaction of its own (the
+-- First statement of a group of claims and finishes that runs in a transaction of its own (the
 -- pipeline's implicit one): settings local to it. Generic plans: the group's statements are the
 -- same every time but for the length of their id arrays, and Postgres otherwise planned the
 -- lock statements afresh for every group, which cost more than running them (decision 0027).
 -- The probe of the sources of the jobs a group ended (jobs_sources_active_process.sql) starts
 -- with it too, for the same reason.
--- A group of claims also commits asynchronously, as batch_async_commit.sql explains.
+-- A group that holds only claims also commits asynchronously, as batch_async_commit.sql
+-- explains; one with a finish does not (decision 0028).
 SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
        CASE WHEN @async_commit::boolean THEN set_config('synchronous_commit', 'off', true) END;
