@@ -176,8 +176,9 @@ func markEnqueuedArgs(p *BatchMarkEnqueuedParams) pgx.NamedArgs {
 
 // dispatchQueries are the statements only the pipelined writes below use.
 var dispatchQueries = struct {
-	batchAsyncCommit, batchesGroupSettings, batchesLock, batchesClaimStart, batchesJobsLock, batchesFinishEnd string
+	keyedWrites, batchAsyncCommit, batchesGroupSettings, batchesLock, batchesClaimStart, batchesJobsLock, batchesFinishEnd string
 }{
+	keyedWrites:          mustQuery("keyed_writes"),
 	batchAsyncCommit:     mustQuery("batch_async_commit"),
 	batchesGroupSettings: mustQuery("batches_group_settings"),
 	batchesLock:          mustQuery("batches_lock"),
@@ -202,6 +203,11 @@ func (s *PgStore) pipeline(ctx context.Context, b *pgx.Batch, read func(pgx.Batc
 func (s *PgStore) JobCreate(ctx context.Context, p *JobCreateParams) (*Job, error) {
 	j := &p.Job
 	b := &pgx.Batch{}
+	lead := 0
+	if _, inTx := s.db.(pgx.Tx); !inTx {
+		b.Queue(dispatchQueries.keyedWrites)
+		lead = 1
+	}
 	b.Queue(queries.jobInsert, pgx.NamedArgs{
 		"id": j.ID, "type": string(j.Type), "status": string(j.Status), "source_id": j.SourceID,
 		"document_ids": nonNil(j.DocumentIDs), "retry_of": j.RetryOf, "timeout_seconds": int64(j.Timeout / time.Second),
@@ -216,11 +222,16 @@ func (s *PgStore) JobCreate(ctx context.Context, p *JobCreateParams) (*Job, erro
 	}
 	var job *Job
 	err := s.pipeline(ctx, b, func(br pgx.BatchResults) error {
+		for range lead {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
 		var err error
 		if job, err = scanJob(br.QueryRow()); err != nil {
 			return err
 		}
-		for range b.Len() - 1 {
+		for range b.Len() - 1 - lead {
 			if _, err := br.Exec(); err != nil {
 				return err
 			}
@@ -258,8 +269,8 @@ func (s *PgStore) BatchesMarkEnqueued(ctx context.Context, p *BatchesMarkEnqueue
 	return job, translate(err, p.Job.ID)
 }
 
-// queueAsyncCommit lets the pipeline's own transaction commit asynchronously and returns the
-// number of statements it queued: none on a store in the caller's transaction (InTx), whose
+// queueAsyncCommit lets the pipeline's own transaction commit asynchronously, with sequential
+// scans ruled out (batch_async_commit.sql), and returns the number of statements it queued: none on a store in the caller's transaction (InTx), whose
 // commit is the caller's to decide.
 func (s *PgStore) queueAsyncCommit(b *pgx.Batch) int {
 	if _, inTx := s.db.(pgx.Tx); inTx {

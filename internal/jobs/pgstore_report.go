@@ -16,7 +16,7 @@ import (
 // arguments turned into positional ones once: pgx.NamedArgs rewrites a statement's text on
 // every call, and the record statement's is long.
 var reportQueries = struct{ settings, lock, record, read positionalQuery }{
-	settings: mustPositional("SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('lock_timeout', @lock_timeout, true)",
+	settings: mustPositional("SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true), set_config('lock_timeout', @lock_timeout, true)",
 		"lock_timeout"),
 	lock: mustPositional(mustQuery("job_report_lock"), "job_ids"),
 	record: mustPositional(mustQuery("job_report_record"), "job_ids", "batch_ids", "workers", "lease_seconds",

@@ -1,7 +1,9 @@
 -- The worker holding a batch extends its lease. No row: the lease was lost (expired and taken by
 -- another worker) or the batch is no longer running.
+-- The state is tested in a CASE so that the batch is found by its primary key only, never
+-- through the partial index of open batches (see batch_mark_enqueued.sql).
 UPDATE job_batches
 SET lease_until = now() + make_interval(secs => @lease_seconds), updated_at = now()
-WHERE id = @id AND worker = @worker AND state = 'running'
+WHERE id = @id AND worker = @worker AND CASE state WHEN 'running' THEN true ELSE false END
 RETURNING id, job_id, seq, document_ids, state, enqueues, queue_message_id, enqueued_at, claims, worker,
     lease_until, created_at, updated_at, finished_at;

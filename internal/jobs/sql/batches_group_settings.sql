@@ -5,6 +5,8 @@
 -- The probe of the sources of the jobs a group ended (jobs_sources_active_process.sql) starts
 -- with it too, for the same reason.
 -- A group that holds only claims also commits asynchronously, as batch_async_commit.sql
--- explains; one with a finish does not (decision 0028).
-SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
+-- explains; one with a finish does not (decision 0028). Sequential scans are ruled out, so that a
+-- generic plan made while the tables were small cannot scan them whole as they grow (decision
+-- 0029).
+SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true),
        CASE WHEN @async_commit::boolean THEN set_config('synchronous_commit', 'off', true) END;

@@ -1,0 +1,106 @@
+package jobs
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/pipeline-dev/pipeline/internal/db/dbtest"
+)
+
+// TestKeyedWritesFindRowsByPrimaryKey: the statements that write one batch or one job by its id
+// on the path of every created job find it through its primary key, under the settings their
+// pipeline runs them with (batch_async_commit.sql: sequential scans off), with the generic plan
+// Postgres settles on after a statement's fifth run on a connection, made here while the tables
+// are small (and kept, in a service, until they are next analyzed). Before decision 0029 the generic plan of the
+// enqueue mark found its batch through the partial index of open batches, and so read every
+// queued batch of a backlog to find one: a burst of 10,000 jobs slowed to a third.
+func TestKeyedWritesFindRowsByPrimaryKey(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	pool := dbtest.New(t)
+	// Analyzed while empty (a new installation's first autovacuum, a table just emptied), then
+	// a few rows: the planner sees small tables.
+	_, err := pool.Exec(ctx, `
+		ANALYZE jobs, job_batches;
+		INSERT INTO sources (id, name, status) VALUES ('00000000-0000-0000-0000-000000000001', 'plans', 'ready');
+		INSERT INTO jobs (id, type, status, source_id)
+		SELECT gen_random_uuid(), 'process', 'pending', '00000000-0000-0000-0000-000000000001'
+		FROM generate_series(1, 20);
+		INSERT INTO job_batches (id, job_id, seq, document_ids)
+		SELECT gen_random_uuid(), id, 0, '{}' FROM jobs`)
+	require.NoError(t, err)
+
+	conn, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	_, err = conn.Exec(ctx, "SET plan_cache_mode = force_generic_plan")
+	require.NoError(t, err)
+	tx, err := conn.Begin(ctx) // the settings are local to a transaction, as to the pipeline's
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck // a rollback after a failure
+	_, err = tx.Exec(ctx, dispatchQueries.batchAsyncCommit)
+	require.NoError(t, err)
+	for _, q := range []struct {
+		name, sql string
+		args      map[string]string // SQL for each named argument: any value, a generic plan does not look
+		key       string
+	}{
+		{"batch_mark_enqueued", queries.batchMarkEnqueued, map[string]string{"enqueues": "1", "queue_message_id": "'m'", "id": "gen_random_uuid()"}, "job_batches_pkey"},
+		{"job_set_queue_message_id", queries.jobSetQueueMessageID, map[string]string{"queue_message_id": "'m'", "id": "gen_random_uuid()", "statuses": "'{pending}'"}, "jobs_pkey"},
+	} {
+		pq := mustPositional(q.sql, slices.Collect(maps.Keys(q.args))...)
+		args := make([]string, len(pq.names))
+		for i, n := range pq.names {
+			args[i] = q.args[n]
+		}
+		_, err = tx.Exec(ctx, "PREPARE "+q.name+" AS "+pq.sql)
+		require.NoError(t, err, q.name)
+		var plan []map[string]any
+		require.NoError(t, tx.QueryRow(ctx, "EXPLAIN (FORMAT JSON) EXECUTE "+q.name+"("+strings.Join(args, ", ")+")").Scan(&plan), q.name)
+		if got := planScans(plan[0]["Plan"]); !slices.Equal(got, []string{q.key}) {
+			out, _ := json.MarshalIndent(plan, "", "  ")
+			t.Errorf("%s: the generic plan reads %v, want only %s:\n%s", q.name, got, q.key, out)
+		}
+	}
+	require.NoError(t, tx.Rollback(ctx))
+
+	// JobCreate's inserts run after keyed_writes.sql: their foreign-key checks, which Postgres
+	// plans as below and keeps the same way, find the job through its key too.
+	tx, err = conn.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck // a rollback after a failure
+	_, err = tx.Exec(ctx, dispatchQueries.keyedWrites)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, "PREPARE fk_check AS SELECT 1 FROM ONLY jobs x WHERE id = $1 FOR KEY SHARE OF x")
+	require.NoError(t, err)
+	var plan []map[string]any
+	require.NoError(t, tx.QueryRow(ctx, "EXPLAIN (FORMAT JSON) EXECUTE fk_check(gen_random_uuid())").Scan(&plan))
+	require.Equal(t, []string{"jobs_pkey"}, planScans(plan[0]["Plan"]), "a foreign-key check of a job")
+}
+
+// planScans returns what a plan node and those under it read a table through: a scan's index,
+// or "seq scan of <table>".
+func planScans(node any) []string {
+	m, ok := node.(map[string]any)
+	if !ok {
+		return nil
+	}
+	var out []string
+	switch m["Node Type"] {
+	case "Seq Scan":
+		out = append(out, fmt.Sprint("seq scan of ", m["Relation Name"]))
+	case "Index Scan", "Index Only Scan", "Bitmap Index Scan":
+		out = append(out, fmt.Sprint(m["Index Name"]))
+	}
+	children, _ := m["Plans"].([]any)
+	for _, c := range children {
+		out = append(out, planScans(c)...)
+	}
+	return out
+}
