@@ -199,7 +199,9 @@ func (s *PgStore) pipeline(ctx context.Context, b *pgx.Batch, read func(pgx.Batc
 	return err
 }
 
-// JobCreate implements Store.
+// JobCreate implements Store. Outside a caller's transaction its pipeline starts with
+// keyed_writes.sql: its inserts' foreign-key checks then find their rows by key whatever the
+// tables held when Postgres made the plans it keeps for them (decision 0029).
 func (s *PgStore) JobCreate(ctx context.Context, p *JobCreateParams) (*Job, error) {
 	j := &p.Job
 	b := &pgx.Batch{}
@@ -270,8 +272,8 @@ func (s *PgStore) BatchesMarkEnqueued(ctx context.Context, p *BatchesMarkEnqueue
 }
 
 // queueAsyncCommit lets the pipeline's own transaction commit asynchronously, with sequential
-// scans ruled out (batch_async_commit.sql), and returns the number of statements it queued: none on a store in the caller's transaction (InTx), whose
-// commit is the caller's to decide.
+// scans ruled out (batch_async_commit.sql), and returns the number of statements it queued:
+// none on a store in the caller's transaction (InTx), whose commit is the caller's to decide.
 func (s *PgStore) queueAsyncCommit(b *pgx.Batch) int {
 	if _, inTx := s.db.(pgx.Tx); inTx {
 		return 0

@@ -117,7 +117,9 @@ func (s *PgStore) JobReport(ctx context.Context, p *JobReportParams) (*JobReport
 		// The statements are the same every time but for the sizes of their arrays, and the
 		// generic plan serves every size; planning them afresh each time (what Postgres does by
 		// default, the arrays being parameters) was a third of the record statement's time.
-		// Local to the transaction (SET LOCAL would be ignored outside an explicit block).
+		// Sequential scans are ruled out, so that a generic plan made while the tables were
+		// small cannot scan them as they grow (decision 0029). Local to the transaction (SET
+		// LOCAL would be ignored outside an explicit block).
 		reportQueries.settings.queue(b, pgx.NamedArgs{"lock_timeout": strconv.FormatInt(p.LockTimeout.Milliseconds(), 10)})
 	}
 	distinctArg := binaryUUIDs(distinct)
