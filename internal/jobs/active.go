@@ -7,7 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-var qJobsSourcesActiveProcess = mustQuery("jobs_sources_active_process")
+var qJobsSourcesActiveProcess = mustPositional(mustQuery("jobs_sources_active_process"), "source_ids")
 
 // SourcesWithActiveProcessing tells which of the sources have a pending or running processing
 // job, in one statement (index probes of jobs_active_process_by_source_idx): the sources of the
@@ -21,7 +21,7 @@ func (m *Manager) SourcesWithActiveProcessing(ctx context.Context, sourceIDs []u
 func (s *PgStore) JobsSourcesActiveProcess(ctx context.Context, sourceIDs []uuid.UUID) (map[uuid.UUID]bool, error) {
 	b := &pgx.Batch{}
 	lead := s.queueGroupSettings(b, false)
-	b.Queue(qJobsSourcesActiveProcess, pgx.NamedArgs{"source_ids": binaryUUIDs(sourceIDs)})
+	qJobsSourcesActiveProcess.queue(b, pgx.NamedArgs{"source_ids": binaryUUIDs(sourceIDs)})
 	active := make(map[uuid.UUID]bool)
 	err := s.pipeline(ctx, b, func(br pgx.BatchResults) error {
 		for range lead {

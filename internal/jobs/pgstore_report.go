@@ -211,10 +211,13 @@ func readReportBatch(br pgx.BatchResults, out *JobReportResult, planning bool, k
 func binaryUUIDs(ids []uuid.UUID) []pgtype.UUID {
 	out := make([]pgtype.UUID, len(ids))
 	for i, id := range ids {
-		out[i] = pgtype.UUID{Bytes: id, Valid: true}
+		out[i] = pgUUID(id)
 	}
 	return out
 }
+
+// pgUUID is id as an argument pgx sends in Postgres's binary form.
+func pgUUID(id uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: id, Valid: true} }
 
 // uuidArray is a []uuid.UUID that pgx fills element by element through binaryUUID. pgx scans
 // a uuid.UUID, an sql.Scanner, by formatting each value as text and parsing it back: for a job
