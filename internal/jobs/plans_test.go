@@ -3,7 +3,6 @@ package jobs
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -15,11 +14,11 @@ import (
 
 // TestKeyedWritesFindRowsByPrimaryKey: the statements that write one batch or one job by its id
 // on the path of every created job find it through its primary key, under the settings their
-// pipeline runs them with (batch_async_commit.sql: sequential scans off), with the generic plan
-// Postgres settles on after a statement's fifth run on a connection, made here while the tables
-// are small (and kept, in a service, until they are next analyzed). Before decision 0029 the generic plan of the
-// enqueue mark found its batch through the partial index of open batches, and so read every
-// queued batch of a backlog to find one: a burst of 10,000 jobs slowed to a third.
+// pipeline runs them with (batch_async_commit.sql: sequential scans off). The plan checked is
+// the generic one Postgres settles on after a statement's fifth run on a connection, made here
+// while the tables are small; a service keeps it until the tables are next analyzed. Before
+// decision 0029 the enqueue mark's generic plan scanned the table, or, with sequential scans
+// off, the partial index of open batches: either way it read the whole backlog to find one batch.
 func TestKeyedWritesFindRowsByPrimaryKey(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -47,19 +46,19 @@ func TestKeyedWritesFindRowsByPrimaryKey(t *testing.T) {
 	_, err = tx.Exec(ctx, dispatchQueries.batchAsyncCommit)
 	require.NoError(t, err)
 	for _, q := range []struct {
-		name, sql string
-		args      map[string]string // SQL for each named argument: any value, a generic plan does not look
-		key       string
+		name string
+		pq   positionalQuery
+		args map[string]string // SQL for each named argument: any value, a generic plan does not look
+		key  string
 	}{
-		{"batch_mark_enqueued", queries.batchMarkEnqueued, map[string]string{"enqueues": "1", "queue_message_id": "'m'", "id": "gen_random_uuid()"}, "job_batches_pkey"},
-		{"job_set_queue_message_id", queries.jobSetQueueMessageID, map[string]string{"queue_message_id": "'m'", "id": "gen_random_uuid()", "statuses": "'{pending}'"}, "jobs_pkey"},
+		{"batch_mark_enqueued", dispatchQueries.batchMarkEnqueued, map[string]string{"enqueues": "1", "queue_message_id": "'m'", "id": "gen_random_uuid()"}, "job_batches_pkey"},
+		{"job_set_queue_message_id", dispatchQueries.jobSetQueueMessageID, map[string]string{"queue_message_id": "'m'", "id": "gen_random_uuid()", "statuses": "'{pending}'"}, "jobs_pkey"},
 	} {
-		pq := mustPositional(q.sql, slices.Collect(maps.Keys(q.args))...)
-		args := make([]string, len(pq.names))
-		for i, n := range pq.names {
+		args := make([]string, len(q.pq.names))
+		for i, n := range q.pq.names {
 			args[i] = q.args[n]
 		}
-		_, err = tx.Exec(ctx, "PREPARE "+q.name+" AS "+pq.sql)
+		_, err = tx.Exec(ctx, "PREPARE "+q.name+" AS "+q.pq.sql)
 		require.NoError(t, err, q.name)
 		var plan []map[string]any
 		require.NoError(t, tx.QueryRow(ctx, "EXPLAIN (FORMAT JSON) EXECUTE "+q.name+"("+strings.Join(args, ", ")+")").Scan(&plan), q.name)
