@@ -1,8 +1,6 @@
 package jobs
 
 import (
-	"encoding/json"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -60,11 +58,8 @@ func TestKeyedWritesFindRowsByPrimaryKey(t *testing.T) {
 		}
 		_, err = tx.Exec(ctx, "PREPARE "+q.name+" AS "+q.pq.sql)
 		require.NoError(t, err, q.name)
-		var plan []map[string]any
-		require.NoError(t, tx.QueryRow(ctx, "EXPLAIN (FORMAT JSON) EXECUTE "+q.name+"("+strings.Join(args, ", ")+")").Scan(&plan), q.name)
-		if got := planScans(plan[0]["Plan"]); !slices.Equal(got, []string{q.key}) {
-			out, _ := json.MarshalIndent(plan, "", "  ")
-			t.Errorf("%s: the generic plan reads %v, want only %s:\n%s", q.name, got, q.key, out)
+		if got, plan := dbtest.PlanReads(t, tx, "EXECUTE "+q.name+"("+strings.Join(args, ", ")+")"); !slices.Equal(got, []string{q.key}) {
+			t.Errorf("%s: the generic plan reads %v, want only %s:\n%s", q.name, got, q.key, plan)
 		}
 	}
 	require.NoError(t, tx.Rollback(ctx))
@@ -78,28 +73,6 @@ func TestKeyedWritesFindRowsByPrimaryKey(t *testing.T) {
 	require.NoError(t, err)
 	_, err = tx.Exec(ctx, "PREPARE fk_check AS SELECT 1 FROM ONLY jobs x WHERE id = $1 FOR KEY SHARE OF x")
 	require.NoError(t, err)
-	var plan []map[string]any
-	require.NoError(t, tx.QueryRow(ctx, "EXPLAIN (FORMAT JSON) EXECUTE fk_check(gen_random_uuid())").Scan(&plan))
-	require.Equal(t, []string{"jobs_pkey"}, planScans(plan[0]["Plan"]), "a foreign-key check of a job")
-}
-
-// planScans returns what a plan node and those under it read a table through: a scan's index,
-// or "seq scan of <table>".
-func planScans(node any) []string {
-	m, ok := node.(map[string]any)
-	if !ok {
-		return nil
-	}
-	var out []string
-	switch m["Node Type"] {
-	case "Seq Scan":
-		out = append(out, fmt.Sprint("seq scan of ", m["Relation Name"]))
-	case "Index Scan", "Index Only Scan", "Bitmap Index Scan":
-		out = append(out, fmt.Sprint(m["Index Name"]))
-	}
-	children, _ := m["Plans"].([]any)
-	for _, c := range children {
-		out = append(out, planScans(c)...)
-	}
-	return out
+	got, plan := dbtest.PlanReads(t, tx, "EXECUTE fk_check(gen_random_uuid())")
+	require.Equal(t, []string{"jobs_pkey"}, got, "a foreign-key check of a job:\n%s", plan)
 }
