@@ -185,7 +185,7 @@ func (q *Queue) openLane(factory taskq.Factory, tasks *taskq.TaskMap, name strin
 	reads := newBlockingReader(q.rdb8, hook)
 	return &lane{name: name, workers: workers, reads: reads, q: factory.RegisterQueue(&taskq.QueueOptions{
 		Name:                 q.cfg.Prefix + name,
-		Redis:                taskqRedis{q.rdb8, reads},
+		Redis:                newTaskqRedis(q.rdb8, reads),
 		Handler:              tasks,
 		MinNumWorker:         int32(workers),
 		MaxNumWorker:         int32(workers),

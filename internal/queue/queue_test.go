@@ -84,6 +84,9 @@ func TestDeliversEveryBatchAndClearsMarkers(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, has, "a delivered message has no marker")
 	}
+	n, err := q.Len()
+	require.NoError(t, err)
+	require.Zero(t, n, "a handled message is deleted from the stream")
 }
 
 func TestReenqueueIsNeverDeduplicated(t *testing.T) {

@@ -19,10 +19,80 @@ import (
 // nil context runs with context.Background(), so the message goes back to the stream as taskq
 // intends.
 //
-// It also ends taskq's blocking stream reads when the consumer stops (blockingReader).
+// It also ends taskq's blocking stream reads when the consumer stops (blockingReader), and
+// acknowledges a handled message and deletes it in one round trip (XAck).
 type taskqRedis struct {
 	*redisv8.Client
 	reads *blockingReader // nil: blocking reads go through the pool like any command
+	acked *ackedEntries   // deleted with their acknowledgement, for XDel
+}
+
+func newTaskqRedis(rdb *redisv8.Client, reads *blockingReader) taskqRedis {
+	return taskqRedis{Client: rdb, reads: reads, acked: &ackedEntries{m: map[ackedEntry]struct{}{}}}
+}
+
+// XAck acknowledges stream entries and deletes them, in one round trip. taskq calls it for a
+// handled message (redisq's Delete), then XDel for the same entry: two round trips on every
+// message, of the four the consumer spends on one. XDel then finds the entries gone and sends
+// nothing. (taskq's other acknowledgements, of messages given back or delayed, go through
+// TxPipeline, which delete and add again themselves.)
+func (c taskqRedis) XAck(ctx context.Context, stream, group string, ids ...string) *redisv8.IntCmd {
+	var ack, del *redisv8.IntCmd
+	_, err := c.Client.Pipelined(ctx, func(p redisv8.Pipeliner) error {
+		ack = p.XAck(ctx, stream, group, ids...)
+		del = p.XDel(ctx, stream, ids...)
+		return nil
+	})
+	if err == nil {
+		c.acked.add(stream, ids)
+		return ack
+	}
+	if ack.Err() == nil && del.Err() != nil {
+		// Acknowledged but left in the stream: report the delete's failure, as taskq would have.
+		ack.SetErr(fmt.Errorf("queue: delete acknowledged entries: %w", del.Err()))
+	}
+	return ack
+}
+
+// XDel deletes stream entries, unless XAck deleted them already.
+func (c taskqRedis) XDel(ctx context.Context, stream string, ids ...string) *redisv8.IntCmd {
+	if c.acked.take(stream, ids) {
+		cmd := redisv8.NewIntCmd(ctx)
+		cmd.SetVal(int64(len(ids)))
+		return cmd
+	}
+	return c.Client.XDel(ctx, stream, ids...)
+}
+
+// ackedEntries are the stream entries XAck deleted and XDel has not been asked for yet.
+type ackedEntries struct {
+	mu sync.Mutex
+	m  map[ackedEntry]struct{}
+}
+
+type ackedEntry struct{ stream, id string }
+
+func (a *ackedEntries) add(stream string, ids []string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, id := range ids {
+		a.m[ackedEntry{stream, id}] = struct{}{}
+	}
+}
+
+// take forgets the entries and reports whether all of them were there.
+func (a *ackedEntries) take(stream string, ids []string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, id := range ids {
+		if _, ok := a.m[ackedEntry{stream, id}]; !ok {
+			return false
+		}
+	}
+	for _, id := range ids {
+		delete(a.m, ackedEntry{stream, id})
+	}
+	return true
 }
 
 func (c taskqRedis) TxPipeline() redisv8.Pipeliner {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,7 +27,7 @@ func TestBlockingReadEndedByItsContextLosesNothing(t *testing.T) {
 	defer rdb.Del(context.Background(), stream)
 	reads := newBlockingReader(rdb, nil)
 	defer reads.Close()
-	c := taskqRedis{rdb, reads}
+	c := newTaskqRedis(rdb, reads)
 
 	added, returned := map[string]bool{}, map[string]int{}
 	var unblocked, refused int
@@ -99,7 +100,7 @@ func TestBlockingReadStoppedWhileConnecting(t *testing.T) {
 	defer cancel()
 	reads := newBlockingReader(rdb, cancelOnCommand{cancel})
 	defer reads.Close()
-	c := taskqRedis{rdb, reads}
+	c := newTaskqRedis(rdb, reads)
 
 	_, err := c.XReadGroup(readCtx, &redisv8.XReadGroupArgs{
 		Group: "g", Consumer: "c", Streams: []string{prefix + "stream", ">"}, Count: 1, Block: 5 * time.Second,
@@ -141,3 +142,71 @@ func newClientV8(t *testing.T) (*redisv8.Client, string) {
 	t.Cleanup(func() { _ = rdb.Close() })
 	return rdb, prefix
 }
+
+// TestAckDeletesTheEntryInTheSameRoundTrip: taskq acknowledges a handled message with XAck and
+// then deletes it with XDel; through taskqRedis the acknowledgement deletes it too, in one round
+// trip, and the XDel that follows sends nothing. An XDel of anything else still goes to Redis.
+func TestAckDeletesTheEntryInTheSameRoundTrip(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := newClientV8(t)
+	ctx := t.Context()
+	stream, group, consumer := prefix+"stream", "g", "c"
+	require.NoError(t, rdb.XGroupCreateMkStream(ctx, stream, group, "$").Err())
+	defer rdb.Del(context.Background(), stream)
+	var trips roundTrips
+	counted := redisv8.NewClient(rdb.Options())
+	t.Cleanup(func() { _ = counted.Close() })
+	counted.AddHook(&trips)
+	c := newTaskqRedis(counted, nil)
+
+	var ids []string
+	for i := range 3 {
+		id, err := rdb.XAdd(ctx, &redisv8.XAddArgs{Stream: stream, Values: map[string]any{"i": i}}).Result()
+		require.NoError(t, err)
+		ids = append(ids, id)
+	}
+	_, err := rdb.XReadGroup(ctx, &redisv8.XReadGroupArgs{Group: group, Consumer: consumer, Streams: []string{stream, ">"}, Count: 3, Block: -1}).Result()
+	require.NoError(t, err)
+
+	// As redisq's Delete does it, for the first message.
+	n, err := c.XAck(ctx, stream, group, ids[0]).Result()
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	require.EqualValues(t, 1, trips.n.Load(), "the acknowledgement and the delete share one round trip")
+	n, err = c.XDel(ctx, stream, ids[0]).Result()
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	require.EqualValues(t, 1, trips.n.Load(), "the delete of an entry the acknowledgement deleted sends nothing")
+
+	left, err := rdb.XRange(ctx, stream, "-", "+").Result()
+	require.NoError(t, err)
+	require.Len(t, left, 2, "the acknowledged entry is gone from the stream, the others are not")
+	require.Equal(t, ids[1], left[0].ID)
+	pending, err := rdb.XPending(ctx, stream, group).Result()
+	require.NoError(t, err)
+	require.EqualValues(t, 2, pending.Count, "the acknowledged entry is no longer pending")
+
+	// An entry not acknowledged through c is deleted by Redis, and a second XDel of the
+	// acknowledged one goes to Redis too (and finds nothing).
+	n, err = c.XDel(ctx, stream, ids[1], ids[0]).Result()
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	require.EqualValues(t, 2, trips.n.Load())
+}
+
+// roundTrips counts the calls a go-redis v8 client makes to Redis: a command or a pipeline.
+type roundTrips struct{ n atomic.Int64 }
+
+func (r *roundTrips) BeforeProcess(ctx context.Context, _ redisv8.Cmder) (context.Context, error) {
+	r.n.Add(1)
+	return ctx, nil
+}
+
+func (*roundTrips) AfterProcess(context.Context, redisv8.Cmder) error { return nil }
+
+func (r *roundTrips) BeforeProcessPipeline(ctx context.Context, _ []redisv8.Cmder) (context.Context, error) {
+	r.n.Add(1)
+	return ctx, nil
+}
+
+func (*roundTrips) AfterProcessPipeline(context.Context, []redisv8.Cmder) error { return nil }
