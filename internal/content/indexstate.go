@@ -3,6 +3,7 @@ package content
 import (
 	"context"
 	"errors"
+	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -98,39 +99,52 @@ func (s *PgStore) PutIndexStates(ctx context.Context, states []IndexState, jobID
 	return written, jobStatus, nil
 }
 
-// GetDocumentsWithStates returns the documents among ids that exist, and the index states of
-// those ever indexed (by document id), in one statement: what a worker reads for a group of
-// documents it is about to process. A document missing from the result was deleted.
-func (s *PgStore) GetDocumentsWithStates(ctx context.Context, ids []uuid.UUID) ([]*Document, map[string]IndexState, error) {
+// GetDocumentsWithStates reads, in one statement, the documents among ids that exist and the
+// index states of those ever indexed (by document id): what a worker reads for a group of
+// documents it is about to process. It stops after the document whose content brings the group
+// to maxBytes (0: no limit; the first document is always read) and returns how many of the
+// leading ids the read covered: a document among them missing from the result was deleted, and
+// ids[covered:] are left for another call.
+func (s *PgStore) GetDocumentsWithStates(ctx context.Context, ids []uuid.UUID, maxBytes int64) (docs []*Document, states map[string]IndexState, covered int, err error) {
 	if len(ids) > MaxIDsPerGet {
-		return nil, nil, errs.InvalidArgument("ids", "%d ids, more than %d", len(ids), MaxIDsPerGet)
+		return nil, nil, 0, errs.InvalidArgument("ids", "%d ids, more than %d", len(ids), MaxIDsPerGet)
 	}
-	states := make(map[string]IndexState, len(ids))
+	if maxBytes < 0 {
+		return nil, nil, 0, errs.InvalidArgument("max_bytes", "must not be negative, got %d", maxBytes)
+	}
+	if maxBytes == 0 {
+		maxBytes = math.MaxInt64
+	}
+	states = make(map[string]IndexState, len(ids))
+	covered = len(ids)
 	if len(ids) == 0 {
-		return nil, states, nil
+		return nil, states, covered, nil
 	}
-	rows, err := s.db.Query(ctx, qGetDocumentsWithStates, pgUUIDs(ids))
+	rows, err := s.db.Query(ctx, qGetDocumentsWithStates, pgUUIDs(ids), maxBytes)
 	if err != nil {
-		return nil, nil, translate(err, "document", "")
+		return nil, nil, 0, translate(err, "document", "")
 	}
-	var docs []*Document
+	defer rows.Close()
 	for rows.Next() {
 		var d Document
 		var hash, fingerprint pgtype.Text
 		var chunks pgtype.Int8
 		var at pgtype.Timestamptz
-		if err := rows.Scan(append(summaryDest(&d.DocumentSummary), &d.Content, &hash, &fingerprint, &chunks, &at)...); err != nil {
-			rows.Close()
-			return nil, nil, translate(err, "document", "")
+		var ord, upto int64
+		if err := rows.Scan(append(summaryDest(&d.DocumentSummary), &d.Content, &hash, &fingerprint, &chunks, &at, &ord, &upto)...); err != nil {
+			return nil, nil, 0, translate(err, "document", "")
 		}
 		tidySummary(&d.DocumentSummary)
 		docs = append(docs, &d)
 		if hash.Valid {
 			states[d.ID] = IndexState{DocumentID: d.ID, ContentHash: hash.String, Fingerprint: fingerprint.String, ChunkCount: chunks.Int64, IndexedAt: at.Time}
 		}
+		if upto >= maxBytes {
+			covered = int(ord) // the last row: the budget is spent
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, translate(err, "document", "")
+		return nil, nil, 0, translate(err, "document", "")
 	}
-	return docs, states, nil
+	return docs, states, covered, nil
 }

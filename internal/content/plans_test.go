@@ -44,7 +44,7 @@ func TestGroupStatementsFindDocumentsByKey(t *testing.T) {
 	_, err = conn.Exec(b.ctx, "SET plan_cache_mode = force_generic_plan")
 	require.NoError(t, err)
 	args := map[string]string{ // any values: a generic plan does not look at them
-		"get_documents_with_states": "('{}')",
+		"get_documents_with_states": "('{}', 0)",
 		"put_index_states":          "('{}', '{}', '{}', '{}', NULL, false)",
 	}
 	for name, q := range content.GroupQueries {
