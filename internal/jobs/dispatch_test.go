@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -367,16 +368,59 @@ func (b *testBundle) lockBatchRow(t *testing.T, id uuid.UUID) (awaitWaiter, rele
 	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
 	_, err = tx.Exec(ctx, `SELECT 1 FROM job_batches WHERE id = $1 FOR UPDATE`, id)
 	require.NoError(t, err)
-	var holder int
-	require.NoError(t, tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&holder))
-	awaitWaiter = func() {
-		t.Helper()
-		require.Eventually(t, func() bool {
-			var waiting bool
-			err := b.pool.QueryRow(ctx, `SELECT count(*) > 0 FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))`, holder).Scan(&waiting)
-			return err == nil && waiting
-		}, 10*time.Second, time.Millisecond)
-	}
+	awaitWaiter = func() { b.awaitWaiterOn(t, tx) }
 	release = func() { require.NoError(t, tx.Rollback(ctx)) }
 	return awaitWaiter, release
+}
+
+// awaitWaiterOn returns once another session waits for a lock tx holds.
+func (b *testBundle) awaitWaiterOn(t *testing.T, tx pgx.Tx) {
+	t.Helper()
+	ctx := t.Context()
+	var holder int
+	require.NoError(t, tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&holder))
+	require.Eventually(t, func() bool {
+		var waiting bool
+		err := b.pool.QueryRow(ctx, `SELECT count(*) > 0 FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))`, holder).Scan(&waiting)
+		return err == nil && waiting
+	}, 10*time.Second, time.Millisecond)
+}
+
+// A claim that waits for a job another claim is starting (a batch of the job outside its group)
+// returns the job as that claim left it, started: not as its own statement's snapshot, taken
+// before the wait, shows it (still pending). TestGroupedClaimsAndFinishes met this now and then.
+func TestClaimWaitingForAJobStartedMeanwhileReturnsItStarted(t *testing.T) {
+	t.Parallel()
+	b := setup(t, batchSize(1))
+	ctx := t.Context()
+	job := b.createJob(t, newDocIDs(2)...)
+	batches, err := b.mgr.Batches(ctx, job.ID)
+	require.NoError(t, err)
+	require.Len(t, batches, 2)
+
+	// Another worker's claim of the first batch, under way: it holds the job's row.
+	tx, err := b.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	_, err = tx.Exec(ctx, `UPDATE job_batches SET state = 'running', worker = 'other', lease_until = now() + interval '1 minute', claims = claims + 1 WHERE id = $1`, batches[0].ID)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `UPDATE jobs SET status = 'in_progress', started_at = now(), version = version + 1, updated_at = now() WHERE id = $1`, job.ID)
+	require.NoError(t, err)
+
+	type claimed struct {
+		job *jobs.Job
+		err error
+	}
+	done := make(chan claimed, 1)
+	go func() {
+		_, j, err := b.mgr.ClaimBatch(ctx, batches[1].ID, "w", lease)
+		done <- claimed{j, err}
+	}()
+	b.awaitWaiterOn(t, tx)
+	require.NoError(t, tx.Commit(ctx))
+	got := <-done
+	require.NoError(t, got.err)
+	require.Equal(t, jobs.StatusInProgress, got.job.Status)
+	require.Equal(t, job.Version+1, got.job.Version, "the job as the other claim left it")
+	require.NotNil(t, got.job.StartedAt)
 }

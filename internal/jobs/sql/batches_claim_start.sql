@@ -28,15 +28,22 @@ WITH claimed AS (
     FROM jobs j
     WHERE j.id IN (SELECT job_id FROM claimed) AND j.status = 'pending'
 ), locked AS (
-    SELECT j.id
+    -- A locking read returns a row as the transaction that held it left it, which this
+    -- statement's snapshot, taken before the wait, does not show: a group that claimed another
+    -- batch of the job meanwhile may have started it. Only the rows locked here are seen so; the
+    -- job of a claimed batch is returned from here when it was locked (not as the snapshot shows
+    -- it, still pending).
+    SELECT j.id, j.type, j.status, j.source_id, j.document_ids, j.chunk_count, j.processed_count, j.error_count,
+        j.queue_message_id, j.error, j.retry_of, j.version, j.timeout_seconds, j.created_at, j.updated_at,
+        j.started_at, j.finished_at, j.pages_discovered, j.pages_fetched, j.pages_failed, j.external_id
     FROM jobs j
-    WHERE j.id IN (SELECT id FROM pending WHERE shared) AND j.status = 'pending'
+    WHERE j.id IN (SELECT id FROM pending WHERE shared)
     ORDER BY j.id
     FOR UPDATE
 ), started AS (
     UPDATE jobs j
     SET status = 'in_progress', started_at = now(), version = j.version + 1, updated_at = now()
-    FROM (SELECT id FROM locked UNION ALL SELECT id FROM pending WHERE NOT shared) AS t
+    FROM (SELECT id FROM locked WHERE status = 'pending' UNION ALL SELECT id FROM pending WHERE NOT shared) AS t
     WHERE j.id = t.id AND j.status = 'pending'
     RETURNING j.id, j.type, j.status, j.source_id, j.document_ids, j.chunk_count, j.processed_count, j.error_count,
         j.queue_message_id, j.error, j.retry_of, j.version, j.timeout_seconds, j.created_at, j.updated_at,
@@ -46,9 +53,15 @@ SELECT c.*, true, s.*
 FROM claimed c
 JOIN started s ON s.id = c.job_id
 UNION ALL
+SELECT c.*, false, l.*
+FROM claimed c
+JOIN locked l ON l.id = c.job_id
+WHERE NOT EXISTS (SELECT 1 FROM started s WHERE s.id = c.job_id)
+UNION ALL
 SELECT c.*, false, j.id, j.type, j.status, j.source_id, j.document_ids, j.chunk_count, j.processed_count,
     j.error_count, j.queue_message_id, j.error, j.retry_of, j.version, j.timeout_seconds, j.created_at,
     j.updated_at, j.started_at, j.finished_at, j.pages_discovered, j.pages_fetched, j.pages_failed, j.external_id
 FROM claimed c
 JOIN jobs j ON j.id = c.job_id
-WHERE NOT EXISTS (SELECT 1 FROM started s WHERE s.id = c.job_id);
+WHERE NOT EXISTS (SELECT 1 FROM started s WHERE s.id = c.job_id)
+  AND NOT EXISTS (SELECT 1 FROM locked l WHERE l.id = c.job_id);
