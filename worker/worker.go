@@ -94,6 +94,8 @@ type Worker struct {
 	untrack     func()
 	// ends stops the batches of a job that ends under them (ListenForEnds).
 	ends jobEnds
+	// lastReports are the finished batches' last reports under way (lastReport).
+	lastReports *inFlight
 }
 
 // DefaultID is host-pid-random, unique per process.
@@ -115,6 +117,7 @@ func New(cfg Config, deps Deps) *Worker {
 		log:         cfg.Logger.With("worker_id", cfg.ID),
 		fingerprint: Fingerprint(deps.Chunker, deps.Embedder),
 		tracer:      newTracer(cfg.TracerProvider),
+		lastReports: newInFlight(),
 	}
 	w.trackSlots()
 	return w
@@ -141,16 +144,16 @@ func (w *Worker) HandleBatch(ctx context.Context, batchID uuid.UUID) error {
 	case err != nil:
 		return fmt.Errorf("claim batch %s: %w", batchID, err)
 	}
-	// A slot is busy while it holds a claimed batch: the same meaning as the registry's.
+	// A slot is busy while it works on a claimed batch.
 	defer w.slotBusy()()
 	ctx = w.observeBatch(ctx, b, job)
 	log := w.log.With("job_id", b.JobID, "batch_id", b.ID, "source_id", job.SourceID)
 	log.InfoContext(ctx, "batch claimed", "documents", len(b.DocumentIDs), "claims", b.Claims)
+	run := &batchRun{w: w, b: b, job: job, log: log, ended: func() {}}
 	if a := w.deps.Activity; a != nil {
 		a.BatchStarted(b.JobID, b.ID)
-		defer a.BatchEnded(b.ID)
+		run.ended = func() { a.BatchEnded(b.ID) }
 	}
-	run := &batchRun{w: w, b: b, job: job, log: log}
 	return run.do(ctx)
 }
 
@@ -162,6 +165,9 @@ type batchRun struct {
 	log *slog.Logger
 
 	rep *reporter
+	// ended tells the worker's Activity that the batch is no longer in hand: when do returns,
+	// or once its last report is sent (lastReport).
+	ended func()
 }
 
 func (r *batchRun) do(ctx context.Context) error {
@@ -171,7 +177,13 @@ func (r *batchRun) do(ctx context.Context) error {
 	defer stop(nil)
 	defer w.ends.watch(r.b.JobID, stop)()
 	r.rep = newReporter(w, r.b, stop)
-	defer r.rep.close()
+	inBackground := false // the last report was handed to lastReport, which closes the reporter
+	defer func() {
+		if !inBackground {
+			r.rep.close()
+			r.ended()
+		}
+	}()
 
 	hbDone := make(chan struct{})
 	go func() { defer close(hbDone); r.rep.heartbeat(workCtx, w.cfg.Lease/3) }()
@@ -248,10 +260,78 @@ func (r *batchRun) do(ctx context.Context) error {
 		r.rep.flush(context.WithoutCancel(ctx), false)
 		return nil
 	}
+	// The heartbeat stops first, so that it sends nothing after the last report.
+	stop(nil)
+	<-hbDone
+	inBackground = true
+	w.lastReports.start()
+	go func() {
+		defer w.lastReports.done()
+		r.lastReport(ctx)
+	}()
+	return nil
+}
+
+// lastReport sends a finished batch's last results and marks it done (the server then finishes
+// it, and its job when it was the last), in the background: the slot that worked on the batch
+// takes its next one meanwhile, rather than wait a report and a finish, two transactions, each
+// time (docs/decisions/0030). A worker stopping waits for it (WaitReports). It has the lease's
+// length to get through; after that the lease has run out anyway, and the batch goes to another
+// worker, which finds the results reported so far.
+func (r *batchRun) lastReport(ctx context.Context) {
+	defer r.ended()
+	defer r.rep.close()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.w.cfg.Lease)
+	defer cancel()
 	if err := r.rep.flush(ctx, true); err != nil {
 		r.log.WarnContext(ctx, "could not report the finished batch; its lease will expire and another worker will finish it", "err", err)
 	}
-	return nil
+}
+
+// WaitReports returns once the last reports of the batches the worker finished are sent (or
+// failed), or when ctx ends. A worker's process waits for it after its consumer stopped, so
+// that no finished batch waits for its lease to run out.
+func (w *Worker) WaitReports(ctx context.Context) error {
+	w.lastReports.mu.Lock()
+	idle := w.lastReports.idle
+	w.lastReports.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("worker: last reports still under way: %w", ctx.Err())
+	}
+}
+
+// inFlight counts work under way. Unlike a sync.WaitGroup, it may be waited for while more
+// starts (a handler that outlived its consumer's stop may still finish its batch).
+type inFlight struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed while n is 0
+}
+
+func newInFlight() *inFlight {
+	idle := make(chan struct{})
+	close(idle)
+	return &inFlight{idle: idle}
+}
+
+func (f *inFlight) start() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == 0 {
+		f.idle = make(chan struct{})
+	}
+	f.n++
+}
+
+func (f *inFlight) done() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n--; f.n == 0 {
+		close(f.idle)
+	}
 }
 
 // giveBack reports finished results, releases the batch and enqueues it again, so another

@@ -360,7 +360,15 @@ func (a *App) RunWorkers(ctx context.Context, serverAddr, apiKey string) error {
 		defer func() { stopEnds(); <-endsDone }()
 	}
 	a.Log.Info("worker started", "worker_id", w.ID(), "concurrency", a.totalSlots(), "express_slots", a.totalSlots()-a.queueConfig().Workers, "server", serverAddr)
-	return a.consume(ctx, q, w)
+	err = a.consume(ctx, q, w)
+	// The last reports of finished batches go in the background; they are sent before the
+	// connection to the server closes, within the same shutdown timeout.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.Cfg.ShutdownTimeout)
+	defer cancel()
+	if werr := w.WaitReports(wctx); werr != nil {
+		a.Log.Warn("stopping with finished batches unreported; their leases will expire and other workers will finish them", "err", werr)
+	}
+	return err
 }
 
 // queueConfig is the queue's configuration, the same for the server's producer and every
