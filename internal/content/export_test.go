@@ -6,3 +6,6 @@ var GroupQueries = map[string]string{
 	"get_documents_with_states": qGetDocumentsWithStates,
 	"put_index_states":          qPutIndexStates,
 }
+
+// KeyedReads is what runs before each of GroupQueries, in the same transaction.
+var KeyedReads = qKeyedReads

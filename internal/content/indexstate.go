@@ -17,7 +17,38 @@ var (
 	qGetDocumentsWithStates = mustQuery("get_documents_with_states")
 	qGetIndexState          = mustQuery("get_index_state")
 	qPutIndexStates         = mustQuery("put_index_states")
+	qKeyedReads             = mustQuery("keyed_reads")
 )
+
+// batchSender is what both a pool and a transaction offer for pipelined statements.
+type batchSender interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// keyed runs one of a worker's group statements after keyed_reads.sql, in one round trip and
+// one implicit transaction. Inside a transaction of the caller's, whose later statements the
+// setting would reach, the statement runs alone. done must be called after the rows are read.
+func (s *PgStore) keyed(ctx context.Context, sql string, args ...any) (rows pgx.Rows, done func() error, err error) {
+	sender, ok := s.db.(batchSender)
+	if _, inTx := s.db.(pgx.Tx); inTx || !ok {
+		rows, err := s.db.Query(ctx, sql, args...)
+		return rows, func() error { return nil }, err
+	}
+	b := &pgx.Batch{}
+	b.Queue(qKeyedReads)
+	b.Queue(sql, args...)
+	br := sender.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return nil, nil, err
+	}
+	rows, err = br.Query()
+	if err != nil {
+		_ = br.Close()
+		return nil, nil, err
+	}
+	return rows, br.Close, nil
+}
 
 // IndexState is what a document's vectors were last built from. Processing skips a document
 // whose content hash and settings fingerprint (chunker + embedder) both match: nothing would change.
@@ -86,7 +117,20 @@ func (s *PgStore) PutIndexStates(ctx context.Context, states []IndexState, jobID
 	_, inTx := s.db.(pgx.Tx)
 	var done []pgtype.UUID
 	var status, async *string
-	if err := s.db.QueryRow(ctx, qPutIndexStates, ids, hashes, fingerprints, counts, job, !inTx).Scan(&done, &status, &async); err != nil {
+	rows, closeBatch, err := s.keyed(ctx, qPutIndexStates, ids, hashes, fingerprints, counts, job, !inTx)
+	if err != nil {
+		return nil, "", translate(err, "document", "")
+	}
+	if rows.Next() {
+		err = rows.Scan(&done, &status, &async)
+	} else if err = rows.Err(); err == nil {
+		err = pgx.ErrNoRows
+	}
+	rows.Close()
+	if cerr := closeBatch(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return nil, "", translate(err, "document", "")
 	}
 	written = make(map[string]bool, len(done))
@@ -120,11 +164,16 @@ func (s *PgStore) GetDocumentsWithStates(ctx context.Context, ids []uuid.UUID, m
 	if len(ids) == 0 {
 		return nil, states, covered, nil
 	}
-	rows, err := s.db.Query(ctx, qGetDocumentsWithStates, pgUUIDs(ids), maxBytes)
+	rows, closeBatch, err := s.keyed(ctx, qGetDocumentsWithStates, pgUUIDs(ids), maxBytes)
 	if err != nil {
 		return nil, nil, 0, translate(err, "document", "")
 	}
-	defer rows.Close()
+	defer func() {
+		rows.Close()
+		if cerr := closeBatch(); cerr != nil && err == nil {
+			docs, states, covered, err = nil, nil, 0, translate(cerr, "document", "")
+		}
+	}()
 	for rows.Next() {
 		var d Document
 		var hash, fingerprint pgtype.Text
