@@ -202,7 +202,7 @@ func newGrouper[Req interface{ batchID() uuid.UUID }, Res any](m *Manager,
 	commit func(context.Context, []Req) ([]Res, error), changed func(Res) *Job,
 ) *grouper[Req, Res] {
 	return &grouper[Req, Res]{
-		maxCalls: m.cfg.MaxGroup, maxInFlight: m.cfg.MaxGroupsInFlight,
+		maxCalls: m.cfg.MaxGroup, maxInFlight: m.cfg.MaxGroupsInFlight, stallAfter: max(m.cfg.GroupStallAfter, 0),
 		key:        Req.batchID,
 		commit:     commit,
 		retryAlone: retryAlone,

@@ -12,14 +12,19 @@ import (
 // groupCommitTimeout bounds one group's statement (and its retries one by one).
 const groupCommitTimeout = 30 * time.Second
 
-// grouper commits calls in groups: calls that arrive while maxInFlight groups are being
-// committed wait and go together in the next one, so that many workers claiming or finishing
-// batches at once cost one transaction per group instead of one each, while a lone call goes at
-// once. Each call names a batch; two calls for the same batch never share a group (the next group
-// takes the second). Safe for concurrent use; it runs goroutines only while calls are waiting.
+// grouper commits calls in groups: calls that arrive while a group's transaction is under way
+// wait and go together in the next one, so that many workers claiming or finishing batches at
+// once cost one transaction per group instead of one each, while a lone call goes at once. The
+// next group starts as soon as the transaction before it is over, while that group is announced
+// (committed). A transaction that has run stallAfter (a lock wait, a starved backend) no longer
+// holds the waiting calls back: they start a group of their own beside it. At most maxInFlight
+// groups are committed or announced at once. Each call names a batch; two calls for the same
+// batch never share a group (the next group takes the second). Safe for concurrent use; it runs
+// goroutines only while calls are waiting.
 type grouper[Req, Res any] struct {
 	maxCalls    int
 	maxInFlight int
+	stallAfter  time.Duration
 	key         func(Req) uuid.UUID
 	// commit runs one group and returns a result per call, in order, or an error for all. It is
 	// given at most maxCalls calls, with distinct keys.
@@ -36,10 +41,13 @@ type grouper[Req, Res any] struct {
 	// away (e.g. to hand back a batch claimed for a worker that is no longer waiting for it).
 	abandoned func(ctx context.Context, req Req, res Res)
 
-	mu      sync.Mutex
-	queue   []*groupCall[Req, Res]
-	running int
-	idle    chan struct{} // closed when running falls to 0; nil while none ever ran
+	mu         sync.Mutex
+	queue      []*groupCall[Req, Res]
+	running    int           // goroutines committing or announcing groups
+	committing int           // groups whose transaction is under way
+	idle       chan struct{} // closed when running falls to 0; nil while none ever ran
+	lastStart  time.Time     // when the latest group was taken
+	stallCheck *time.Timer   // set while a check for a stalled transaction is due
 }
 
 // States of a groupCall: its caller is waiting, has its answer, or has gone away.
@@ -63,12 +71,9 @@ func (g *grouper[Req, Res]) do(ctx context.Context, req Req) (Res, error) {
 	c := &groupCall[Req, Res]{req: req, done: make(chan struct{})}
 	g.mu.Lock()
 	g.queue = append(g.queue, c)
-	start := g.running < g.maxInFlight
-	if start {
-		if g.running == 0 {
-			g.idle = make(chan struct{})
-		}
-		g.running++
+	start := g.mayStart()
+	if !start {
+		g.armStallCheck()
 	}
 	g.mu.Unlock()
 	if start {
@@ -86,14 +91,63 @@ func (g *grouper[Req, Res]) do(ctx context.Context, req Req) (Res, error) {
 	return c.res, c.err
 }
 
-// run commits groups of waiting calls until none is left.
+// mayStart reports whether a goroutine may start committing the waiting calls now, and counts it
+// as running if so: when none runs; otherwise when fewer than maxInFlight run and no
+// transaction is under way, or the latest has run stallAfter. Called with mu held.
+func (g *grouper[Req, Res]) mayStart() bool {
+	if g.running > 0 && (g.running >= g.maxInFlight || g.committing > 0 && time.Since(g.lastStart) < g.stallAfter) {
+		return false
+	}
+	if g.running == 0 {
+		g.idle = make(chan struct{})
+	}
+	g.running++
+	return true
+}
+
+// armStallCheck makes sure that calls left waiting are looked at again once the latest group has
+// run stallAfter, in case no other call comes to start a group for them. Called with mu held.
+func (g *grouper[Req, Res]) armStallCheck() {
+	if g.stallCheck != nil || g.running >= g.maxInFlight {
+		return
+	}
+	g.stallCheck = time.AfterFunc(max(g.stallAfter-time.Since(g.lastStart), 0), func() {
+		g.mu.Lock()
+		g.stallCheck = nil
+		start := false
+		if len(g.queue) > 0 {
+			if start = g.mayStart(); !start {
+				g.armStallCheck()
+			}
+		}
+		g.mu.Unlock()
+		if start {
+			go g.run()
+		}
+	})
+}
+
+// run commits groups of waiting calls until none is left. Once a group's transaction is over,
+// calls that came meanwhile may start the next group on another goroutine while this one
+// announces.
 func (g *grouper[Req, Res]) run() {
 	for {
 		group := g.take()
 		if group == nil {
 			return
 		}
-		g.commitGroup(group)
+		var after []func()
+		g.commitGroup(group, &after)
+		g.mu.Lock()
+		g.committing--
+		start := len(g.queue) > 0 && g.mayStart()
+		g.mu.Unlock()
+		if start {
+			go g.run()
+		}
+		for _, f := range after {
+			f()
+		}
 	}
 }
 
@@ -125,7 +179,10 @@ func (g *grouper[Req, Res]) take() []*groupCall[Req, Res] {
 	if len(g.queue) == 0 {
 		g.queue = nil
 	}
-	if group == nil {
+	if group != nil {
+		g.committing++
+		g.lastStart = time.Now()
+	} else {
 		g.running--
 		if g.running == 0 {
 			close(g.idle)
@@ -150,9 +207,11 @@ func (g *grouper[Req, Res]) flush(ctx context.Context) error {
 	}
 }
 
-// commitGroup commits a group and answers its calls. When a group of several fails for a reason
-// worth it, each call still waiting is tried alone, so that one call cannot fail the others.
-func (g *grouper[Req, Res]) commitGroup(group []*groupCall[Req, Res]) {
+// commitGroup commits a group and answers its calls, and adds to after what is left to do once
+// the transaction is over (hand over what callers that left were given, announce). When a group
+// of several fails for a reason worth it, each call still waiting is tried alone, so that one
+// call cannot fail the others.
+func (g *grouper[Req, Res]) commitGroup(group []*groupCall[Req, Res], after *[]func()) {
 	ctx, cancel := context.WithTimeout(context.Background(), groupCommitTimeout)
 	defer cancel()
 	reqs := make([]Req, len(group))
@@ -163,7 +222,7 @@ func (g *grouper[Req, Res]) commitGroup(group []*groupCall[Req, Res]) {
 	if err != nil && len(group) > 1 && g.retryAlone(err) {
 		for _, c := range group {
 			if c.state.Load() != callAbandoned {
-				g.commitGroup([]*groupCall[Req, Res]{c})
+				g.commitGroup([]*groupCall[Req, Res]{c}, after)
 			}
 		}
 		return
@@ -181,12 +240,19 @@ func (g *grouper[Req, Res]) commitGroup(group []*groupCall[Req, Res]) {
 			left = append(left, i)
 		}
 	}
-	if g.abandoned != nil {
-		for _, i := range left {
-			g.abandoned(ctx, reqs[i], res[i])
+	if len(left) == 0 && (err != nil || g.committed == nil) {
+		return
+	}
+	*after = append(*after, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), groupCommitTimeout)
+		defer cancel()
+		if g.abandoned != nil {
+			for _, i := range left {
+				g.abandoned(ctx, reqs[i], res[i])
+			}
 		}
-	}
-	if err == nil && g.committed != nil {
-		g.committed(ctx, reqs, res)
-	}
+		if err == nil && g.committed != nil {
+			g.committed(ctx, reqs, res)
+		}
+	})
 }

@@ -18,6 +18,7 @@ type testGrouper struct {
 	*grouper[uuid.UUID, string]
 	mu     sync.Mutex
 	groups [][]uuid.UUID
+	at     []time.Time   // when each commit began
 	hold   chan struct{} // when set, each commit waits for a receive on it
 	fail   func(reqs []uuid.UUID) error
 	told   [][]string // what committed was given
@@ -34,6 +35,7 @@ func newTestGrouper(maxCalls int) *testGrouper {
 		commit: func(_ context.Context, reqs []uuid.UUID) ([]string, error) {
 			tg.mu.Lock()
 			tg.groups = append(tg.groups, slices.Clone(reqs))
+			tg.at = append(tg.at, time.Now())
 			hold, fail := tg.hold, tg.fail
 			tg.mu.Unlock()
 			if hold != nil {
@@ -274,4 +276,66 @@ func TestGrouperHandsOverWhatWasCommittedForACallerThatLeft(t *testing.T) {
 	tg.mu.Lock()
 	defer tg.mu.Unlock()
 	require.Equal(t, []uuid.UUID{id}, tg.left)
+}
+
+// Calls that arrive while a group runs wait for it and go together, also when more groups may
+// run at once, until the group has run stallAfter: then they start one of their own beside it,
+// so that a slow transaction does not hold them up for longer, even if no other call comes.
+func TestGrouperStartsASecondGroupOnlyBesideAStalledOne(t *testing.T) {
+	t.Parallel()
+	const stall = 50 * time.Millisecond
+	tg := newTestGrouper(8)
+	tg.maxInFlight, tg.stallAfter = 2, stall
+	tg.hold = make(chan struct{})
+	blocker := uuid.New()
+	blocked := tg.call(t.Context(), blocker)
+	waitFor(t, func() bool { return tg.started() == 1 })
+	tg.grouper.mu.Lock()
+	firstTaken := tg.grouper.lastStart
+	tg.grouper.mu.Unlock()
+	ids := []uuid.UUID{uuid.New(), uuid.New()}
+	var answers []<-chan callResult
+	for i, id := range ids {
+		answers = append(answers, tg.call(t.Context(), id))
+		waitFor(t, func() bool { return tg.queued() == i+1 || tg.started() == 2 })
+	}
+	// The first group is still held: the others start a group of their own once it has run
+	// stallAfter, together, and not before.
+	waitFor(t, func() bool { return tg.started() == 2 })
+	tg.mu.Lock()
+	require.GreaterOrEqual(t, tg.at[1].Sub(firstTaken), stall, "a second group began beside a group that had not stalled")
+	require.ElementsMatch(t, ids, tg.groups[1], "the calls waiting behind the stalled group went together")
+	tg.mu.Unlock()
+	// Both groups are held; a third may not start (maxInFlight).
+	third := tg.call(t.Context(), uuid.New())
+	waitFor(t, func() bool { return tg.queued() == 1 })
+	require.Never(t, func() bool { return tg.started() == 3 }, 2*stall, 5*time.Millisecond, "more groups than maxInFlight")
+	close(tg.hold)
+	for _, a := range append(answers, blocked, third) {
+		require.NoError(t, (<-a).err)
+	}
+}
+
+// Once a group's transaction is over, the next group does not wait for its announcement: calls
+// that come while it is announced are committed at once, beside it.
+func TestGrouperCommitsTheNextGroupWhileOneIsAnnounced(t *testing.T) {
+	t.Parallel()
+	tg := newTestGrouper(8)
+	tg.maxInFlight, tg.stallAfter = 2, time.Hour
+	tg.holdTold = make(chan struct{})
+	first := tg.call(t.Context(), uuid.New())
+	require.NoError(t, (<-first).err) // answered; its announcement is held
+	waitFor(t, func() bool {
+		tg.mu.Lock()
+		defer tg.mu.Unlock()
+		return len(tg.told) == 1
+	})
+	second := uuid.New()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	got := <-tg.call(ctx, second)
+	require.NoError(t, got.err, "the second group waited for the first one's announcement")
+	require.Equal(t, "done "+second.String(), got.res)
+	close(tg.holdTold)
+	require.NoError(t, tg.flush(t.Context()))
 }

@@ -64,10 +64,15 @@ type Config struct {
 	// together (group commit), claims and finishes alike. Defaults to 64.
 	MaxGroup int
 	// MaxGroupsInFlight caps the transactions of claims and finishes under way at once. More
-	// than one lets a group commit while the previous one announces its changes, and keeps one
-	// slow transaction (a lock wait, a starved backend) from holding up every worker.
-	// Defaults to 2.
+	// than one keeps one slow transaction (a lock wait, a starved backend) from holding up every
+	// worker; see GroupStallAfter. Defaults to 2.
 	MaxGroupsInFlight int
+	// GroupStallAfter is how long the transaction of a group of claims and finishes runs before
+	// the calls waiting behind it may start a group of their own beside it, up to
+	// MaxGroupsInFlight. Until then they wait for it and go together: fewer, larger groups cost
+	// Postgres less (decision 0030). The next group never waits for a group's announcement.
+	// Defaults to 10ms; negative: no wait.
+	GroupStallAfter time.Duration
 }
 
 // WithDefaults returns c with every unset field at its documented default.
@@ -79,6 +84,7 @@ func (c Config) WithDefaults() Config {
 	c.BatchSize = cmp.Or(c.BatchSize, 100)
 	c.MaxGroup = cmp.Or(c.MaxGroup, 64)
 	c.MaxGroupsInFlight = cmp.Or(c.MaxGroupsInFlight, 2)
+	c.GroupStallAfter = cmp.Or(c.GroupStallAfter, 10*time.Millisecond)
 	return c
 }
 
