@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"sync"
 	"testing"
@@ -105,11 +106,7 @@ func (r *holdingRelay) release() { r.once.Do(func() { close(r.released) }) }
 func (r *holdingRelay) heldJobs() map[string]bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make(map[string]bool, len(r.held))
-	for k, v := range r.held {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(r.held)
 }
 
 func (r *holdingRelay) ReportProgress(in pipelinev1.WorkerService_ReportProgressServer) error {

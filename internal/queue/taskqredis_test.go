@@ -22,9 +22,7 @@ func TestBlockingReadEndedByItsContextLosesNothing(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := newClientV8(t)
 	ctx := t.Context()
-	stream, group, consumer := prefix+"stream", "g", "c"
-	require.NoError(t, rdb.XGroupCreateMkStream(ctx, stream, group, "$").Err())
-	defer rdb.Del(context.Background(), stream)
+	stream, group, consumer := newStream(t, rdb, prefix), "g", "c"
 	reads := newBlockingReader(rdb, nil)
 	defer reads.Close()
 	c := newTaskqRedis(rdb, reads)
@@ -143,6 +141,16 @@ func newClientV8(t *testing.T) (*redisv8.Client, string) {
 	return rdb, prefix
 }
 
+// newStream creates a stream under prefix with a consumer group "g" reading what comes after
+// it, removed at the test's end.
+func newStream(t *testing.T, rdb *redisv8.Client, prefix string) string {
+	t.Helper()
+	stream := prefix + "stream"
+	require.NoError(t, rdb.XGroupCreateMkStream(t.Context(), stream, "g", "$").Err())
+	t.Cleanup(func() { rdb.Del(context.Background(), stream) })
+	return stream
+}
+
 // TestAckDeletesTheEntryInTheSameRoundTrip: taskq acknowledges a handled message with XAck and
 // then deletes it with XDel; through taskqRedis the acknowledgement deletes it too, in one round
 // trip, and the XDel that follows sends nothing. An XDel of anything else still goes to Redis.
@@ -150,9 +158,7 @@ func TestAckDeletesTheEntryInTheSameRoundTrip(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := newClientV8(t)
 	ctx := t.Context()
-	stream, group, consumer := prefix+"stream", "g", "c"
-	require.NoError(t, rdb.XGroupCreateMkStream(ctx, stream, group, "$").Err())
-	defer rdb.Del(context.Background(), stream)
+	stream, group, consumer := newStream(t, rdb, prefix), "g", "c"
 	var trips roundTrips
 	counted := redisv8.NewClient(rdb.Options())
 	t.Cleanup(func() { _ = counted.Close() })
