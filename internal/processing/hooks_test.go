@@ -55,8 +55,10 @@ func newHooksFixture(t *testing.T, notify bool) *hooksFixture {
 // other active processing job is settled (by the last of its jobs to finish), and the one with
 // an active job stays PROCESSING; a watcher hears every job's version. It still works when
 // Redis has forgotten the status script (a restarted Redis).
+//
+// Not parallel: it empties Redis's script cache, which is the server's, not a test's: a test
+// counting round trips beside it would see a script loaded again (TestJobsChangedEventsRideOnTheKeys).
 func TestJobsChangedForAGroup(t *testing.T) {
-	t.Parallel()
 	ctx := t.Context()
 	f := newHooksFixture(t, true)
 	pool, rdb, prefix, store, bus, h, mgr := f.pool, f.rdb, f.prefix, f.store, f.h.Bus, f.h, f.mgr
@@ -180,8 +182,10 @@ func (r *tripRecorder) take() [][]string {
 // a notice finds the key at that version already, and an ended job's source settled. Local
 // watchers hear it as well. After a restart of Redis (the status script forgotten) the keys are
 // still written and the events still heard.
+//
+// Not parallel: it counts round trips, which a script cache emptied meanwhile by another test
+// would change, and empties that cache itself (TestJobsChangedForAGroup).
 func TestJobsChangedEventsRideOnTheKeys(t *testing.T) {
-	t.Parallel()
 	ctx := t.Context()
 	// The Manager announces nothing itself: the test calls JobsChanged and counts its trips.
 	f := newHooksFixture(t, false)
