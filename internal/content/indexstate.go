@@ -20,24 +20,18 @@ var (
 	qKeyedReads             = mustQuery("keyed_reads")
 )
 
-// batchSender is what both a pool and a transaction offer for pipelined statements.
-type batchSender interface {
-	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-}
-
 // keyed runs one of a worker's group statements after keyed_reads.sql, in one round trip and
 // one implicit transaction. Inside a transaction of the caller's, whose later statements the
 // setting would reach, the statement runs alone. done must be called after the rows are read.
 func (s *PgStore) keyed(ctx context.Context, sql string, args ...any) (rows pgx.Rows, done func() error, err error) {
-	sender, ok := s.db.(batchSender)
-	if _, inTx := s.db.(pgx.Tx); inTx || !ok {
+	if _, inTx := s.db.(pgx.Tx); inTx {
 		rows, err := s.db.Query(ctx, sql, args...)
 		return rows, func() error { return nil }, err
 	}
 	b := &pgx.Batch{}
 	b.Queue(qKeyedReads)
 	b.Queue(sql, args...)
-	br := sender.SendBatch(ctx, b)
+	br := s.db.SendBatch(ctx, b)
 	if _, err := br.Exec(); err != nil {
 		_ = br.Close()
 		return nil, nil, err
