@@ -255,7 +255,7 @@ func prepareDispatch(ctx context.Context, env *Env) (p *Prepared, err error) {
 		Input: fmt.Sprintf("%d jobs per run, each inserted by one call from as many inserters as workers, then drained by 10 or 50 workers", n),
 		Notes: []string{
 			"insert jobs/s: all jobs inserted, one call per job, W callers; drain jobs/s: consumer start to the last completion (the issue's target); total jobs/s: jobs / (insert time + drain time)",
-			"project: jobs.Manager.Create (job row, one tiny document, its batch, the taskq message, as IngestDocuments does) through the real app (app.Build) on its own schema and Redis prefix; a consumer from internal/queue with the project's taskq settings claims each batch (ClaimBatch), does nothing and finishes it (FinishBatch: job COMPLETED). Completion: FinishBatch returned the job COMPLETED; the check reads every job and batch back from Postgres (completed, claimed once)",
+			"project: jobs.Manager.Create (job row, one tiny document, its batch, the taskq message, as IngestDocuments does) through the real app (app.Build) on its own schema and Redis prefix; a consumer from internal/queue with the project's taskq settings claims each batch (ClaimBatch), does nothing and finishes it (FinishBatch: job COMPLETED) while its slot goes on to the next message, as the worker's last report does. Completion: FinishBatch returned the job COMPLETED; the check reads every job and batch back from Postgres (completed, claimed once)",
 			"taskq v3: the settings internal/queue uses (fixed pool of W, ReservationSize 1, BufferSize 1, one fetcher), own queue name; asynq: Concurrency W, own queue on Redis database 9; River: MaxWorkers W, FetchCooldown 1 ms (its minimum; the default 100 ms caps a drain at W jobs per 100 ms), its own schema (rivermigrate); River's completion is its completion event (sent after the row is written), taskq's and asynq's the handler's return",
 			"Postgres pools: the project's default (pgx: max(4, CPUs) connections) for both the project and River",
 		},
@@ -326,7 +326,9 @@ func (p *projectDispatch) at(workers int) *dispatcher {
 }
 
 // drain runs a consumer as `pipeline worker` opens one (internal/app), whose handler claims,
-// does nothing and finishes.
+// does nothing and finishes. As in the worker (docs/decisions/0030), the slot takes its next
+// message once the batch is claimed and its work done; the finish goes on in the background,
+// and the job counts as completed when FinishBatch returns it so.
 func (p *projectDispatch) drain(ctx context.Context, workers int, t *tally) error {
 	q, err := queue.Open(queue.Config{
 		RedisURL: p.cfg.RedisURL, Prefix: p.cfg.RedisPrefix, Workers: workers, Logger: p.srv.app.Log,
@@ -338,7 +340,25 @@ func (p *projectDispatch) drain(ctx context.Context, workers int, t *tally) erro
 	defer q.Close()
 	mgr := p.srv.Deps.Jobs
 	workerID := "bench-dispatch-" + strconv.Itoa(workers)
-	var failed atomic.Pointer[error]
+	var (
+		failed    atomic.Pointer[error]
+		finishing sync.WaitGroup
+	)
+	finish := func(ctx context.Context, b *jobs.Batch) {
+		job, err := mgr.FinishBatch(ctx, b.ID, workerID)
+		if err == nil && job.Status != jobs.StatusCompleted {
+			err = correctness("job %s is %s after its only batch finished", job.ID, job.Status)
+		}
+		if err != nil {
+			failed.Store(&err)
+			return
+		}
+		i, ok := p.jobIndex.Load(job.ID)
+		if !ok {
+			i = -1
+		}
+		t.complete(i.(int))
+	}
 	handle := func(ctx context.Context, batchID uuid.UUID) error {
 		b, _, err := mgr.ClaimBatch(ctx, batchID, workerID, p.cfg.Lease)
 		if errors.Is(err, jobs.ErrNotClaimable) {
@@ -347,20 +367,7 @@ func (p *projectDispatch) drain(ctx context.Context, workers int, t *tally) erro
 		if err != nil {
 			return err
 		}
-		job, err := mgr.FinishBatch(ctx, b.ID, workerID)
-		if err != nil {
-			return err
-		}
-		if job.Status != jobs.StatusCompleted {
-			err := correctness("job %s is %s after its only batch finished", job.ID, job.Status)
-			failed.Store(&err)
-			return nil
-		}
-		i, ok := p.jobIndex.Load(job.ID)
-		if !ok {
-			i = -1
-		}
-		t.complete(i.(int))
+		finishing.Go(func() { finish(context.WithoutCancel(ctx), b) })
 		return nil
 	}
 	cctx, stop := context.WithCancel(ctx)
@@ -371,6 +378,7 @@ func (p *projectDispatch) drain(ctx context.Context, workers int, t *tally) erro
 	if err := <-done; err != nil && werr == nil {
 		werr = err
 	}
+	finishing.Wait()
 	if f := failed.Load(); f != nil {
 		return *f
 	}

@@ -115,6 +115,9 @@ type Queue struct {
 	task    *taskq.Task
 	handler atomic.Pointer[Handler]
 	tracer  trace.Tracer
+	// markerDels deletes delivered messages' markers, those of slots that start at once in one
+	// round trip.
+	markerDels *coalescer[*markerDel]
 
 	consumeMu sync.Mutex
 	consuming bool
@@ -146,6 +149,7 @@ func Open(cfg Config, rdb *redis.Client) (*Queue, error) {
 		return nil, fmt.Errorf("queue: redis url: %w", err)
 	}
 	q := &Queue{cfg: cfg, rdb: rdb, rdb8: redisv8.NewClient(opt), tracer: newTracer(cfg.TracerProvider)}
+	q.markerDels = newCoalescer(func(calls []*markerDel) { deleteMarkers(rdb, calls) })
 	if cfg.Commands != nil {
 		q.rdb8.AddHook(commandCounter{cfg.Commands})
 	}
@@ -236,6 +240,26 @@ func (q *Queue) EnqueueBatch(ctx context.Context, b *jobs.Batch, n int) (_ strin
 	return msg.ID, nil
 }
 
+// markerDel is the deletion of one delivered message's marker.
+type markerDel struct {
+	ctx context.Context
+	key string
+	err error
+}
+
+// deleteMarkers deletes the calls' markers with one DEL.
+func deleteMarkers(rdb *redis.Client, calls []*markerDel) {
+	keys := make([]string, len(calls))
+	for i, c := range calls {
+		keys[i] = c.key
+	}
+	// Without the first caller's end: a stopping handler must not fail the others' deletes.
+	err := rdb.Del(context.WithoutCancel(calls[0].ctx), keys...).Err()
+	for _, c := range calls {
+		c.err = err
+	}
+}
+
 // HasMessage reports whether a message for the batch is waiting in Redis, undelivered.
 func (q *Queue) HasMessage(ctx context.Context, batchID uuid.UUID) (bool, error) {
 	n, err := q.rdb.Exists(ctx, q.markerKey(batchID.String())).Result()
@@ -283,8 +307,9 @@ func (q *Queue) handle(msg *taskq.Message) (err error) {
 	ctx, end := q.startDeliverySpan(handlerCtx, carrier, batchID, msg.ReservedCount)
 	defer func() { end(err) }()
 	// Delivered: from here on the batch's fate is in Postgres (claim, lease, reconciler).
-	if err := q.rdb.Del(ctx, q.markerKey(batchID)).Err(); err != nil {
-		q.cfg.Logger.WarnContext(ctx, "queue: delete marker", "batch_id", batchID, "err", err)
+	del := &markerDel{ctx: ctx, key: q.markerKey(batchID)}
+	if q.markerDels.do(del); del.err != nil {
+		q.cfg.Logger.WarnContext(ctx, "queue: delete marker", "batch_id", batchID, "err", del.err)
 	}
 	id, err := uuid.Parse(batchID)
 	if err != nil {
@@ -311,6 +336,14 @@ func (q *Queue) Consume(ctx context.Context, h Handler, grace time.Duration) err
 	var startErr error
 	for _, l := range q.lanes {
 		c := l.q.Consumer()
+		// The lane's slots that could start a message now: taskq counts a message in flight from
+		// the moment a slot starts it until it is acknowledged or given back, and buffered while
+		// the fetcher has handed it over and no slot has taken it yet.
+		free := func() int {
+			s := c.Stats()
+			return l.workers - int(s.InFlight) - int(s.Buffered)
+		}
+		l.reads.freeSlots.Store(&free)
 		if err := c.Start(ctx); err != nil {
 			startErr = fmt.Errorf("queue: start consumer of %s: %w", l.name, err)
 			break

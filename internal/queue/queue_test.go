@@ -136,3 +136,36 @@ func TestRetriesAHandlerError(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 }
+
+// TestFetcherCountsTheSlotsAtWork: the count of free slots that sizes the fetcher's reads
+// falls by one for every message a slot works on and rises again once it is handled.
+func TestFetcherCountsTheSlotsAtWork(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := redistest.New(t)
+	q := openOn(t, rdb, queue.Config{Prefix: prefix, Workers: 3})
+	ctx := t.Context()
+	require.Equal(t, -1, queue.FreeSlots(q), "no count before the consumer starts")
+
+	started, release := make(chan uuid.UUID, 2), make(chan struct{})
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- q.Consume(cctx, func(_ context.Context, id uuid.UUID) error {
+			started <- id
+			<-release
+			return nil
+		}, 5*time.Second)
+	}()
+	require.Eventually(t, func() bool { return queue.FreeSlots(q) == 3 }, 5*time.Second, time.Millisecond)
+	for range 2 {
+		_, err := q.EnqueueBatch(ctx, &jobs.Batch{ID: uuid.New()}, 1)
+		require.NoError(t, err)
+	}
+	<-started
+	<-started
+	require.Equal(t, 1, queue.FreeSlots(q), "two slots at work, one free")
+	close(release)
+	require.Eventually(t, func() bool { return queue.FreeSlots(q) == 3 }, 5*time.Second, time.Millisecond, "both slots free once their messages are handled")
+	cancel()
+	require.NoError(t, <-done)
+}

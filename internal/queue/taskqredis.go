@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	redisv8 "github.com/go-redis/redis/v8"
@@ -19,35 +20,62 @@ import (
 // nil context runs with context.Background(), so the message goes back to the stream as taskq
 // intends.
 //
-// It also ends taskq's blocking stream reads when the consumer stops (blockingReader), and
-// acknowledges a handled message and deletes it in one round trip (XAck).
+// It also ends taskq's blocking stream reads when the consumer stops, reading as many messages
+// as the consumer has free slots (blockingReader), and acknowledges a handled message and
+// deletes it in one round trip shared with the other slots' acknowledgements (XAck).
 type taskqRedis struct {
 	*redisv8.Client
 	reads *blockingReader // nil: blocking reads go through the pool like any command
 	acked *ackedEntries   // deleted with their acknowledgement, for XDel
+	acks  *coalescer[*ackCall]
 }
 
 func newTaskqRedis(rdb *redisv8.Client, reads *blockingReader) taskqRedis {
-	return taskqRedis{Client: rdb, reads: reads, acked: &ackedEntries{m: map[ackedEntry]struct{}{}}}
+	return taskqRedis{
+		Client: rdb, reads: reads, acked: &ackedEntries{m: map[ackedEntry]struct{}{}},
+		acks: newCoalescer(func(calls []*ackCall) { sendAcks(rdb, calls) }),
+	}
+}
+
+// ackCall is one XAck call: its entries, and the replies to its acknowledgement and delete.
+type ackCall struct {
+	ctx           context.Context
+	stream, group string
+	ids           []string
+	ack, del      *redisv8.IntCmd
+}
+
+// sendAcks sends the calls' acknowledgements and deletes in one pipeline, each call's own
+// commands (so that each gets its own replies).
+func sendAcks(rdb *redisv8.Client, calls []*ackCall) {
+	// The first call's context's values, without its end, so that no caller's cancellation fails
+	// the others' acknowledgements (taskq gives each one that outlives the consumer's stop
+	// anyway: Queue.handle).
+	ctx := context.WithoutCancel(calls[0].ctx)
+	_, _ = rdb.Pipelined(ctx, func(p redisv8.Pipeliner) error {
+		for _, c := range calls {
+			c.ack = p.XAck(ctx, c.stream, c.group, c.ids...)
+			c.del = p.XDel(ctx, c.stream, c.ids...)
+		}
+		return nil
+	})
 }
 
 // XAck acknowledges stream entries and deletes them, in one round trip. taskq calls it for a
 // handled message (redisq's Delete), then XDel for the same entry: two round trips on every
 // message, of the four the consumer spends on one. XDel then finds the entries gone and sends
-// nothing. (taskq's other acknowledgements, of messages given back or delayed, go through
-// TxPipeline, which delete and add again themselves.)
+// nothing. The acknowledgements of slots that finish while one is under way go together in the
+// next round trip. (taskq's other acknowledgements, of messages given back or delayed, go
+// through TxPipeline, which delete and add again themselves.)
 func (c taskqRedis) XAck(ctx context.Context, stream, group string, ids ...string) *redisv8.IntCmd {
-	var ack, del *redisv8.IntCmd
-	_, err := c.Client.Pipelined(ctx, func(p redisv8.Pipeliner) error {
-		ack = p.XAck(ctx, stream, group, ids...)
-		del = p.XDel(ctx, stream, ids...)
-		return nil
-	})
-	if err == nil {
+	call := &ackCall{ctx: ctx, stream: stream, group: group, ids: ids}
+	c.acks.do(call)
+	ack, del := call.ack, call.del
+	if ack.Err() == nil && del.Err() == nil {
 		c.acked.add(stream, ids)
 		return ack
 	}
-	if ack.Err() == nil && del.Err() != nil {
+	if ack.Err() == nil {
 		// Acknowledged but left in the stream: report the delete's failure, as taskq would have.
 		ack.SetErr(fmt.Errorf("queue: delete acknowledged entries: %w", del.Err()))
 	}
@@ -174,9 +202,19 @@ func (c taskqRedis) XReadGroup(ctx context.Context, a *redisv8.XReadGroupArgs) *
 // took its messages, and its reply carries them (the read is never abandoned halfway, so nothing
 // is left pending under the consumer unseen), or it took none. Handlers' contexts are not
 // touched. One per lane: taskq runs one fetcher per lane.
+//
+// A read takes a message for every slot of the consumer that is free (freeSlots), not just the
+// one taskq asks for: taskq's fetcher hands them out one by one, and a drain costs a read for
+// every few messages instead of one each. It takes no more than the free slots (or the one taskq
+// asks for when none is), so a busy consumer holds no more messages than with taskq's own count,
+// and a message taken does not wait for a slot while another consumer's are free. (A slot that
+// has just taken a message from taskq's buffer counts as free until it starts it, an instant;
+// a read then may take one message more, which waits as taskq's own one-ahead message does.)
 type blockingReader struct {
 	rdb  *redisv8.Client // for CLIENT UNBLOCK, and the pool the connection comes from
 	hook redisv8.Hook    // added to the connection, when set (command counts)
+	// freeSlots, when set, tells how many of the consumer's slots could start a message now.
+	freeSlots atomic.Pointer[func() int]
 
 	mu   sync.Mutex // one read at a time on conn
 	conn *redisv8.Conn
@@ -218,6 +256,13 @@ func (r *blockingReader) read(ctx context.Context, a *redisv8.XReadGroupArgs) *r
 		defer close(unblocked)
 		r.unblock(readDone)
 	})
+	if free := r.freeSlots.Load(); free != nil {
+		if n := int64((*free)()); n > a.Count {
+			sized := *a
+			sized.Count = n
+			a = &sized
+		}
+	}
 	// The read itself never sees ctx's cancellation: it ends through CLIENT UNBLOCK, with the
 	// reply Redis gives it.
 	cmd := r.conn.XReadGroup(context.WithoutCancel(ctx), a)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -216,3 +217,110 @@ func (r *roundTrips) BeforeProcessPipeline(ctx context.Context, _ []redisv8.Cmde
 }
 
 func (*roundTrips) AfterProcessPipeline(context.Context, []redisv8.Cmder) error { return nil }
+
+// holdFirstPipeline holds a client's first pipeline until released, and counts its round trips.
+type holdFirstPipeline struct {
+	roundTrips
+	held    atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (h *holdFirstPipeline) BeforeProcessPipeline(ctx context.Context, cmds []redisv8.Cmder) (context.Context, error) {
+	if h.held.CompareAndSwap(false, true) {
+		close(h.entered)
+		<-h.release
+	}
+	return h.roundTrips.BeforeProcessPipeline(ctx, cmds)
+}
+
+// TestAcksOfSlotsFinishingTogetherShareARoundTrip: slots that acknowledge their messages while
+// another slot's acknowledgement is under way send theirs together in the next round trip, each
+// with its own replies; every entry ends acknowledged and deleted, and taskq's XDel after each
+// sends nothing.
+func TestAcksOfSlotsFinishingTogetherShareARoundTrip(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := newClientV8(t)
+	ctx := t.Context()
+	stream, group := newStream(t, rdb, prefix), "g"
+	hook := &holdFirstPipeline{entered: make(chan struct{}), release: make(chan struct{})}
+	counted := redisv8.NewClient(rdb.Options())
+	t.Cleanup(func() { _ = counted.Close() })
+	counted.AddHook(hook)
+	c := newTaskqRedis(counted, nil)
+
+	ids := make([]string, 4)
+	for i := range ids {
+		id, err := rdb.XAdd(ctx, &redisv8.XAddArgs{Stream: stream, Values: map[string]any{"i": i}}).Result()
+		require.NoError(t, err)
+		ids[i] = id
+	}
+	_, err := rdb.XReadGroup(ctx, &redisv8.XReadGroupArgs{Group: group, Consumer: "c", Streams: []string{stream, ">"}, Count: 4, Block: -1}).Result()
+	require.NoError(t, err)
+
+	acked := make([]int64, len(ids))
+	errs := make([]error, len(ids))
+	ack := func(i int) {
+		acked[i], errs[i] = c.XAck(ctx, stream, group, ids[i]).Result()
+		if errs[i] == nil {
+			_, errs[i] = c.XDel(ctx, stream, ids[i]).Result()
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { ack(0) })
+	<-hook.entered
+	for i := 1; i < len(ids); i++ {
+		wg.Go(func() { ack(i) })
+	}
+	require.Eventually(t, func() bool {
+		c.acks.mu.Lock()
+		defer c.acks.mu.Unlock()
+		return len(c.acks.waiting) == len(ids)-1
+	}, 5*time.Second, time.Millisecond)
+	close(hook.release)
+	wg.Wait()
+
+	for i := range ids {
+		require.NoError(t, errs[i])
+		require.EqualValues(t, 1, acked[i], "each acknowledgement has its own reply")
+	}
+	require.EqualValues(t, 2, hook.n.Load(), "one round trip for the first acknowledgement, one for the three made meanwhile")
+	left, err := rdb.XLen(ctx, stream).Result()
+	require.NoError(t, err)
+	require.Zero(t, left, "every acknowledged entry is deleted")
+	pending, err := rdb.XPending(ctx, stream, group).Result()
+	require.NoError(t, err)
+	require.Zero(t, pending.Count, "every entry is acknowledged")
+}
+
+// TestReadTakesAMessageForEveryFreeSlot: a fetcher's read takes as many messages as the
+// consumer has free slots, or the one taskq asks for when none is free.
+func TestReadTakesAMessageForEveryFreeSlot(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := newClientV8(t)
+	ctx := t.Context()
+	stream, group := newStream(t, rdb, prefix), "g"
+	reads := newBlockingReader(rdb, nil)
+	defer reads.Close()
+	c := newTaskqRedis(rdb, reads)
+	for i := range 6 {
+		require.NoError(t, rdb.XAdd(ctx, &redisv8.XAddArgs{Stream: stream, Values: map[string]any{"i": i}}).Err())
+	}
+
+	var free atomic.Int64
+	count := func() int { return int(free.Load()) }
+	reads.freeSlots.Store(&count)
+	read := func() int {
+		t.Helper()
+		// As taskq's fetcher asks: one message, blocking.
+		res, err := c.XReadGroup(ctx, &redisv8.XReadGroupArgs{Group: group, Consumer: "c", Streams: []string{stream, ">"}, Count: 1, Block: time.Second}).Result()
+		require.NoError(t, err)
+		return len(res[0].Messages)
+	}
+	free.Store(3)
+	require.Equal(t, 3, read(), "a message for each of the three free slots")
+	free.Store(0)
+	require.Equal(t, 1, read(), "with no slot free, the one taskq asks for")
+	free.Store(5)
+	require.Equal(t, 2, read(), "what is left, fewer than the free slots")
+}
