@@ -35,7 +35,9 @@ type grouper[Req, Res any] struct {
 	// committed, when set, runs after each successful commit with the group's results, once
 	// its calls are answered, on the committing goroutine (e.g. to tell the Notifier about the
 	// jobs the group changed, once for all of them). The callers do not wait for it: the
-	// commit is what they wait for.
+	// commit is what they wait for. Groups run it one at a time, in the order they were
+	// answered: a call made after another's answer (a job's last finish after its first claim)
+	// is announced after it, even when the groups' transactions overlap.
 	committed func(ctx context.Context, reqs []Req, res []Res)
 	// abandoned, when set, is given the result of each call committed after its caller went
 	// away (e.g. to hand back a batch claimed for a worker that is no longer waiting for it).
@@ -46,6 +48,9 @@ type grouper[Req, Res any] struct {
 	running    int           // goroutines committing or announcing groups
 	committing int           // groups whose transaction is under way
 	idle       chan struct{} // closed when running falls to 0; nil while none ever ran
+	// announced is closed once the latest answered group has run committed; nil while none
+	// has been answered.
+	announced chan struct{}
 	lastStart  time.Time     // when the latest group was taken
 	stallCheck *time.Timer   // set while a check for a stalled transaction is due
 }
@@ -227,6 +232,15 @@ func (g *grouper[Req, Res]) commitGroup(group []*groupCall[Req, Res], after *[]f
 		}
 		return
 	}
+	// The group's place among the announcements is taken before anyone has an answer, so that
+	// a group made of calls that came after these answers is announced after this one.
+	var prev, announced chan struct{}
+	if err == nil && g.committed != nil {
+		announced = make(chan struct{})
+		g.mu.Lock()
+		prev, g.announced = g.announced, announced
+		g.mu.Unlock()
+	}
 	var left []int // calls committed after their callers went away
 	for i, c := range group {
 		if err != nil {
@@ -240,19 +254,23 @@ func (g *grouper[Req, Res]) commitGroup(group []*groupCall[Req, Res], after *[]f
 			left = append(left, i)
 		}
 	}
-	if len(left) == 0 && (err != nil || g.committed == nil) {
+	if len(left) == 0 && announced == nil {
 		return
 	}
 	*after = append(*after, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), groupCommitTimeout)
 		defer cancel()
+		if announced != nil {
+			if prev != nil {
+				<-prev
+			}
+			g.committed(ctx, reqs, res)
+			close(announced)
+		}
 		if g.abandoned != nil {
 			for _, i := range left {
 				g.abandoned(ctx, reqs[i], res[i])
 			}
-		}
-		if err == nil && g.committed != nil {
-			g.committed(ctx, reqs, res)
 		}
 	})
 }

@@ -339,3 +339,29 @@ func TestGrouperCommitsTheNextGroupWhileOneIsAnnounced(t *testing.T) {
 	close(tg.holdTold)
 	require.NoError(t, tg.flush(t.Context()))
 }
+
+// Groups are announced in the order they were answered: a group committed while the one before
+// it is still being announced waits to be announced after it (a job's last finish is not
+// announced before the claim that started it).
+func TestGrouperAnnouncesGroupsInTheOrderTheyWereAnswered(t *testing.T) {
+	t.Parallel()
+	tg := newTestGrouper(8)
+	tg.maxInFlight, tg.stallAfter = 2, time.Hour
+	tg.holdTold = make(chan struct{})
+	first := uuid.New()
+	require.NoError(t, (<-tg.call(t.Context(), first)).err) // its announcement is held
+	told := func() int {
+		tg.mu.Lock()
+		defer tg.mu.Unlock()
+		return len(tg.told)
+	}
+	waitFor(t, func() bool { return told() == 1 })
+	second := uuid.New()
+	require.NoError(t, (<-tg.call(t.Context(), second)).err, "the second group waited for the first one's announcement")
+	require.Never(t, func() bool { return told() > 1 }, 100*time.Millisecond, time.Millisecond,
+		"the second group was announced while the first one's announcement was under way")
+	tg.holdTold <- struct{}{} // the first announcement ends
+	tg.holdTold <- struct{}{} // the second's begins and ends
+	require.NoError(t, tg.flush(t.Context()))
+	require.Equal(t, [][]string{{"done " + first.String()}, {"done " + second.String()}}, tg.told)
+}
