@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -222,8 +223,9 @@ func TestCancelMidJob(t *testing.T) {
 // never are.
 func TestCancelMidJobWithoutNotice(t *testing.T) {
 	t.Parallel()
-	const docs, handOff = 40, 7 // handOff as in worker.go
-	b := start(t, options{workers: 1, cfg: func(c *config.Config) { c.BatchSize = 100 }, build: app.Options{NoEndNotices: true}})
+	const handOff = 63 // as in worker.go
+	const docs = 2*(handOff+1) + 8
+	b := start(t, options{workers: 1, cfg: func(c *config.Config) { c.BatchSize = docs }, build: app.Options{NoEndNotices: true}})
 	jobID := b.cancelWhileBlocked(t, docs)
 	close(b.embedder.block)
 	b.finishCancelled(t, jobID)
@@ -233,6 +235,60 @@ func TestCancelMidJobWithoutNotice(t *testing.T) {
 	}
 	require.LessOrEqual(t, after, 2*(handOff+1), "documents embedded after the cancel")
 	require.Zero(t, b.embedder.callsOf(fmt.Sprintf("marker%03d", docs-1)), "the last document never starts")
+}
+
+// holdingStore is a vector store whose upserts wait until release is closed.
+type holdingStore struct {
+	vector.Store
+	release chan struct{}
+}
+
+func (s *holdingStore) Upsert(ctx context.Context, records []vector.Record) error {
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.Store.Upsert(ctx, records)
+}
+
+// TestHandOffHoldsABoundedNumberOfChunks: while the second stage cannot store, the first stage
+// prepares documents ahead only until the chunks waiting reach the hand-off's budget (512), not
+// the 64 documents the hand-off has room for; the held documents then go through.
+func TestHandOffHoldsABoundedNumberOfChunks(t *testing.T) {
+	t.Parallel()
+	const docs = 20
+	store := &holdingStore{release: make(chan struct{})}
+	b := start(t, options{workers: 1, cfg: func(c *config.Config) { c.BatchSize = docs },
+		app: func(a *app.App) { store.Store = a.Vectors; a.Vectors = store }})
+	// 100 paragraphs of about 50 tokens: at least 5,000 tokens, so at least 79 chunks of 64
+	// tokens each (more with the overlap), and at most 512/79 documents fit in the budget.
+	para := strings.TrimSpace(strings.Repeat("lorem ipsum dolor sit amet consectetur ", 8))
+	var input []*pipelinev1.DocumentInput
+	for i := range docs {
+		body := fmt.Sprintf("# Page %d\n\nThis page is about marker%03d.\n\n", i, i) +
+			strings.Repeat(para+".\n\n", 100)
+		input = append(input, &pipelinev1.DocumentInput{Uri: fmt.Sprintf("docs/long-%03d.md", i), Content: body})
+	}
+	jobID := b.ingest(t, b.newSource(t), input...).GetJob().GetJobId()
+	started := func() int {
+		n := 0
+		for i := range docs {
+			n += min(1, b.embedder.callsOf(fmt.Sprintf("marker%03d", i)))
+		}
+		return n
+	}
+	// The first document waits in the store; the ones after it are prepared until the budget
+	// is full, and one more is held in hand.
+	require.Eventually(t, func() bool { return started() >= 2 }, waitTimeout, 10*time.Millisecond)
+	const most = 512/79 + 1
+	require.Never(t, func() bool { return started() > most }, 300*time.Millisecond, 10*time.Millisecond,
+		"documents prepared while the store held the first")
+	close(store.release)
+	require.Eventually(t, func() bool {
+		return b.jobStatus(t, jobID) == pipelinev1.JobStatus_JOB_STATUS_COMPLETED
+	}, waitTimeout, 20*time.Millisecond)
+	require.Equal(t, docs, started())
 }
 
 // TestCancelHeardAfterListenerReconnects: when the worker's listening connection is lost, a

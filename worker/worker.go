@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/semaphore"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -209,10 +210,12 @@ func (r *batchRun) do(ctx context.Context) error {
 	// Two stages per document, overlapped: this loop reads, chunks and embeds a document (no
 	// side effects) while commitLoop stores the previous ones' vectors, writes their index states
 	// and reports them. handOff+1 documents ahead at most (waiting in the channel, one in hand),
-	// which bounds the work a cancel wastes.
+	// and no more than handOffChunks chunks waiting, which bounds the memory they hold and the
+	// work a cancel wastes.
 	tasks := make(chan *docTask, handOff)
+	waiting := semaphore.NewWeighted(handOffChunks)
 	committed := make(chan struct{})
-	go func() { defer close(committed); r.commitLoop(workCtx, stop, tasks) }()
+	go func() { defer close(committed); r.commitLoop(workCtx, stop, tasks, waiting) }()
 	// The groups of documents are read one ahead of the first stage, so it does not wait for
 	// Postgres between groups.
 	loads := make(chan loadedGroup, 1)
@@ -246,7 +249,13 @@ func (r *batchRun) do(ctx context.Context) error {
 		if in == nil {
 			in = &docWork{}
 		}
-		tasks <- w.prepareDocument(workCtx, docID, in)
+		t := w.prepareDocument(workCtx, docID, in)
+		// A document with more chunks than the budget waits until none is left waiting. Stopped
+		// meanwhile, it still goes, holding nothing, for commitLoop to drop.
+		if n := int64(min(max(t.chunkCount(), 1), handOffChunks)); waiting.Acquire(workCtx, n) == nil {
+			t.held = n
+		}
+		tasks <- t
 	}
 	close(tasks)
 	<-committed
@@ -361,7 +370,7 @@ func (r *batchRun) giveBack(ctx context.Context, why error) error {
 // the next group stores anything or is reported (the documents prepared meanwhile are dropped).
 // Reading the status once per report interval instead let documents run after a cancel that
 // came within that interval. After an interruption it drains the rest unreported.
-func (r *batchRun) commitLoop(workCtx context.Context, stop context.CancelCauseFunc, tasks <-chan *docTask) {
+func (r *batchRun) commitLoop(workCtx context.Context, stop context.CancelCauseFunc, tasks <-chan *docTask, waiting *semaphore.Weighted) {
 	w := r.w
 	// The job's status as the previous group's index state write read it; "" when that group
 	// wrote none (skipped, failed) or the job was gone, and then it is read alone.
@@ -392,7 +401,9 @@ func (r *batchRun) commitLoop(workCtx context.Context, stop context.CancelCauseF
 		if done {
 			seen = w.storeGroup(r.job, group)
 		}
+		var held int64
 		for _, t := range group {
+			held += t.held
 			var res *pipelinev1.DocumentResult
 			if done {
 				res = w.result(t, r.log)
@@ -410,6 +421,7 @@ func (r *batchRun) commitLoop(workCtx context.Context, stop context.CancelCauseF
 				a.DocumentDone(res.GetStatus() == pipelinev1.DocumentResultStatus_DOCUMENT_RESULT_STATUS_FAILED)
 			}
 		}
+		waiting.Release(held)
 		// A cancel read by the group's write stops the first stage at once (after the group's
 		// own results, which it does not interrupt).
 		if done && seen.Terminal() {
@@ -420,17 +432,25 @@ func (r *batchRun) commitLoop(workCtx context.Context, stop context.CancelCauseF
 }
 
 // commitGroup bounds how many prepared documents commitLoop stores and records together.
-const commitGroup = 8
+const commitGroup = 32
 
 // handOff is how many prepared documents wait for commitLoop at most, besides the one the first
-// stage holds. A deep hand-off lets the second stage, when it is the slower, take larger groups:
-// one store sync and one index state write for up to commitGroup documents (e2e -short, one
-// worker: 1 -> 7 took documents/s from about 1,550 to 2,300 and statements per document from
-// 0.96 to 0.66). What a cancel wastes stays small because the worker hears of it at once
-// (ListenForEnds): the document being embedded is interrupted, the prepared ones are dropped
-// and no other starts. Without that notice (the listener away) the cancel is read with the next
-// group's index state write, and up to 2*(handOff+1) documents may be embedded after it.
-const handOff = 7
+// stage holds; handOffChunks bounds their chunks (vectors and text held in memory: with
+// 1,536-dimension vectors and 1,000-token chunks, about 5 MB a batch). A deep hand-off lets the
+// second stage, when it is the slower, take larger groups: one store sync and one index state
+// write for up to commitGroup documents, and it absorbs the second stage's slow moments (a
+// sync, a Postgres round trip on a busy machine) instead of stopping the first stage (decisions
+// 0027, 0032: 1 -> 7 took one worker's documents/s from about 1,550 to 2,300, 7 -> 63 with
+// groups of 32 up to a further 20%). What a cancel wastes stays small because the worker hears
+// of it at once (ListenForEnds): the document being embedded is interrupted, the prepared ones
+// are dropped and no other starts. Without that notice (the listener away) the cancel is read
+// with the next group's index state write, and up to 2*(handOff+1) documents may be embedded
+// after it; the first stage runs that far ahead only when it is the faster one (a cheap
+// embedder), when that costs little.
+const (
+	handOff       = 63
+	handOffChunks = 512
+)
 
 // final says a result is an outcome even when the work was interrupted: the document was
 // indexed, or needed no work.
@@ -518,6 +538,16 @@ type docTask struct {
 	chunks   int
 	attempts int
 	err      error
+	// held is the share of the hand-off's chunk budget the document holds while it waits.
+	held int64
+}
+
+// chunkCount is how many chunks the document's first stage made (0 when it made none).
+func (t *docTask) chunkCount() int {
+	if t.p == nil {
+		return 0
+	}
+	return len(t.p.records)
 }
 
 // prepareDocument is a document's first stage (load, chunk, embed), with what in holds about it,
