@@ -50,9 +50,9 @@ type grouper[Req, Res any] struct {
 	idle       chan struct{} // closed when running falls to 0; nil while none ever ran
 	// announced is closed once the latest answered group has run committed; nil while none
 	// has been answered.
-	announced chan struct{}
-	lastStart  time.Time     // when the latest group was taken
-	stallCheck *time.Timer   // set while a check for a stalled transaction is due
+	announced  chan struct{}
+	lastStart  time.Time   // when the latest group was taken
+	stallCheck *time.Timer // set while a check for a stalled transaction is due
 }
 
 // States of a groupCall: its caller is waiting, has its answer, or has gone away.
