@@ -37,6 +37,7 @@ lint: protodeps ts-check
 	buf lint
 	buf format --diff --exit-code api/proto
 	go vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	staticcheck ./...
 
 ts-check: gen/ts/node_modules/.package-lock.json
