@@ -261,8 +261,8 @@ func TestHandOffHoldsABoundedNumberOfChunks(t *testing.T) {
 	store := &holdingStore{release: make(chan struct{})}
 	b := start(t, options{workers: 1, cfg: func(c *config.Config) { c.BatchSize = docs },
 		app: func(a *app.App) { store.Store = a.Vectors; a.Vectors = store }})
-	// 100 paragraphs of about 50 tokens: at least 5,000 tokens, so at least 79 chunks of 64
-	// tokens each (more with the overlap), and at most 512/79 documents fit in the budget.
+	// 100 paragraphs of 48 words, each word at least a token: at least 4,800 tokens, so at
+	// least 75 chunks of at most 64 tokens, and at most 512/75 documents fit in the budget.
 	para := strings.TrimSpace(strings.Repeat("lorem ipsum dolor sit amet consectetur ", 8))
 	var input []*pipelinev1.DocumentInput
 	for i := range docs {
@@ -281,7 +281,7 @@ func TestHandOffHoldsABoundedNumberOfChunks(t *testing.T) {
 	// The first document waits in the store; the ones after it are prepared until the budget
 	// is full, and one more is held in hand.
 	require.Eventually(t, func() bool { return started() >= 2 }, waitTimeout, 10*time.Millisecond)
-	const most = 512/79 + 1
+	const most = 512/75 + 1
 	require.Never(t, func() bool { return started() > most }, 300*time.Millisecond, 10*time.Millisecond,
 		"documents prepared while the store held the first")
 	close(store.release)
