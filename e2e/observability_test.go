@@ -200,9 +200,9 @@ pipeline_scrape_collector_success{collector="queue"} 1
 // While workers are away the queue and backlog gauges show the waiting work.
 func TestQueueGaugesShowWaitingWork(t *testing.T) {
 	t.Parallel()
-	// No workers; no reconciler pass either: it would also enqueue a batch it sees between the
-	// job's commit and the job's own enqueue (enqueued_at still empty), a harmless duplicate
-	// message that would make the count below uncertain.
+	// No workers; no reconciler pass either: on a slow machine one could come after the grace of
+	// a batch's enqueue and send it again, a harmless duplicate message that would make the
+	// count below uncertain.
 	b := start(t, options{cfg: func(c *config.Config) { c.PollInterval = time.Hour }})
 	src := b.newSource(t)
 	var docs []*pipelinev1.DocumentInput

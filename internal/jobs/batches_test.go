@@ -183,9 +183,14 @@ func TestReconcilerQueries(t *testing.T) {
 	b := setup(t)
 	ctx := t.Context()
 
-	// Never enqueued (no Enqueuer): listed at once.
+	// Never enqueued (no Enqueuer): listed once created before the given time, not before.
 	job := b.createJob(t, newDocIDs(2)...)
 	queued, err := b.mgr.QueuedBatches(ctx, time.Now().Add(-time.Hour), 100)
+	require.NoError(t, err)
+	require.Empty(t, queued, "created within the grace")
+	_, err = b.pool.Exec(ctx, `UPDATE job_batches SET created_at = now() - interval '2 hours' WHERE job_id = $1`, job.ID)
+	require.NoError(t, err)
+	queued, err = b.mgr.QueuedBatches(ctx, time.Now().Add(-time.Hour), 100)
 	require.NoError(t, err)
 	require.Len(t, queued, 1)
 	require.Equal(t, job.ID, queued[0].JobID)

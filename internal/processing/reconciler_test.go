@@ -67,3 +67,37 @@ func TestOverdueBatchIsEnqueuedDespiteItsMarker(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, rep.Requeued)
 }
+
+// TestJustCreatedBatchIsLeftToItsCreator: between a job's commit and its own enqueue, its
+// batches look never enqueued; a pass in that moment must leave them to the creator (a second
+// message would race the first), and enqueue them only once the grace has passed.
+func TestJustCreatedBatchIsLeftToItsCreator(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.New(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// The creator's manager sends nothing: its job stays as it is in that moment.
+	creator, err := jobs.NewManager(jobs.NewPgStore(pool), jobs.Config{Logger: log})
+	require.NoError(t, err)
+	enq := &countingEnqueuer{}
+	mgr, err := jobs.NewManager(jobs.NewPgStore(pool), jobs.Config{Enqueuer: enq, Logger: log})
+	require.NoError(t, err)
+	src := uuid.New()
+	_, err = pool.Exec(ctx, `INSERT INTO sources (id, name, status) VALUES ($1, 's', 'processing')`, src)
+	require.NoError(t, err)
+	job, err := creator.Create(ctx, jobs.CreateParams{Type: jobs.TypeProcess, SourceID: src, DocumentIDs: []uuid.UUID{uuid.New()}})
+	require.NoError(t, err)
+
+	r := &Reconciler{Jobs: mgr, Queue: markers{}, Grace: time.Minute, Log: log}
+	rep, err := r.Once(ctx)
+	require.NoError(t, err)
+	require.Zero(t, rep.Requeued, "a batch created within the grace is its creator's to enqueue")
+	require.Zero(t, enq.n)
+
+	_, err = pool.Exec(ctx, `UPDATE job_batches SET created_at = now() - interval '2 minutes' WHERE job_id = $1`, job.ID)
+	require.NoError(t, err)
+	rep, err = r.Once(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, rep.Requeued, "past the grace, a batch never enqueued is lost")
+	require.Equal(t, 1, enq.n)
+}
