@@ -200,9 +200,9 @@ pipeline_scrape_collector_success{collector="queue"} 1
 // While workers are away the queue and backlog gauges show the waiting work.
 func TestQueueGaugesShowWaitingWork(t *testing.T) {
 	t.Parallel()
-	// No workers; no reconciler pass either: on a slow machine one could come after the grace of
-	// a batch's enqueue and send it again, a harmless duplicate message that would make the
-	// count below uncertain.
+	// No workers, and no reconciler pass: the messages counted below are the job's own (a pass
+	// may send another for a batch it takes for lost, a harmless duplicate that would make the
+	// count uncertain).
 	b := start(t, options{cfg: func(c *config.Config) { c.PollInterval = time.Hour }})
 	src := b.newSource(t)
 	var docs []*pipelinev1.DocumentInput
