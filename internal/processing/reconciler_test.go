@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipeline-dev/pipeline/internal/db/dbtest"
@@ -26,6 +27,17 @@ func (e *countingEnqueuer) EnqueueBatch(_ context.Context, b *jobs.Batch, n int)
 	return b.ID.String() + "/x", nil
 }
 
+// createJob creates, through mgr, a processing job of one document on a new source.
+func createJob(t *testing.T, pool *pgxpool.Pool, mgr *jobs.Manager) *jobs.Job {
+	t.Helper()
+	src := uuid.New()
+	_, err := pool.Exec(t.Context(), `INSERT INTO sources (id, name, status) VALUES ($1, 's', 'processing')`, src)
+	require.NoError(t, err)
+	job, err := mgr.Create(t.Context(), jobs.CreateParams{Type: jobs.TypeProcess, SourceID: src, DocumentIDs: []uuid.UUID{uuid.New()}})
+	require.NoError(t, err)
+	return job
+}
+
 // TestOverdueBatchIsEnqueuedDespiteItsMarker: a marker can outlive its message; a batch that
 // waited far too long is enqueued again anyway, and the wait doubles with each enqueue.
 func TestOverdueBatchIsEnqueuedDespiteItsMarker(t *testing.T) {
@@ -35,11 +47,7 @@ func TestOverdueBatchIsEnqueuedDespiteItsMarker(t *testing.T) {
 	enq := &countingEnqueuer{}
 	mgr, err := jobs.NewManager(jobs.NewPgStore(pool), jobs.Config{Enqueuer: enq, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
-	src := uuid.New()
-	_, err = pool.Exec(ctx, `INSERT INTO sources (id, name, status) VALUES ($1, 's', 'processing')`, src)
-	require.NoError(t, err)
-	job, err := mgr.Create(ctx, jobs.CreateParams{Type: jobs.TypeProcess, SourceID: src, DocumentIDs: []uuid.UUID{uuid.New()}})
-	require.NoError(t, err)
+	job := createJob(t, pool, mgr)
 	require.Equal(t, 1, enq.n)
 
 	r := &Reconciler{Jobs: mgr, Queue: markers{}, Grace: time.Millisecond, StaleAfter: time.Hour, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
@@ -82,11 +90,7 @@ func TestJustCreatedBatchIsLeftToItsCreator(t *testing.T) {
 	enq := &countingEnqueuer{}
 	mgr, err := jobs.NewManager(jobs.NewPgStore(pool), jobs.Config{Enqueuer: enq, Logger: log})
 	require.NoError(t, err)
-	src := uuid.New()
-	_, err = pool.Exec(ctx, `INSERT INTO sources (id, name, status) VALUES ($1, 's', 'processing')`, src)
-	require.NoError(t, err)
-	job, err := creator.Create(ctx, jobs.CreateParams{Type: jobs.TypeProcess, SourceID: src, DocumentIDs: []uuid.UUID{uuid.New()}})
-	require.NoError(t, err)
+	job := createJob(t, pool, creator)
 
 	r := &Reconciler{Jobs: mgr, Queue: markers{}, Grace: time.Minute, Log: log}
 	rep, err := r.Once(ctx)
