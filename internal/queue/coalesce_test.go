@@ -63,5 +63,8 @@ func TestCoalescerSendsTheCallsThatCameMeanwhileTogether(t *testing.T) {
 	for i, want := range []int{0, 1, 1, 1, 2} {
 		require.Equal(t, want, calls[i].group, "call %d was answered with its own group's outcome", i)
 	}
-	require.False(t, c.busy)
+	c.flush()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	require.False(t, c.busy, "the sending goroutine stops once nothing waits")
 }

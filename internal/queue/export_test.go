@@ -1,5 +1,7 @@
 package queue
 
+import "context"
+
 // FetcherStopped is closed once the bulk lane's fetcher was told to stop (its blocking read
 // ended by the consumer's context).
 func FetcherStopped(q *Queue) <-chan struct{} { return q.lanes[0].reads.stopped }
@@ -12,4 +14,13 @@ func FreeSlots(q *Queue) int {
 		return -1
 	}
 	return (*free)()
+}
+
+// EnqueueWithoutNumber sends a message for the batch as versions before messages carried the
+// number of their enqueue did (one argument, the batch id), with its marker.
+func EnqueueWithoutNumber(ctx context.Context, q *Queue, batchID string) error {
+	if err := q.rdb.Set(ctx, q.markerKey(batchID), "1", q.cfg.MarkerTTL).Err(); err != nil {
+		return err
+	}
+	return q.lanes[0].q.Add(q.task.WithArgs(ctx, batchID))
 }

@@ -174,38 +174,53 @@ func TestTraceContextCrossesToAConsumerWithoutTracing(t *testing.T) {
 	}
 }
 
-// With tracing off and no trace from the caller the message is what earlier versions wrote and
-// read: one argument, the batch id. (A worker of an earlier version reading a message with two
-// arguments would fail it.)
-func TestMessageWithoutTraceKeepsTheOldFormat(t *testing.T) {
+// A message carries the batch id, then a map with the number of the batch's enqueue and, with a
+// span in the caller's context, the trace context. A message as versions before the number
+// wrote it (the batch id alone) is still delivered, and its marker deleted.
+func TestMessagesCarryTheirEnqueueNumber(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := redistest.New(t)
 	_, tp := newRecorder()
 	q := openOn(t, rdb, queue.Config{Prefix: prefix, Workers: 1})
 	ctx := t.Context()
-	b := &jobs.Batch{ID: uuid.New()}
-	_, err := q.EnqueueBatch(ctx, b, 1) // no span in ctx
+	plain := &jobs.Batch{ID: uuid.New()}
+	_, err := q.EnqueueBatch(ctx, plain, 3) // no span in ctx
 	require.NoError(t, err)
-	require.Equal(t, []any{b.ID.String()}, rawArgs(t, rdb, prefix))
+	require.Equal(t, []any{plain.ID.String(), map[string]any{"pipeline-enqueue": "3"}}, rawArgs(t, rdb, prefix))
 
-	ctx, span := tp.Tracer("test").Start(ctx, "call")
-	_, err = q.EnqueueBatch(ctx, &jobs.Batch{ID: uuid.New()}, 1)
+	traced := &jobs.Batch{ID: uuid.New()}
+	sctx, span := tp.Tracer("test").Start(ctx, "call")
+	_, err = q.EnqueueBatch(sctx, traced, 1)
 	require.NoError(t, err)
 	span.End()
 	args := rawArgs(t, rdb, prefix)
-	require.Len(t, args, 2, "with the caller's span: the id and the trace context")
+	require.Len(t, args, 2, "the id, then the map")
 	carrier, ok := args[1].(map[string]any)
 	require.True(t, ok, "%T", args[1])
 	require.Contains(t, carrier, "traceparent")
+	require.Equal(t, "1", carrier["pipeline-enqueue"])
 
-	got := make(chan uuid.UUID, 2)
+	old := uuid.New()
+	require.NoError(t, queue.EnqueueWithoutNumber(ctx, q, old.String()))
+	require.Equal(t, []any{old.String()}, rawArgs(t, rdb, prefix))
+
+	got := make(chan uuid.UUID, 3)
 	consume(t, q, func(_ context.Context, id uuid.UUID) error { got <- id; return nil })
-	for range 2 {
+	seen := map[uuid.UUID]bool{}
+	for range 3 {
 		select {
-		case <-got:
+		case id := <-got:
+			seen[id] = true
 		case <-time.After(10 * time.Second):
-			require.FailNow(t, "both formats are delivered")
+			require.FailNow(t, "every format is delivered")
 		}
+	}
+	for _, id := range []uuid.UUID{plain.ID, traced.ID, old} {
+		require.True(t, seen[id])
+		require.Eventually(t, func() bool {
+			has, err := q.HasMessage(ctx, id)
+			return err == nil && !has
+		}, 5*time.Second, 5*time.Millisecond, "a delivered message's marker is deleted, whatever its format")
 	}
 }
 

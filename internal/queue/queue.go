@@ -100,6 +100,7 @@ type lane struct {
 	q       taskq.Queue
 	workers int
 	reads   *blockingReader // the fetcher's blocking reads
+	redis   taskqRedis      // the lane's client, whose acknowledgements go in the background
 }
 
 // Handler works on one delivered batch. An error makes taskq deliver it again later (with
@@ -187,9 +188,10 @@ func (q *Queue) openLane(factory taskq.Factory, tasks *taskq.TaskMap, name strin
 		hook = commandCounter{q.cfg.Commands}
 	}
 	reads := newBlockingReader(q.rdb8, hook)
-	return &lane{name: name, workers: workers, reads: reads, q: factory.RegisterQueue(&taskq.QueueOptions{
+	client := newTaskqRedis(q.rdb8, reads, q.cfg.Logger)
+	return &lane{name: name, workers: workers, reads: reads, redis: client, q: factory.RegisterQueue(&taskq.QueueOptions{
 		Name:                 q.cfg.Prefix + name,
-		Redis:                newTaskqRedis(q.rdb8, reads),
+		Redis:                client,
 		Handler:              tasks,
 		MinNumWorker:         int32(workers),
 		MaxNumWorker:         int32(workers),
@@ -229,7 +231,7 @@ func (q *Queue) EnqueueBatch(ctx context.Context, b *jobs.Batch, n int) (_ strin
 	if err := q.rdb.Set(ctx, q.markerKey(id), strconv.Itoa(n), q.cfg.MarkerTTL).Err(); err != nil {
 		return "", fmt.Errorf("queue: set marker: %w", err)
 	}
-	msg := q.task.WithArgs(ctx, messageArgs(ctx, id)...)
+	msg := q.task.WithArgs(ctx, messageArgs(ctx, id, n)...)
 	msg.ID = fmt.Sprintf("%s/%d", id, n)
 	if err := q.laneFor(b, n).q.Add(msg); err != nil {
 		// Without the message the marker would lie; if this delete fails too, the marker's TTL
@@ -244,17 +246,37 @@ func (q *Queue) EnqueueBatch(ctx context.Context, b *jobs.Batch, n int) (_ strin
 type markerDel struct {
 	ctx context.Context
 	key string
-	err error
+	// enqueue is the number of the delivered message's enqueue: the marker goes only while it
+	// still marks that enqueue. Empty for a message from before messages carried it: the
+	// marker goes whatever it marks.
+	enqueue string
+	err     error
 }
 
-// deleteMarkers deletes the calls' markers with one DEL.
+// deleteMarkerScript deletes each key whose value is the matching argument, or whose argument
+// is empty, and returns how many it deleted.
+var deleteMarkerScript = redis.NewScript(`
+local n = 0
+for i, key in ipairs(KEYS) do
+  if ARGV[i] == '' or redis.call('GET', key) == ARGV[i] then
+    n = n + redis.call('DEL', key)
+  end
+end
+return n`)
+
+// deleteMarkers deletes the calls' markers in one round trip, each only while it marks the
+// enqueue of the call's message. Since the delete no longer holds up the handler, it may reach
+// Redis after the same batch was enqueued again (a batch handed back by this handler, or sent
+// again by the reconciler meanwhile): that newer enqueue's marker must stay, as its message
+// waits.
 func deleteMarkers(rdb *redis.Client, calls []*markerDel) {
 	keys := make([]string, len(calls))
+	enqueues := make([]any, len(calls))
 	for i, c := range calls {
-		keys[i] = c.key
+		keys[i], enqueues[i] = c.key, c.enqueue
 	}
 	// Without the first caller's end: a stopping handler must not fail the others' deletes.
-	err := rdb.Del(context.WithoutCancel(calls[0].ctx), keys...).Err()
+	err := deleteMarkerScript.Run(context.WithoutCancel(calls[0].ctx), rdb, keys, enqueues...).Err()
 	for _, c := range calls {
 		c.err = err
 	}
@@ -299,18 +321,23 @@ func (q *Queue) handle(msg *taskq.Message) (err error) {
 		// back untouched, marker and all, for another consumer.
 		return fmt.Errorf("queue: consumer stopping: %w", err)
 	}
-	batchID, carrier, err := parseArgs(msg)
+	batchID, enqueue, carrier, err := parseArgs(msg)
 	if err != nil {
 		q.cfg.Logger.ErrorContext(msg.Ctx, "queue: dropping an undecodable message", "err", err)
 		return nil
 	}
 	ctx, end := q.startDeliverySpan(handlerCtx, carrier, batchID, msg.ReservedCount)
 	defer func() { end(err) }()
-	// Delivered: from here on the batch's fate is in Postgres (claim, lease, reconciler).
-	del := &markerDel{ctx: ctx, key: q.markerKey(batchID)}
-	if q.markerDels.do(del); del.err != nil {
-		q.cfg.Logger.WarnContext(ctx, "queue: delete marker", "batch_id", batchID, "err", del.err)
-	}
+	// Delivered: from here on the batch's fate is in Postgres (claim, lease, reconciler). The
+	// marker's delete goes while the handler claims the batch, and is back before the message
+	// is acknowledged, so that a marker never outlives its message.
+	del := &markerDel{ctx: ctx, key: q.markerKey(batchID), enqueue: enqueue}
+	deleted := q.markerDels.start(del)
+	defer func() {
+		if <-deleted; del.err != nil {
+			q.cfg.Logger.WarnContext(ctx, "queue: delete marker", "batch_id", batchID, "err", del.err)
+		}
+	}()
 	id, err := uuid.Parse(batchID)
 	if err != nil {
 		q.cfg.Logger.ErrorContext(ctx, "queue: dropping message with a malformed batch id", "batch_id", batchID)
@@ -371,6 +398,10 @@ func (q *Queue) Consume(ctx context.Context, h Handler, grace time.Duration) err
 		})
 	}
 	wg.Wait()
+	// The last acknowledgements, before anything deletes the consumer from its group.
+	for _, l := range q.lanes {
+		l.redis.flushAcks()
+	}
 	return errors.Join(append(stopErrs, startErr)...)
 }
 
@@ -380,6 +411,7 @@ func (q *Queue) Close() error {
 	q.closeOnce.Do(func() {
 		var errList []error
 		for _, l := range q.lanes {
+			l.redis.flushAcks()
 			errList = append(errList, l.q.Close())
 			l.reads.Close()
 		}

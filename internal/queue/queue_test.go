@@ -2,7 +2,9 @@ package queue_test
 
 import (
 	"context"
+	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -168,4 +170,80 @@ func TestFetcherCountsTheSlotsAtWork(t *testing.T) {
 	require.Eventually(t, func() bool { return queue.FreeSlots(q) == 3 }, 5*time.Second, time.Millisecond, "both slots free once their messages are handled")
 	cancel()
 	require.NoError(t, <-done)
+}
+
+// holdScripts holds a go-redis client's first script call (the delete of a delivered
+// message's marker) until released.
+type holdScripts struct {
+	held    atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (*holdScripts) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *holdScripts) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if n := cmd.Name(); (n == "evalsha" || n == "eval") && h.held.CompareAndSwap(false, true) {
+			close(h.entered)
+			<-h.release
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (*holdScripts) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestLateMarkerDeleteKeepsTheMarkerOfALaterEnqueue: a delivered message's marker is deleted
+// while its handler runs, so the delete may reach Redis after the handler has enqueued the batch
+// again (handed it back). The newer message's marker must stay: its message waits.
+func TestLateMarkerDeleteKeepsTheMarkerOfALaterEnqueue(t *testing.T) {
+	t.Parallel()
+	base, prefix := redistest.New(t)
+	rdb := redis.NewClient(base.Options())
+	t.Cleanup(func() { _ = rdb.Close() })
+	hold := &holdScripts{entered: make(chan struct{}), release: make(chan struct{})}
+	rdb.AddHook(hold)
+	q := openOn(t, rdb, queue.Config{Prefix: prefix, Workers: 1})
+	ctx := t.Context()
+	b := &jobs.Batch{ID: uuid.New()}
+	_, err := q.EnqueueBatch(ctx, b, 1)
+	require.NoError(t, err)
+
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	handled := make(chan error, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- q.Consume(cctx, func(ctx context.Context, id uuid.UUID) error {
+			select {
+			case <-hold.entered: // the delete of enqueue 1's marker is under way, held
+			case <-time.After(10 * time.Second):
+				handled <- errors.New("the marker's delete never started")
+				return nil
+			}
+			_, err := q.EnqueueBatch(ctx, b, 2) // handed back: marked and sent again
+			close(hold.release)                 // enqueue 1's delete lands now, after it
+			cancel()                            // the next delivery finds the consumer stopping
+			handled <- err
+			return nil
+		}, 5*time.Second)
+	}()
+	select {
+	case err := <-handled:
+		require.NoError(t, err)
+	case <-time.After(15 * time.Second):
+		require.FailNow(t, "not delivered")
+	}
+	require.NoError(t, <-done)
+
+	has, err := q.HasMessage(ctx, b.ID)
+	require.NoError(t, err)
+	require.True(t, has, "the marker of the second enqueue, whose message waits, is kept")
+	st, err := q.Stats(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, st.Waiting+st.Delayed, "the second message waits (or, taken as the consumer stopped, was given back for later)")
+	require.Zero(t, st.InFlight)
 }

@@ -1,9 +1,11 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,7 +24,8 @@ import (
 //
 // It also ends taskq's blocking stream reads when the consumer stops, reading as many messages
 // as the consumer has free slots (blockingReader), and acknowledges a handled message and
-// deletes it in one round trip shared with the other slots' acknowledgements (XAck).
+// deletes it in the background, in one round trip shared with the other slots'
+// acknowledgements (XAck).
 type taskqRedis struct {
 	*redisv8.Client
 	reads *blockingReader // nil: blocking reads go through the pool like any command
@@ -30,10 +33,10 @@ type taskqRedis struct {
 	acks  *coalescer[*ackCall]
 }
 
-func newTaskqRedis(rdb *redisv8.Client, reads *blockingReader) taskqRedis {
+func newTaskqRedis(rdb *redisv8.Client, reads *blockingReader, log *slog.Logger) taskqRedis {
 	return taskqRedis{
 		Client: rdb, reads: reads, acked: &ackedEntries{m: map[ackedEntry]struct{}{}},
-		acks: newCoalescer(func(calls []*ackCall) { sendAcks(rdb, calls) }),
+		acks: newCoalescer(func(calls []*ackCall) { sendAcks(rdb, log, calls) }),
 	}
 }
 
@@ -46,8 +49,11 @@ type ackCall struct {
 }
 
 // sendAcks sends the calls' acknowledgements and deletes in one pipeline, each call's own
-// commands (so that each gets its own replies).
-func sendAcks(rdb *redisv8.Client, calls []*ackCall) {
+// commands (so that each gets its own replies), and logs those that failed: their messages stay
+// pending under the consumer, and taskq delivers them again once their reservation runs out (or
+// they are given back when the consumer is deleted), which the claim of a done batch turns into
+// a no-op.
+func sendAcks(rdb *redisv8.Client, log *slog.Logger, calls []*ackCall) {
 	// The first call's context's values, without its end, so that no caller's cancellation fails
 	// the others' acknowledgements (taskq gives each one that outlives the consumer's stop
 	// anyway: Queue.handle).
@@ -59,30 +65,37 @@ func sendAcks(rdb *redisv8.Client, calls []*ackCall) {
 		}
 		return nil
 	})
+	for _, c := range calls {
+		if err := cmp.Or(c.ack.Err(), c.del.Err()); err != nil {
+			log.WarnContext(c.ctx, "queue: acknowledge a handled message", "stream", c.stream, "entries", c.ids, "err", err)
+		}
+	}
 }
 
-// XAck acknowledges stream entries and deletes them, in one round trip. taskq calls it for a
-// handled message (redisq's Delete), then XDel for the same entry: two round trips on every
-// message, of the four the consumer spends on one. XDel then finds the entries gone and sends
-// nothing. The acknowledgements of slots that finish while one is under way go together in the
-// next round trip. (taskq's other acknowledgements, of messages given back or delayed, go
-// through TxPipeline, which delete and add again themselves.)
+// XAck acknowledges stream entries and deletes them, in one round trip, in the background.
+// taskq calls it for a handled message (redisq's Delete), then XDel for the same entry, and its
+// slot takes its next message only once both have returned: two round trips on every message
+// before this. Now XAck returns at once, its round trip shared with the acknowledgements of
+// the other slots that finish meanwhile (one round trip per group), and XDel, finding the
+// entries in hand, sends nothing. A failure is logged (sendAcks). The queue waits for the
+// acknowledgements under way when its consumer stops (flushAcks), before taskq deletes the
+// consumer, which would give back the messages it still holds. (taskq's other
+// acknowledgements, of messages given back or delayed, go through TxPipeline, which delete and
+// add again themselves, and return when done.)
 func (c taskqRedis) XAck(ctx context.Context, stream, group string, ids ...string) *redisv8.IntCmd {
-	call := &ackCall{ctx: ctx, stream: stream, group: group, ids: ids}
-	c.acks.do(call)
-	ack, del := call.ack, call.del
-	if ack.Err() == nil && del.Err() == nil {
-		c.acked.add(stream, ids)
-		return ack
-	}
-	if ack.Err() == nil {
-		// Acknowledged but left in the stream: report the delete's failure, as taskq would have.
-		ack.SetErr(fmt.Errorf("queue: delete acknowledged entries: %w", del.Err()))
-	}
-	return ack
+	c.acked.add(stream, ids)
+	c.acks.start(&ackCall{ctx: ctx, stream: stream, group: group, ids: ids})
+	cmd := redisv8.NewIntCmd(ctx)
+	cmd.SetVal(int64(len(ids)))
+	return cmd
 }
 
-// XDel deletes stream entries, unless XAck deleted them already.
+// flushAcks returns once the acknowledgements XAck started have been sent.
+func (c taskqRedis) flushAcks() {
+	c.acks.flush()
+}
+
+// XDel deletes stream entries, unless XAck is deleting them already.
 func (c taskqRedis) XDel(ctx context.Context, stream string, ids ...string) *redisv8.IntCmd {
 	if c.acked.take(stream, ids) {
 		cmd := redisv8.NewIntCmd(ctx)
@@ -92,7 +105,7 @@ func (c taskqRedis) XDel(ctx context.Context, stream string, ids ...string) *red
 	return c.Client.XDel(ctx, stream, ids...)
 }
 
-// ackedEntries are the stream entries XAck deleted and XDel has not been asked for yet.
+// ackedEntries are the stream entries XAck is deleting and XDel has not been asked for yet.
 type ackedEntries struct {
 	mu sync.Mutex
 	m  map[ackedEntry]struct{}

@@ -1,8 +1,10 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -26,7 +28,7 @@ func TestBlockingReadEndedByItsContextLosesNothing(t *testing.T) {
 	stream, group, consumer := newStream(t, rdb, prefix), "g", "c"
 	reads := newBlockingReader(rdb, nil)
 	defer reads.Close()
-	c := newTaskqRedis(rdb, reads)
+	c := newTaskqRedis(rdb, reads, slog.Default())
 
 	added, returned := map[string]bool{}, map[string]int{}
 	var unblocked, refused int
@@ -99,7 +101,7 @@ func TestBlockingReadStoppedWhileConnecting(t *testing.T) {
 	defer cancel()
 	reads := newBlockingReader(rdb, cancelOnCommand{cancel})
 	defer reads.Close()
-	c := newTaskqRedis(rdb, reads)
+	c := newTaskqRedis(rdb, reads, slog.Default())
 
 	_, err := c.XReadGroup(readCtx, &redisv8.XReadGroupArgs{
 		Group: "g", Consumer: "c", Streams: []string{prefix + "stream", ">"}, Count: 1, Block: 5 * time.Second,
@@ -164,7 +166,7 @@ func TestAckDeletesTheEntryInTheSameRoundTrip(t *testing.T) {
 	counted := redisv8.NewClient(rdb.Options())
 	t.Cleanup(func() { _ = counted.Close() })
 	counted.AddHook(&trips)
-	c := newTaskqRedis(counted, nil)
+	c := newTaskqRedis(counted, nil, slog.Default())
 
 	var ids []string
 	for i := range 3 {
@@ -179,11 +181,11 @@ func TestAckDeletesTheEntryInTheSameRoundTrip(t *testing.T) {
 	n, err := c.XAck(ctx, stream, group, ids[0]).Result()
 	require.NoError(t, err)
 	require.EqualValues(t, 1, n)
-	require.EqualValues(t, 1, trips.n.Load(), "the acknowledgement and the delete share one round trip")
 	n, err = c.XDel(ctx, stream, ids[0]).Result()
 	require.NoError(t, err)
 	require.EqualValues(t, 1, n)
-	require.EqualValues(t, 1, trips.n.Load(), "the delete of an entry the acknowledgement deleted sends nothing")
+	c.flushAcks()
+	require.EqualValues(t, 1, trips.n.Load(), "the acknowledgement and the delete share one round trip, and the XDel after it sends nothing")
 
 	left, err := rdb.XRange(ctx, stream, "-", "+").Result()
 	require.NoError(t, err)
@@ -234,11 +236,11 @@ func (h *holdFirstPipeline) BeforeProcessPipeline(ctx context.Context, cmds []re
 	return h.roundTrips.BeforeProcessPipeline(ctx, cmds)
 }
 
-// TestAcksOfSlotsFinishingTogetherShareARoundTrip: slots that acknowledge their messages while
-// another slot's acknowledgement is under way send theirs together in the next round trip, each
-// with its own replies; every entry ends acknowledged and deleted, and taskq's XDel after each
-// sends nothing.
-func TestAcksOfSlotsFinishingTogetherShareARoundTrip(t *testing.T) {
+// TestAcksGoInTheBackgroundAndShareARoundTrip: a slot's acknowledgement returns at once, while
+// its round trip is under way (held here), so the slot can take its next message; slots that
+// acknowledge meanwhile send theirs together in the next round trip. Once flushed, every entry
+// is acknowledged and deleted, and taskq's XDel after each sends nothing.
+func TestAcksGoInTheBackgroundAndShareARoundTrip(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := newClientV8(t)
 	ctx := t.Context()
@@ -247,7 +249,7 @@ func TestAcksOfSlotsFinishingTogetherShareARoundTrip(t *testing.T) {
 	counted := redisv8.NewClient(rdb.Options())
 	t.Cleanup(func() { _ = counted.Close() })
 	counted.AddHook(hook)
-	c := newTaskqRedis(counted, nil)
+	c := newTaskqRedis(counted, nil, slog.Default())
 
 	ids := make([]string, 4)
 	for i := range ids {
@@ -258,39 +260,83 @@ func TestAcksOfSlotsFinishingTogetherShareARoundTrip(t *testing.T) {
 	_, err := rdb.XReadGroup(ctx, &redisv8.XReadGroupArgs{Group: group, Consumer: "c", Streams: []string{stream, ">"}, Count: 4, Block: -1}).Result()
 	require.NoError(t, err)
 
-	acked := make([]int64, len(ids))
-	errs := make([]error, len(ids))
 	ack := func(i int) {
-		acked[i], errs[i] = c.XAck(ctx, stream, group, ids[i]).Result()
-		if errs[i] == nil {
-			_, errs[i] = c.XDel(ctx, stream, ids[i]).Result()
-		}
+		n, err := c.XAck(ctx, stream, group, ids[i]).Result()
+		require.NoError(t, err)
+		require.EqualValues(t, 1, n)
+		n, err = c.XDel(ctx, stream, ids[i]).Result()
+		require.NoError(t, err)
+		require.EqualValues(t, 1, n)
 	}
-	var wg sync.WaitGroup
-	wg.Go(func() { ack(0) })
-	<-hook.entered
+	ack(0)
+	<-hook.entered // the first round trip is under way, and held
 	for i := 1; i < len(ids); i++ {
-		wg.Go(func() { ack(i) })
+		ack(i) // returns although nothing can reach Redis now
 	}
-	require.Eventually(t, func() bool {
-		c.acks.mu.Lock()
-		defer c.acks.mu.Unlock()
-		return len(c.acks.waiting) == len(ids)-1
-	}, 5*time.Second, time.Millisecond)
-	close(hook.release)
-	wg.Wait()
+	c.acks.mu.Lock()
+	waiting := len(c.acks.waiting)
+	c.acks.mu.Unlock()
+	require.Equal(t, len(ids)-1, waiting, "the acknowledgements made meanwhile wait for the next round trip")
+	pending, err := rdb.XPending(ctx, stream, group).Result()
+	require.NoError(t, err)
+	require.EqualValues(t, len(ids), pending.Count, "nothing is acknowledged yet")
 
-	for i := range ids {
-		require.NoError(t, errs[i])
-		require.EqualValues(t, 1, acked[i], "each acknowledgement has its own reply")
-	}
+	close(hook.release)
+	c.flushAcks()
 	require.EqualValues(t, 2, hook.n.Load(), "one round trip for the first acknowledgement, one for the three made meanwhile")
 	left, err := rdb.XLen(ctx, stream).Result()
 	require.NoError(t, err)
 	require.Zero(t, left, "every acknowledged entry is deleted")
-	pending, err := rdb.XPending(ctx, stream, group).Result()
+	pending, err = rdb.XPending(ctx, stream, group).Result()
 	require.NoError(t, err)
 	require.Zero(t, pending.Count, "every entry is acknowledged")
+}
+
+// TestFailedAckIsLogged: an acknowledgement that fails in the background is logged (its message
+// stays pending, for taskq to deliver again), and does not hold up the others.
+func TestFailedAckIsLogged(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := newClientV8(t)
+	ctx := t.Context()
+	stream, notStream := newStream(t, rdb, prefix), prefix+"not-a-stream"
+	require.NoError(t, rdb.Set(ctx, notStream, "x", time.Minute).Err())
+	var logged syncBuffer
+	c := newTaskqRedis(rdb, nil, slog.New(slog.NewTextHandler(&logged, nil)))
+	id, err := rdb.XAdd(ctx, &redisv8.XAddArgs{Stream: stream, Values: map[string]any{"i": 0}}).Result()
+	require.NoError(t, err)
+	_, err = rdb.XReadGroup(ctx, &redisv8.XReadGroupArgs{Group: "g", Consumer: "c", Streams: []string{stream, ">"}, Count: 1, Block: -1}).Result()
+	require.NoError(t, err)
+
+	// A key of the wrong type: Redis refuses the acknowledgement.
+	_, err = c.XAck(ctx, notStream, "g", id).Result()
+	require.NoError(t, err, "the acknowledgement returns before Redis has answered")
+	_, err = c.XAck(ctx, stream, "g", id).Result()
+	require.NoError(t, err)
+	c.flushAcks()
+	require.Contains(t, logged.String(), "queue: acknowledge a handled message")
+	require.Contains(t, logged.String(), notStream)
+	require.Contains(t, logged.String(), "WRONGTYPE")
+	left, err := rdb.XLen(ctx, stream).Result()
+	require.NoError(t, err)
+	require.Zero(t, left, "the other acknowledgement went through")
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's writes and the test's reads at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // TestReadTakesAMessageForEveryFreeSlot: a fetcher's read takes as many messages as the
@@ -302,7 +348,7 @@ func TestReadTakesAMessageForEveryFreeSlot(t *testing.T) {
 	stream, group := newStream(t, rdb, prefix), "g"
 	reads := newBlockingReader(rdb, nil)
 	defer reads.Close()
-	c := newTaskqRedis(rdb, reads)
+	c := newTaskqRedis(rdb, reads, slog.Default())
 	for i := range 6 {
 		require.NoError(t, rdb.XAdd(ctx, &redisv8.XAddArgs{Stream: stream, Values: map[string]any{"i": i}}).Err())
 	}

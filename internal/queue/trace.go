@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/taskq/v3"
@@ -26,45 +27,53 @@ func newTracer(tp trace.TracerProvider) trace.Tracer {
 	return tp.Tracer(tracerName)
 }
 
-// messageArgs are a message's arguments: the batch id, then the trace context as a string map
-// when ctx carries a span. Without one (tracing off, the default) the message is exactly what
-// earlier versions sent and read, so a rolling upgrade with tracing off needs no order.
-func messageArgs(ctx context.Context, batchID string) []any {
-	carrier := propagation.MapCarrier{}
+// enqueueArg is the key under which a message's arguments carry the number of its batch's
+// enqueue, beside the trace context.
+const enqueueArg = "pipeline-enqueue"
+
+// messageArgs are a message's arguments: the batch id, then a string map holding the number of
+// the batch's enqueue (n) and, when ctx carries a span, the trace context. A consumer of an
+// earlier version that reads the trace context from the map ignores the other key; it drops a
+// message of two arguments only if it predates tracing (it then stays marked, and the reconciler
+// sends it again once overdue).
+func messageArgs(ctx context.Context, batchID string, n int) []any {
+	carrier := propagation.MapCarrier{enqueueArg: strconv.Itoa(n)}
 	propagator.Inject(ctx, carrier)
-	if len(carrier) == 0 {
-		return []any{batchID}
-	}
 	return []any{batchID, map[string]string(carrier)}
 }
 
-// parseArgs reads a message's batch id and trace context (nil when it has none).
-func parseArgs(msg *taskq.Message) (string, propagation.MapCarrier, error) {
+// parseArgs reads a message's batch id, the number of its enqueue (empty when it has none) and
+// its trace context (nil when it has none).
+func parseArgs(msg *taskq.Message) (batchID, enqueue string, _ propagation.MapCarrier, _ error) {
 	b, err := msg.MarshalArgs() // the arguments as msgpack, however the message arrived
 	if err != nil {
-		return "", nil, fmt.Errorf("read arguments: %w", err)
+		return "", "", nil, fmt.Errorf("read arguments: %w", err)
 	}
 	dec := msgpack.NewDecoder(bytes.NewReader(b))
 	n, err := dec.DecodeArrayLen()
 	if err != nil {
-		return "", nil, fmt.Errorf("read arguments: %w", err)
+		return "", "", nil, fmt.Errorf("read arguments: %w", err)
 	}
 	if n < 1 || n > 2 {
-		return "", nil, fmt.Errorf("want 1 or 2 arguments, got %d", n)
+		return "", "", nil, fmt.Errorf("want 1 or 2 arguments, got %d", n)
 	}
-	batchID, err := dec.DecodeString()
-	if err != nil {
-		return "", nil, fmt.Errorf("read batch id: %w", err)
+	if batchID, err = dec.DecodeString(); err != nil {
+		return "", "", nil, fmt.Errorf("read batch id: %w", err)
 	}
 	if n == 1 {
-		return batchID, nil, nil
+		return batchID, "", nil, nil
 	}
 	var carrier map[string]string
 	if err := dec.Decode(&carrier); err != nil {
-		// A bad trace context costs the trace, not the batch.
-		return batchID, nil, nil
+		// A bad map costs the trace (and the marker's check), not the batch.
+		return batchID, "", nil, nil
 	}
-	return batchID, carrier, nil
+	enqueue = carrier[enqueueArg]
+	delete(carrier, enqueueArg)
+	if len(carrier) == 0 {
+		carrier = nil
+	}
+	return batchID, enqueue, carrier, nil
 }
 
 var messagingAttrs = []attribute.KeyValue{
