@@ -32,10 +32,10 @@ func newTracer(tp trace.TracerProvider) trace.Tracer {
 const enqueueArg = "pipeline-enqueue"
 
 // messageArgs are a message's arguments: the batch id, then a string map holding the number of
-// the batch's enqueue (n) and, when ctx carries a span, the trace context. A consumer of an
-// earlier version that reads the trace context from the map ignores the other key; it drops a
-// message of two arguments only if it predates tracing (it then stays marked, and the reconciler
-// sends it again once overdue).
+// the batch's enqueue (n) and, when ctx carries a span, the trace context (decision 0034). A
+// consumer of an earlier version reads the map as a trace context and ignores the other key;
+// only one from before messages carried a trace context would drop the message (its marker
+// then keeps the batch until the reconciler sends it again, once overdue).
 func messageArgs(ctx context.Context, batchID string, n int) []any {
 	carrier := propagation.MapCarrier{enqueueArg: strconv.Itoa(n)}
 	propagator.Inject(ctx, carrier)
