@@ -277,8 +277,8 @@ func (m *Manager) ReleaseExpiredBatches(ctx context.Context) ([]*Batch, error) {
 	return m.store.BatchReleaseExpired(ctx)
 }
 
-// QueuedBatches lists up to max queued batches of active jobs last enqueued (or, never enqueued,
-// created) before the given time.
+// QueuedBatches lists up to max queued batches of active jobs last changed (enqueued, created or
+// handed back by a worker) before the given time.
 func (m *Manager) QueuedBatches(ctx context.Context, before time.Time, max int) ([]*Batch, error) {
 	return m.store.BatchListQueued(ctx, &BatchListQueuedParams{Before: before, Max: max})
 }

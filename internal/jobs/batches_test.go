@@ -188,7 +188,7 @@ func TestReconcilerQueries(t *testing.T) {
 	queued, err := b.mgr.QueuedBatches(ctx, time.Now().Add(-time.Hour), 100)
 	require.NoError(t, err)
 	require.Empty(t, queued, "created within the grace")
-	_, err = b.pool.Exec(ctx, `UPDATE job_batches SET created_at = now() - interval '2 hours' WHERE job_id = $1`, job.ID)
+	_, err = b.pool.Exec(ctx, `UPDATE job_batches SET created_at = now() - interval '2 hours', updated_at = now() - interval '2 hours' WHERE job_id = $1`, job.ID)
 	require.NoError(t, err)
 	queued, err = b.mgr.QueuedBatches(ctx, time.Now().Add(-time.Hour), 100)
 	require.NoError(t, err)
@@ -221,6 +221,35 @@ func TestReconcilerQueries(t *testing.T) {
 	require.Len(t, done, 1)
 	require.Equal(t, jobs.StatusCompleted, done[0].Status)
 	require.EqualValues(t, 3, done[0].ChunkCount)
+}
+
+// TestHandedBackBatchIsLeftToItsWorker: a batch its worker hands back (released, then enqueued
+// again) is not the reconciler's for the grace, although its last enqueue is long past: the
+// worker is sending its message.
+func TestHandedBackBatchIsLeftToItsWorker(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	job := b.createJob(t, newDocIDs(1)...)
+	_, err := b.pool.Exec(ctx, `UPDATE job_batches SET enqueues = 1, enqueued_at = now() - interval '2 hours',
+		created_at = now() - interval '2 hours', updated_at = now() - interval '2 hours' WHERE job_id = $1`, job.ID)
+	require.NoError(t, err)
+	batches, err := b.mgr.Batches(ctx, job.ID)
+	require.NoError(t, err)
+	_, _, err = b.mgr.ClaimBatch(ctx, batches[0].ID, "w", lease)
+	require.NoError(t, err)
+	_, err = b.mgr.ReleaseBatch(ctx, batches[0].ID, "w")
+	require.NoError(t, err)
+
+	queued, err := b.mgr.QueuedBatches(ctx, time.Now().Add(-time.Hour), 100)
+	require.NoError(t, err)
+	require.Empty(t, queued, "handed back within the grace: its worker is enqueuing it")
+	_, err = b.pool.Exec(ctx, `UPDATE job_batches SET updated_at = now() - interval '2 hours' WHERE job_id = $1`, job.ID)
+	require.NoError(t, err)
+	queued, err = b.mgr.QueuedBatches(ctx, time.Now().Add(-time.Hour), 100)
+	require.NoError(t, err)
+	require.Len(t, queued, 1, "left alone past the grace")
+	require.Equal(t, batches[0].ID, queued[0].ID)
 }
 
 func TestEnqueueBatchNumbersMessages(t *testing.T) {

@@ -67,8 +67,8 @@ type Store interface {
 	BatchOpenCount(ctx context.Context, p *BatchOpenCountParams) (int, error)
 	// BatchReleaseExpired puts running batches of active jobs with expired leases back to queued.
 	BatchReleaseExpired(ctx context.Context) ([]*Batch, error)
-	// BatchListQueued reads queued batches of active jobs enqueued (or, never enqueued, created)
-	// before Before.
+	// BatchListQueued reads queued batches of active jobs last changed (enqueued, created or
+	// handed back) before Before.
 	BatchListQueued(ctx context.Context, p *BatchListQueuedParams) ([]*Batch, error)
 
 	// The dispatch path's writes: each is one transaction sent in one round trip (statements

@@ -39,9 +39,10 @@ type Reconciler struct {
 	Queue MessageChecker
 	// Interval is the spec's poll_interval. Defaults to 30s.
 	Interval time.Duration
-	// Grace is how long after its last enqueue (or, never enqueued, its creation) a queued batch
-	// without a message counts as lost: a message just delivered has lost its marker a moment
-	// before its claim, and a job just created is having its messages sent. Defaults to 5s.
+	// Grace is how long after its last enqueue, its creation or its hand-back by a worker
+	// (whichever came last) a queued batch without a message counts as lost: a message just
+	// delivered has lost its marker a moment before its claim, and a job just created, or a
+	// batch just handed back, is having its message sent. Defaults to 5s.
 	Grace time.Duration
 	// StaleAfter is how long a queued batch may wait with its marker present before it is
 	// enqueued again anyway: a marker can outlive its message (a consumer that stopped with the

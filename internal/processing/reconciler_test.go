@@ -52,7 +52,7 @@ func TestOverdueBatchIsEnqueuedDespiteItsMarker(t *testing.T) {
 
 	r := &Reconciler{Jobs: mgr, Queue: markers{}, Grace: time.Millisecond, StaleAfter: time.Hour, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	age := func(d time.Duration) {
-		_, err := pool.Exec(ctx, `UPDATE job_batches SET enqueued_at = now() - $2::interval WHERE job_id = $1`, job.ID, d.String())
+		_, err := pool.Exec(ctx, `UPDATE job_batches SET enqueued_at = now() - $2::interval, updated_at = now() - $2::interval WHERE job_id = $1`, job.ID, d.String())
 		require.NoError(t, err)
 	}
 	age(30 * time.Minute)
@@ -98,7 +98,7 @@ func TestJustCreatedBatchIsLeftToItsCreator(t *testing.T) {
 	require.Zero(t, rep.Requeued, "a batch created within the grace is its creator's to enqueue")
 	require.Zero(t, enq.n)
 
-	_, err = pool.Exec(ctx, `UPDATE job_batches SET created_at = now() - interval '2 minutes' WHERE job_id = $1`, job.ID)
+	_, err = pool.Exec(ctx, `UPDATE job_batches SET created_at = now() - interval '2 minutes', updated_at = now() - interval '2 minutes' WHERE job_id = $1`, job.ID)
 	require.NoError(t, err)
 	rep, err = r.Once(ctx)
 	require.NoError(t, err)
