@@ -12,15 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipeline-dev/pipeline/internal/db/dbtest"
+	"github.com/pipeline-dev/pipeline/internal/logtest"
 	"github.com/pipeline-dev/pipeline/internal/redistest"
 )
-
-// String is what the buffer holds (observability_test.go defines the type).
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
 
 // TestConsoleAgainstPipelineDev runs the real binary as `pipeline dev` (its own schema, Redis
 // prefix and data directory) and drives the console it serves in headless Chromium: the page
@@ -48,7 +42,7 @@ func TestConsoleAgainstPipelineDev(t *testing.T) {
 		"PIPELINE_GRPC_ADDR="+freeAddr(t),
 		"PIPELINE_HTTP_ADDR="+httpAddr,
 	)
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	dev.Stdout, dev.Stderr = logs, logs
 	dev.Cancel = func() error { return dev.Process.Signal(os.Interrupt) }
 	dev.WaitDelay = 30 * time.Second

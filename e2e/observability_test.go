@@ -1,14 +1,11 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,51 +22,17 @@ import (
 	"github.com/pipeline-dev/pipeline/internal/app"
 	"github.com/pipeline-dev/pipeline/internal/config"
 	"github.com/pipeline-dev/pipeline/internal/embed"
+	"github.com/pipeline-dev/pipeline/internal/logtest"
 	"github.com/pipeline-dev/pipeline/internal/telemetry"
 	"github.com/pipeline-dev/pipeline/internal/vector/milvus/milvusfake"
 )
-
-// syncBuffer collects JSON log lines from the service's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-// mentions counts the logged lines that carry the message msg (safe off the test's goroutine).
-func (s *syncBuffer) mentions(msg string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Count(s.buf.String(), `"msg":"`+msg+`"`)
-}
-
-// records returns the logged records with message msg.
-func (s *syncBuffer) records(t *testing.T, msg string) []map[string]any {
-	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(s.buf.String()), "\n") {
-		var m map[string]any
-		require.NoError(t, json.Unmarshal([]byte(l), &m), l)
-		if m["msg"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
-}
 
 // observed is a service whose spans are recorded and whose logs are kept, with the faulty
 // embedder inside the instrumented one, so its failures are counted as the embedder's.
 type observed struct {
 	*bundle
 	spans *tracetest.SpanRecorder
-	logs  *syncBuffer
+	logs  *logtest.Buffer
 }
 
 func startObserved(t *testing.T, workers int) *observed {
@@ -77,7 +40,7 @@ func startObserved(t *testing.T, workers int) *observed {
 	rec := tracetest.NewSpanRecorder()
 	tr, err := telemetry.NewTracingWith(t.Context(), telemetry.TracingConfig{SampleRatio: 1}, sdktrace.WithSpanProcessor(rec))
 	require.NoError(t, err)
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	b := start(t, options{
 		workers: workers,
 		build:   app.Options{Tracing: tr},
@@ -280,7 +243,7 @@ func TestOneTraceFromIngestToStore(t *testing.T) {
 		// What a failure needs to be understood: each upsert's ancestors, and whether a lease
 		// ran out or a batch was handed back (a second delivery then works under its own trace).
 		assert.Truef(c, found, "no upsert under the IngestDocuments span (ingest span ended: %t); upserts' ancestors: %q; lease expiries: %d, hand-backs: %d",
-			ingest != nil, chains, b.logs.mentions("lease expired; batch goes back to the queue"), b.logs.mentions("handing batch back"))
+			ingest != nil, chains, b.logs.Mentions("lease expired; batch goes back to the queue"), b.logs.Mentions("handing batch back"))
 	}, waitTimeout, 10*time.Millisecond)
 	traceID := ingest.SpanContext().TraceID()
 
@@ -321,14 +284,14 @@ func TestOneTraceFromIngestToStore(t *testing.T) {
 
 	// Logs: the worker's lines carry the trace, the job and the source.
 	for _, msg := range []string{"batch claimed", "document failed"} {
-		recs := b.logs.records(t, msg)
+		recs := b.logs.Records(t, msg)
 		require.Len(t, recs, 1, msg)
 		require.Equal(t, traceID.String(), recs[0]["trace_id"], msg)
 		require.NotEmpty(t, recs[0]["span_id"], msg)
 		require.Equal(t, jobID, recs[0]["job_id"], msg)
 		require.Equal(t, src, recs[0]["source_id"], msg)
 	}
-	rpc := b.logs.records(t, "rpc")
+	rpc := b.logs.Records(t, "rpc")
 	var ingestLogged bool
 	for _, r := range rpc {
 		if r["method"] == "/pipeline.v1.ContentService/IngestDocuments" {

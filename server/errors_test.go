@@ -1,12 +1,10 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,28 +17,11 @@ import (
 
 	"github.com/pipeline-dev/pipeline/internal/config"
 	"github.com/pipeline-dev/pipeline/internal/errs"
+	"github.com/pipeline-dev/pipeline/internal/logtest"
 )
 
-// logBuffer is a goroutine-safe buffer for a text log handler.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newLog() (*slog.Logger, *logBuffer) {
-	buf := &logBuffer{}
+func newLog() (*slog.Logger, *logtest.Buffer) {
+	buf := &logtest.Buffer{}
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
 }
 

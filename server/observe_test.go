@@ -1,12 +1,9 @@
 package server_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +18,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	pipelinev1 "github.com/pipeline-dev/pipeline/gen/go/pipeline/v1"
+	"github.com/pipeline-dev/pipeline/internal/logtest"
 	"github.com/pipeline-dev/pipeline/internal/telemetry"
 	"github.com/pipeline-dev/pipeline/server"
 )
@@ -98,41 +96,13 @@ pipeline_http_requests_total{code="200",method="GET",route="/metrics"} 1
 `), "pipeline_http_requests_total"))
 }
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-// lines returns the logged records with the given message.
-func (s *syncBuffer) lines(t *testing.T, msg string) []map[string]any {
-	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(s.buf.String()), "\n") {
-		var m map[string]any
-		require.NoError(t, json.Unmarshal([]byte(l), &m), l)
-		if m["msg"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 // A caller's traceparent is continued over gRPC and over REST (HTTP span -> the gateway's
 // client span -> the server span), and the call's log line carries the trace and the job.
 func TestTracesContinueTheCallersTraceOverGRPCAndREST(t *testing.T) {
 	t.Parallel()
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	b := setupDeps(t, func(d *server.Deps) {
 		d.TracerProvider = tp
 		d.Log = slog.New(telemetry.NewLogHandler(slog.NewJSONHandler(logs, nil)))
@@ -175,7 +145,7 @@ func TestTracesContinueTheCallersTraceOverGRPCAndREST(t *testing.T) {
 	parents := []trace.SpanID{server[0].Parent().SpanID(), server[1].Parent().SpanID()}
 	require.ElementsMatch(t, []trace.SpanID{callerSpan.SpanContext().SpanID(), clientSpans[0].SpanContext().SpanID()}, parents)
 
-	rpcLogs := logs.lines(t, "rpc")
+	rpcLogs := logs.Records(t, "rpc")
 	require.Len(t, rpcLogs, 2)
 	for _, l := range rpcLogs {
 		require.Equal(t, traceID.String(), l["trace_id"])

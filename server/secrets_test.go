@@ -1,11 +1,9 @@
 package server_test
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -14,30 +12,13 @@ import (
 
 	pipelinev1 "github.com/pipeline-dev/pipeline/gen/go/pipeline/v1"
 	"github.com/pipeline-dev/pipeline/internal/config"
+	"github.com/pipeline-dev/pipeline/internal/logtest"
 	"github.com/pipeline-dev/pipeline/server"
 )
 
-// logBuffer collects a text log from several goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // newLogBuffer is a logger at debug level, so nothing logged escapes the checks, and its output.
-func newLogBuffer() (*slog.Logger, *logBuffer) {
-	buf := &logBuffer{}
+func newLogBuffer() (*slog.Logger, *logtest.Buffer) {
+	buf := &logtest.Buffer{}
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
 }
 

@@ -1,12 +1,10 @@
 package queue
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +12,7 @@ import (
 	redisv8 "github.com/go-redis/redis/v8"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pipeline-dev/pipeline/internal/logtest"
 	"github.com/pipeline-dev/pipeline/internal/redistest"
 )
 
@@ -300,7 +299,7 @@ func TestFailedAckIsLogged(t *testing.T) {
 	ctx := t.Context()
 	stream, notStream := newStream(t, rdb, prefix), prefix+"not-a-stream"
 	require.NoError(t, rdb.Set(ctx, notStream, "x", time.Minute).Err())
-	var logged syncBuffer
+	var logged logtest.Buffer
 	c := newTaskqRedis(rdb, nil, slog.New(slog.NewTextHandler(&logged, nil)))
 	id, err := rdb.XAdd(ctx, &redisv8.XAddArgs{Stream: stream, Values: map[string]any{"i": 0}}).Result()
 	require.NoError(t, err)
@@ -319,24 +318,6 @@ func TestFailedAckIsLogged(t *testing.T) {
 	left, err := rdb.XLen(ctx, stream).Result()
 	require.NoError(t, err)
 	require.Zero(t, left, "the other acknowledgement went through")
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger's writes and the test's reads at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestReadTakesAMessageForEveryFreeSlot: a fetcher's read takes as many messages as the

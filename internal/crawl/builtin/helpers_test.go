@@ -15,6 +15,7 @@ import (
 
 	"github.com/pipeline-dev/pipeline/internal/crawl"
 	"github.com/pipeline-dev/pipeline/internal/crawl/builtin"
+	"github.com/pipeline-dev/pipeline/internal/logtest"
 )
 
 // server is an httptest server on 127.0.0.1 serving routes (404 elsewhere) and logging what
@@ -188,27 +189,9 @@ func runCrawl(t *testing.T, c *builtin.Crawler, start string, opts crawl.Options
 	return res
 }
 
-// logRecorder collects the crawler's log lines, to check why pages failed.
-type logRecorder struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *logRecorder) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logRecorder) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // recording sets cfg's logger to one that records every line.
-func recording(cfg builtin.Config) (builtin.Config, *logRecorder) {
-	rec := &logRecorder{}
+func recording(cfg builtin.Config) (builtin.Config, *logtest.Buffer) {
+	rec := &logtest.Buffer{}
 	cfg.Logger = slog.New(slog.NewTextHandler(rec, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	return cfg, rec
 }

@@ -1,7 +1,6 @@
 package embedded_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -14,12 +13,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipeline-dev/pipeline/internal/errs"
+	"github.com/pipeline-dev/pipeline/internal/logtest"
 	"github.com/pipeline-dev/pipeline/internal/vector"
 	"github.com/pipeline-dev/pipeline/internal/vector/embedded"
 	"github.com/pipeline-dev/pipeline/internal/vector/vectortest"
@@ -71,29 +70,12 @@ func TestPersistenceCompactingAlways(t *testing.T) {
 // bundle is one test's store in its own directory, with the log it writes.
 type bundle struct {
 	dir  string
-	logs *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+	logs *logtest.Buffer
 }
 
 func setup(t *testing.T) *bundle {
 	t.Helper()
-	return &bundle{dir: t.TempDir(), logs: &syncBuffer{}}
+	return &bundle{dir: t.TempDir(), logs: &logtest.Buffer{}}
 }
 
 // open opens the bundle's store; the test closes it, or t.Cleanup does.
