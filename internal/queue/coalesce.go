@@ -8,7 +8,7 @@ import "sync"
 // load, the slots' marker deletes and acknowledgements cost a round trip per group instead of
 // one each. T is a pointer to a call, in which send records its outcome. The groups are sent by
 // a goroutine that runs while calls are waiting, so a caller may go on while its call is under
-// way (start) or wait for it (do).
+// way, and wait for its outcome later or never.
 type coalescer[T any] struct {
 	send func(calls []T) // one round trip for all the calls; records each call's outcome
 
@@ -37,11 +37,6 @@ func (c *coalescer[T]) start(call T) <-chan struct{} {
 		go c.run(c.idle)
 	}
 	return sent
-}
-
-// do sends call, alone or with the calls waiting with it, and returns once its group is back.
-func (c *coalescer[T]) do(call T) {
-	<-c.start(call)
 }
 
 // run sends the waiting calls, a group per round trip, until none is left.

@@ -42,10 +42,10 @@ func TestCoalescerSendsTheCallsThatCameMeanwhileTogether(t *testing.T) {
 		calls[i] = &coalesced{n: i, group: -1}
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { c.do(calls[0]) })
+	wg.Go(func() { <-c.start(calls[0]) })
 	<-entered
 	for _, call := range calls[1:4] {
-		wg.Go(func() { c.do(call) })
+		wg.Go(func() { <-c.start(call) })
 	}
 	require.Eventually(t, func() bool {
 		c.mu.Lock()
@@ -54,7 +54,7 @@ func TestCoalescerSendsTheCallsThatCameMeanwhileTogether(t *testing.T) {
 	}, 5*time.Second, time.Millisecond, "the calls made meanwhile wait")
 	close(release)
 	wg.Wait()
-	c.do(calls[4])
+	<-c.start(calls[4])
 
 	require.Len(t, groups, 3)
 	require.Equal(t, []int{0}, groups[0], "a lone call goes at once")
