@@ -64,10 +64,19 @@ func init() {
 		Primary: Metric{Name: "drain jobs/s", Format: "%.0f"},
 		Summary: []Metric{{Name: "drain jobs/s", Format: "%.0f"}, {Name: "total jobs/s", Format: "%.0f"}},
 		Columns: []Metric{{Name: "drain jobs/s", Format: "%.0f"}, {Name: "insert jobs/s", Format: "%.0f"},
-			{Name: "total jobs/s", Format: "%.0f"}, {Name: "jobs", Format: "%.0f"}, {Name: "duplicates", Format: "%.0f"}},
+			{Name: "total jobs/s", Format: "%.0f"}, {Name: cpuPerJob, Format: "%.3f"}, {Name: pgCPUPerJob, Format: "%.3f"},
+			{Name: redisCPUPerJob, Format: "%.3f"}, {Name: "jobs", Format: "%.0f"}, {Name: "duplicates", Format: "%.0f"}},
 		Prepare: prepareDispatch,
 	})
 }
+
+// The drain's CPU per job: this process's (the consumer, and for the project the whole service
+// around it), and the machine's Postgres and Redis processes' (proccpu.go).
+const (
+	cpuPerJob      = "CPU ms/job"
+	pgCPUPerJob    = "PG CPU ms/job"
+	redisCPUPerJob = "Redis CPU ms/job"
+)
 
 // dispatcher is one queue under test at one worker count.
 type dispatcher struct {
@@ -167,8 +176,27 @@ func (d *dispatcher) run(ctx context.Context, n int) (Sample, error) {
 		return nil, err
 	}
 	inserted := time.Since(t0)
-	t1 := time.Now()
-	if err := d.drain(ctx, t); err != nil {
+	t1, cpu0 := time.Now(), readCPU()
+	// The CPU the drain used is read as its last job completes, before the consumer stops.
+	var cpu1 cpuReading
+	drainEnded, read := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(read)
+		select {
+		case <-t.full:
+		case <-drainEnded:
+			select {
+			case <-t.full: // both were ready: the drain is complete
+			default:
+				return
+			}
+		}
+		cpu1 = readCPU()
+	}()
+	err := d.drain(ctx, t)
+	close(drainEnded)
+	<-read
+	if err != nil {
 		return nil, err
 	}
 	if err := t.verify(); err != nil {
@@ -178,13 +206,15 @@ func (d *dispatcher) run(ctx context.Context, n int) (Sample, error) {
 	if err := d.check(ctx, n); err != nil {
 		return nil, err
 	}
-	return Sample{
+	sample := Sample{
 		"insert jobs/s": float64(n) / inserted.Seconds(),
 		"drain jobs/s":  float64(n) / drained.Seconds(),
 		"total jobs/s":  float64(n) / (inserted + drained).Seconds(),
 		"jobs":          float64(n),
 		"duplicates":    float64(t.dups.Load()),
-	}, nil
+	}
+	cpu0.perJob(cpu1, n, sample)
+	return sample, nil
 }
 
 func (d *dispatcher) subject(n int) *Subject {
@@ -257,6 +287,7 @@ func prepareDispatch(ctx context.Context, env *Env) (p *Prepared, err error) {
 			"insert jobs/s: all jobs inserted, one call per job, W callers; drain jobs/s: consumer start to the last completion (the issue's target); total jobs/s: jobs / (insert time + drain time)",
 			"project: jobs.Manager.Create (job row, one tiny document, its batch, the taskq message, as IngestDocuments does) through the real app (app.Build) on its own schema and Redis prefix; a consumer from internal/queue with the project's taskq settings claims each batch (ClaimBatch), does nothing and finishes it (FinishBatch: job COMPLETED) while its slot goes on to the next message, as the worker's last report does. Completion: FinishBatch returned the job COMPLETED; the check reads every job and batch back from Postgres (completed, claimed once)",
 			"taskq v3: the settings internal/queue uses (fixed pool of W, ReservationSize 1, BufferSize 1, one fetcher), own queue name; asynq: Concurrency W, own queue on Redis database 9; River: MaxWorkers W, FetchCooldown 1 ms (its minimum; the default 100 ms caps a drain at W jobs per 100 ms), its own schema (rivermigrate); River's completion is its completion event (sent after the row is written), taskq's and asynq's the handler's return",
+			"CPU ms/job, over the drain (its start to the last completion): this process's CPU time (the consumer; for the project also the service around it, as app.Build runs it) per job; PG and Redis CPU ms/job: the machine's Postgres processes' (every backend, the WAL writer, the checkpointer) and Redis's, from /proc in 10 ms ticks; asynq's Redis counts, as it is the same server",
 			"Postgres pools: the project's default (pgx: max(4, CPUs) connections) for both the project and River",
 		},
 		Close: closeAll,

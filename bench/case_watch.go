@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -547,20 +545,12 @@ func (c *tripCounter) backendCPU() time.Duration {
 		if err != nil {
 			return true // gone: the pool closed the connection
 		}
-		// Fields after the command (which is in parentheses and may hold spaces): state is
-		// the 3rd field, utime and stime the 14th and 15th, in clock ticks of 10 ms.
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) < 13 {
+		_, cpu, parsed := procStatCPU(b)
+		if !parsed {
 			ok = false
 			return false
 		}
-		u, err1 := strconv.ParseInt(f[11], 10, 64)
-		s, err2 := strconv.ParseInt(f[12], 10, 64)
-		if err1 != nil || err2 != nil {
-			ok = false
-			return false
-		}
-		total += time.Duration(u+s) * 10 * time.Millisecond
+		total += cpu
 		return true
 	})
 	if !ok {
