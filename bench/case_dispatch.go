@@ -647,6 +647,9 @@ type riverDispatch struct {
 
 func newRiverDispatch(ctx context.Context) (d *riverDispatch, err error) {
 	d = &riverDispatch{schema: "bench_river_" + uuid.NewString()[:8]}
+	if err := holdRunLock(ctx); err != nil {
+		return nil, err
+	}
 	admin, err := pgx.Connect(ctx, benchDatabaseURL())
 	if err != nil {
 		return nil, err

@@ -73,6 +73,9 @@ func startServerWith(ctx context.Context, dir string, adjust func(*config.Config
 		}
 	}()
 
+	if err := holdRunLock(ctx); err != nil {
+		return s, err
+	}
 	admin, err := pgx.Connect(ctx, benchDatabaseURL())
 	if err != nil {
 		return s, fmt.Errorf("connect to Postgres at %s: %w", benchDatabaseURL(), err)
