@@ -78,6 +78,8 @@ const (
 	redisCPUPerJob = "Redis CPU ms/job"
 )
 
+var dispatchCPUColumns = cpuColumns{self: cpuPerJob, postgres: pgCPUPerJob, redis: redisCPUPerJob}
+
 // dispatcher is one queue under test at one worker count.
 type dispatcher struct {
 	name    string
@@ -213,7 +215,7 @@ func (d *dispatcher) run(ctx context.Context, n int) (Sample, error) {
 		"jobs":          float64(n),
 		"duplicates":    float64(t.dups.Load()),
 	}
-	cpu0.perJob(cpu1, n, sample)
+	cpu0.per(cpu1, n, dispatchCPUColumns, sample)
 	return sample, nil
 }
 

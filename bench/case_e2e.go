@@ -57,11 +57,21 @@ func init() {
 		About:   "documents of ~5 KB through the API into the embedded store (hash embedder), 1 and 2 workers, vs the same stages in 1 and 2 pipelines without the service (ceiling)",
 		Primary: docsPerS,
 		Columns: []Metric{docsPerS, {Name: "chunks/s", Format: "%.0f"}, {Name: "CPU ms/doc", Format: "%.2f"},
+			{Name: e2ePGCPUPerDoc, Format: "%.2f"}, {Name: e2eRedisCPUPerDoc, Format: "%.2f"},
 			{Name: "PG stmts/doc", Format: "%.2f"}, {Name: "Redis cmds/doc", Format: "%.2f"},
 			{Name: "ingest docs/s", Format: "%.0f"}, {Name: "docs", Format: "%.0f"}, {Name: "chunks", Format: "%.0f"}},
 		Prepare: prepareE2E,
 	})
 }
+
+// The CPU the machine's Postgres and Redis processes used over a run, per document (proccpu.go);
+// this process's is "CPU ms/doc".
+const (
+	e2ePGCPUPerDoc    = "PG CPU ms/doc"
+	e2eRedisCPUPerDoc = "Redis CPU ms/doc"
+)
+
+var e2eServiceCPUColumns = cpuColumns{postgres: e2ePGCPUPerDoc, redis: e2eRedisCPUPerDoc}
 
 // counters counts what the service sends to Postgres and Redis.
 type counters struct {
@@ -220,7 +230,7 @@ func prepareE2E(ctx context.Context, env *Env) (p *Prepared, err error) {
 		Notes: []string{
 			"project: a real server in this process on its own Postgres schema and Redis prefix; documents go in over gRPC, each call one job of one batch; 1 or 2 worker instances (app.RunWorkers, as `pipeline dev`), one slot each; a run ends when every job is finished in Postgres",
 			fmt.Sprintf("ceiling: the same chunker, hash embedder and an embedded store of its own over documents held in memory (no API, queue or Postgres), in 1 or 2 pipelines that overlap the stages as the worker does: a first stage chunks and embeds a document while a second stores the ones ready before it (hand-off of %d, up to %d stored together, one upsert each made at once as one write group); the last row compares 2 workers with 1 (target 1.7)", e2eCeilingHandOff, e2eCeilingGroup),
-			"CPU ms/doc: the whole process's CPU time (server, workers and the ingesting client; not Postgres's or Redis's) per document; PG stmts/doc: statements of the service's pool (pgx tracer; BEGIN/COMMIT included); Redis cmds/doc: commands of the service's two Redis clients (go-redis hooks), idle polling included",
+			"CPU ms/doc: the whole process's CPU time (server, workers and the ingesting client; not Postgres's or Redis's) per document; PG and Redis CPU ms/doc: the machine's Postgres processes' and Redis's over the run (from /proc, 10 ms ticks; for the project they include the bench's own poll for the jobs' end, a count of the jobs every 10 ms), near 0 for the ceiling; PG stmts/doc: statements of the service's pool (pgx tracer; BEGIN/COMMIT included); Redis cmds/doc: commands of the service's two Redis clients (go-redis hooks), idle polling included",
 			"checked after every run: every job completed with no failed document, and the store holds exactly the chunker's number of chunks for every document",
 		},
 		Close: func() { _ = admin.Close(context.Background()); srv.Close() },
@@ -288,7 +298,7 @@ func (e *e2eRunner) runProject(ctx context.Context, workers int) (Sample, error)
 	stop := func() { stopWorkers(); wg.Wait() }
 	defer stop()
 
-	pg0, redis0, cpu0, kinds0 := e.cnt.pg.Load(), e.cnt.redis.Load(), cpuTime(), e.cnt.kindCounts()
+	pg0, redis0, cpu0, kinds0, services0 := e.cnt.pg.Load(), e.cnt.redis.Load(), cpuTime(), e.cnt.kindCounts(), readCPU()
 	t0 := time.Now()
 	jobIDs, err := e.ingest(ctx, content, sourceID)
 	if err != nil {
@@ -298,7 +308,7 @@ func (e *e2eRunner) runProject(ctx context.Context, workers int) (Sample, error)
 	if err := e.awaitJobs(ctx, len(jobIDs)); err != nil {
 		return nil, err
 	}
-	wall, cpu := time.Since(t0), cpuTime()-cpu0
+	wall, cpu, services := time.Since(t0), cpuTime()-cpu0, readCPU()
 	pg, redis := e.cnt.pg.Load()-pg0, e.cnt.redis.Load()-redis0
 	e.logKinds(workers, kinds0)
 	stop()
@@ -312,6 +322,7 @@ func (e *e2eRunner) runProject(ctx context.Context, workers int) (Sample, error)
 	}
 	s := e2eSample(len(e.docs), e.chunks, wall, cpu, pg, redis)
 	s["ingest docs/s"] = float64(len(e.docs)) / ingestWall.Seconds()
+	services0.per(services, len(e.docs), e2eServiceCPUColumns, s)
 	return s, nil
 }
 
@@ -479,7 +490,7 @@ func (e *e2eRunner) ceilingSubject(conc int, ch *chunk.Chunker, emb embed.Embedd
 		defer store.Close()
 		counts := make([]int, len(e.docs))
 		held := make([]string, len(e.docs)) // the in-memory document sink
-		cpu0 := cpuTime()
+		cpu0, services0 := cpuTime(), readCPU()
 		t0 := time.Now()
 		var next atomic.Int64
 		g, gctx := errgroup.WithContext(ctx)
@@ -506,7 +517,7 @@ func (e *e2eRunner) ceilingSubject(conc int, ch *chunk.Chunker, emb embed.Embedd
 		if err := g.Wait(); err != nil {
 			return nil, err
 		}
-		wall, cpu := time.Since(t0), cpuTime()-cpu0
+		wall, cpu, services := time.Since(t0), cpuTime()-cpu0, readCPU()
 		stored := 0
 		for i, d := range e.docs {
 			if counts[i] != d.chunks {
@@ -517,7 +528,9 @@ func (e *e2eRunner) ceilingSubject(conc int, ch *chunk.Chunker, emb embed.Embedd
 		if total, err := store.Count(ctx, vector.Filter{SourceIDs: []string{"ceiling"}}); err != nil || total != e.chunks || stored != e.chunks {
 			return nil, correctness("ceiling: %d chunks stored (%v), want %d", total, err, e.chunks)
 		}
-		return e2eSample(len(e.docs), e.chunks, wall, cpu, 0, 0), nil
+		sample := e2eSample(len(e.docs), e.chunks, wall, cpu, 0, 0)
+		services0.per(services, len(e.docs), e2eServiceCPUColumns, sample)
+		return sample, nil
 	}
 	return sub
 }

@@ -85,18 +85,27 @@ func readCPU() cpuReading {
 	return r
 }
 
-// perJob adds to sample the CPU milliseconds per job that this process, Postgres and Redis used
-// between two readings; the services' columns are left out when they could not be read, and
-// every column when a reading is missing.
-func (r cpuReading) perJob(later cpuReading, jobs int, sample Sample) {
-	if !r.taken || !later.taken || jobs <= 0 {
+// cpuColumns names the columns a reading difference fills: this process's, Postgres's and
+// Redis's CPU per unit of work; an empty name is left out.
+type cpuColumns struct{ self, postgres, redis string }
+
+// per adds to sample the CPU milliseconds per unit (n units: jobs, documents) that this process,
+// Postgres and Redis used between two readings; the services' columns are left out when they
+// could not be read, and every column when a reading is missing.
+func (r cpuReading) per(later cpuReading, n int, cols cpuColumns, sample Sample) {
+	if !r.taken || !later.taken || n <= 0 {
 		return
 	}
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 / float64(jobs) }
-	sample[cpuPerJob] = ms(later.self - r.self)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 / float64(n) }
+	set := func(name string, d time.Duration) {
+		if name != "" {
+			sample[name] = ms(d)
+		}
+	}
+	set(cols.self, later.self-r.self)
 	if r.services == nil || later.services == nil {
 		return
 	}
-	sample[pgCPUPerJob] = ms(later.services[postgresCommand] - r.services[postgresCommand])
-	sample[redisCPUPerJob] = ms(later.services[redisCommand] - r.services[redisCommand])
+	set(cols.postgres, later.services[postgresCommand]-r.services[postgresCommand])
+	set(cols.redis, later.services[redisCommand]-r.services[redisCommand])
 }

@@ -51,20 +51,24 @@ func TestCommandCPU(t *testing.T) {
 	require.False(t, ok)
 }
 
-// perJob divides the differences by the jobs, and leaves out what was not read.
-func TestCPUPerJob(t *testing.T) {
+// per divides the differences by the units, and leaves out what was not read or not named.
+func TestCPUPerUnit(t *testing.T) {
 	t.Parallel()
 	before := cpuReading{taken: true, self: time.Second, services: map[string]time.Duration{postgresCommand: 2 * time.Second, redisCommand: 0}}
 	after := cpuReading{taken: true, self: 3 * time.Second, services: map[string]time.Duration{postgresCommand: 3 * time.Second, redisCommand: 500 * time.Millisecond}}
 	s := Sample{}
-	before.perJob(after, 1000, s)
+	before.per(after, 1000, dispatchCPUColumns, s)
 	require.Equal(t, Sample{cpuPerJob: 2, pgCPUPerJob: 1, redisCPUPerJob: 0.5}, s)
 
 	s = Sample{}
-	before.perJob(cpuReading{taken: true, self: 2 * time.Second}, 1000, s)
+	before.per(cpuReading{taken: true, self: 2 * time.Second}, 1000, dispatchCPUColumns, s)
 	require.Equal(t, Sample{cpuPerJob: 1}, s)
 
 	s = Sample{}
-	before.perJob(cpuReading{}, 1000, s)
+	before.per(cpuReading{}, 1000, dispatchCPUColumns, s)
 	require.Empty(t, s)
+
+	s = Sample{}
+	before.per(after, 1000, cpuColumns{postgres: e2ePGCPUPerDoc}, s)
+	require.Equal(t, Sample{e2ePGCPUPerDoc: 1}, s)
 }
