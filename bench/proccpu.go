@@ -63,7 +63,7 @@ func commandCPU(root string, names ...string) (map[string]time.Duration, bool) {
 	return want, true
 }
 
-// Command names of the services whose CPU the dispatch case reports.
+// Command names of the services whose CPU the dispatch and end-to-end cases report.
 const (
 	postgresCommand = "postgres"
 	redisCommand    = "redis-server"
