@@ -456,6 +456,13 @@ func vacuum(ctx context.Context, pool *pgxpool.Pool, tables string) error {
 }
 
 func deleteKeys(ctx context.Context, rdb redis.UniversalClient, pattern string) error {
+	_, err := countDeleteKeys(ctx, rdb, pattern)
+	return err
+}
+
+// countDeleteKeys deletes the keys matching pattern, a thousand at a time, and says how many it
+// deleted.
+func countDeleteKeys(ctx context.Context, rdb redis.UniversalClient, pattern string) (n int, err error) {
 	iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
 	var batch []string
 	flush := func() error {
@@ -463,20 +470,23 @@ func deleteKeys(ctx context.Context, rdb redis.UniversalClient, pattern string) 
 			return nil
 		}
 		err := rdb.Unlink(ctx, batch...).Err()
+		if err == nil {
+			n += len(batch)
+		}
 		batch = batch[:0]
 		return err
 	}
 	for iter.Next(ctx) {
 		if batch = append(batch, iter.Val()); len(batch) == 1000 {
 			if err := flush(); err != nil {
-				return err
+				return n, err
 			}
 		}
 	}
 	if err := iter.Err(); err != nil {
-		return err
+		return n, err
 	}
-	return flush()
+	return n, flush()
 }
 
 // --- taskq ---

@@ -141,16 +141,9 @@ const asynqQueues = "asynq:queues"
 
 // sweepKeys deletes the keys matching pattern and says how many there were.
 func sweepKeys(ctx context.Context, rdb *redis.Client, pattern string, logf func(string, ...any)) error {
-	n := 0
-	iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
-	for iter.Next(ctx) {
-		if err := rdb.Unlink(ctx, iter.Val()).Err(); err != nil {
-			return err
-		}
-		n++
-	}
+	n, err := countDeleteKeys(ctx, rdb, pattern)
 	if n > 0 {
 		logf("deleted %d Redis keys matching %s, left by an earlier run", n, pattern)
 	}
-	return iter.Err()
+	return err
 }
