@@ -173,11 +173,7 @@ func (s *liveServer) deleteKeys() {
 	defer cancel()
 	var errs []error
 	for _, pattern := range []string{s.Prefix + "*", "taskq:{" + s.Prefix + "*"} {
-		iter := s.Redis.Scan(ctx, 0, pattern, 1000).Iterator()
-		for iter.Next(ctx) {
-			errs = append(errs, s.Redis.Del(ctx, iter.Val()).Err())
-		}
-		errs = append(errs, iter.Err())
+		errs = append(errs, deleteKeys(ctx, s.Redis, pattern))
 	}
 	if err := errors.Join(errs...); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: delete keys of %s: %v\n", s.Prefix, err)
