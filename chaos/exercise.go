@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -95,7 +96,14 @@ func (h *harness) exercise(ctx context.Context) (*report, error) {
 
 	faults := h.injectFaults(runCtx, m, rand.New(rand.NewPCG(h.opts.seed, 11)))
 
-	<-ingestDone
+	select {
+	case <-ingestDone:
+	case err := <-faults.fatal:
+		stopRun()
+		<-ingestDone
+		wg.Wait()
+		return nil, err
+	}
 	c.mu.Lock()
 	ingestErr := c.err
 	c.mu.Unlock()
@@ -118,6 +126,13 @@ func (h *harness) exercise(ctx context.Context) (*report, error) {
 			stopRun()
 			wg.Wait()
 			return nil, ctx.Err()
+		}
+		select {
+		case err := <-faults.fatal:
+			stopRun()
+			wg.Wait()
+			return nil, err
+		default:
 		}
 		m.mu.Lock()
 		var last sample
@@ -365,7 +380,14 @@ type faultLog struct {
 	skippedKinds map[string]bool
 	// requeues: when each hit batch was seen enqueued again (by trackClaims).
 	requeues map[string][]time.Time
+	// fatal gets the error of a fault that could not bring back what it stopped (the server,
+	// a worker, Redis or Postgres). The run cannot go on then, and the fault plan ends.
+	fatal chan error
 }
+
+// errRestart marks a fault's failure to start again what it stopped: a problem of the harness
+// or the machine (a port taken, a binary gone), not of the service, which ends the run at once.
+var errRestart = errors.New("could not start again what the fault stopped")
 
 func faultsDone(f *faultLog) bool {
 	select {
@@ -442,7 +464,7 @@ func (h *harness) plan() []plannedFault {
 }
 
 func (h *harness) injectFaults(ctx context.Context, m *monitor, rng *rand.Rand) *faultLog {
-	fl := &faultLog{done: make(chan struct{}), skippedKinds: map[string]bool{}, requeues: map[string][]time.Time{}}
+	fl := &faultLog{done: make(chan struct{}), skippedKinds: map[string]bool{}, requeues: map[string][]time.Time{}, fatal: make(chan error, 1)}
 	go h.trackClaims(ctx, fl)
 	go func() {
 		defer close(fl.done)
@@ -459,6 +481,10 @@ func (h *harness) injectFaults(ctx context.Context, m *monitor, rng *rand.Rand) 
 			rec := &faultRec{Kind: pf.kind, At: time.Now(), active: active}
 			if err := h.inject(ctx, pf.kind, i, rec, rng); err != nil {
 				if ctx.Err() != nil {
+					return
+				}
+				if errors.Is(err, errRestart) {
+					fl.fatal <- fmt.Errorf("fault %s: %w", pf.kind, err)
 					return
 				}
 				rec.Detail += " ERROR: " + err.Error()
@@ -508,7 +534,7 @@ func (h *harness) inject(ctx context.Context, kind string, i int, rec *faultRec,
 		time.Sleep(time.Second)
 		nw, err := h.startWorker()
 		if err != nil {
-			return err
+			return fmt.Errorf("%w: %w", errRestart, err)
 		}
 		rec.Detail = fmt.Sprintf("kill -9 %s (pid %d) while it held %d running batch(es); started %s", w.name, w.cmd.Process.Pid, running, nw.name)
 	case faultKillServer:
@@ -518,7 +544,7 @@ func (h *harness) inject(ctx context.Context, kind string, i int, rec *faultRec,
 		s.kill9()
 		time.Sleep(2 * time.Second)
 		if err := h.startServer(ctx); err != nil {
-			return err
+			return fmt.Errorf("%w: %w", errRestart, err)
 		}
 		h.mu.Lock()
 		rec.Detail = fmt.Sprintf("kill -9 %s (pid %d), restarted as server-%d after 2s", s.name, s.cmd.Process.Pid, h.serverStart)
@@ -543,9 +569,12 @@ func (h *harness) inject(ctx context.Context, kind string, i int, rec *faultRec,
 		}
 		t0 := time.Now()
 		before, after, err := h.redis.restart(ctx, 2*time.Second)
+		if err != nil {
+			return fmt.Errorf("%w: redis-server: %w", errRestart, err)
+		}
 		rec.Detail = fmt.Sprintf("redis-server stopped (SIGTERM: append-only file written), down 2s, restarted as %s: %d keys before, %d after; %.1fs in all",
 			h.redis.p.name, before, after, time.Since(t0).Seconds())
-		return err
+		return nil
 	case faultFlushAll:
 		if h.redis == nil {
 			n, err := h.deleteRedisKeys(ctx)
@@ -563,9 +592,12 @@ func (h *harness) inject(ctx context.Context, kind string, i int, rec *faultRec,
 		}
 		t0 := time.Now()
 		oldPID, newPID, err := h.pg.restartImmediate(ctx)
+		if err != nil {
+			return fmt.Errorf("%w: Postgres: %w", errRestart, err)
+		}
 		rec.Detail = fmt.Sprintf("pg_ctl restart -m immediate (no checkpoint, WAL replayed on start): postmaster %d -> %d, %.1fs until it accepted connections",
 			oldPID, newPID, time.Since(t0).Seconds())
-		return err
+		return nil
 	default:
 		return fmt.Errorf("unknown fault %q", kind)
 	}

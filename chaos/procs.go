@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -154,14 +156,57 @@ func tail(path string, n int) []string {
 	return lines
 }
 
-// freePort returns a loopback address with a port nobody listens on right now.
+// freePort returns a loopback address with a port nobody uses right now, taken from below the
+// kernel's ephemeral range. The harness restarts the server, Redis and Postgres on the ports they
+// first had. A port from the ephemeral range can meanwhile become the local end of some outgoing
+// connection (a worker's to Postgres, say), and the restart then fails with "address already in
+// use"; the kernel never hands out a port below that range on its own.
 func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	low, err := ephemeralLow()
 	if err != nil {
 		return "", err
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	const first = 10000 // below this live the well-known services' ports
+	if low-first < 1000 {
+		return "", fmt.Errorf("the ephemeral port range starts at %d, leaving too few ports below it (from %d) for the harness's listeners", low, first)
+	}
+	var last error
+	for range 100 {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", first+rand.IntN(low-first)))
+		if err != nil {
+			last = err
+			continue
+		}
+		addr := l.Addr().String()
+		if err := l.Close(); err != nil {
+			return "", err
+		}
+		return addr, nil
+	}
+	return "", fmt.Errorf("no free port below %d after 100 tries: %w", low, last)
+}
+
+// ephemeralLow is the first port of the range the kernel picks outgoing connections' ports from.
+func ephemeralLow() (int, error) {
+	const path = "/proc/sys/net/ipv4/ip_local_port_range"
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("read the ephemeral port range: %w", err)
+	}
+	return parsePortRangeLow(string(b))
+}
+
+// parsePortRangeLow reads the first port of ip_local_port_range's "low<whitespace>high".
+func parsePortRangeLow(s string) (int, error) {
+	f := strings.Fields(s)
+	if len(f) != 2 {
+		return 0, fmt.Errorf("ip_local_port_range %q: want two ports", s)
+	}
+	low, err := strconv.Atoi(f[0])
+	if err != nil || low < 1 || low > 65535 {
+		return 0, fmt.Errorf("ip_local_port_range %q: bad first port", s)
+	}
+	return low, nil
 }
 
 // moduleRoot is the directory of the go.mod the harness runs in.
