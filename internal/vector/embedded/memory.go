@@ -11,15 +11,17 @@ import (
 	"github.com/pipeline-dev/pipeline/internal/vector"
 )
 
-// memory is the live data: records in slots, their unit vectors side by side in one slice so a
+// memory is the live data: records in slots, their unit vectors side by side in blocks so a
 // search is a straight scan, and slot sets per document and per source for filters and deletes.
 // Slots stay dense: a removal moves the last slot into the hole.
 //
 // memory does no locking; Store holds mu (and writeMu for writes) around every call.
 type memory struct {
-	dim      int
-	vecs     []float32       // slot i is vecs[i*dim : (i+1)*dim]
-	recs     []vector.Record // Vector nil; the vector lives in vecs
+	dim int
+	// blocks hold the vectors, blockSlots to a block: slot i is at (i%blockSlots)*dim in
+	// blocks[i/blockSlots]. Every block is allocated whole, and only the last may be partly used.
+	blocks   [][]float32
+	recs     []vector.Record // Vector nil; the vector lives in blocks
 	sizes    []int64         // encoded size of each record, for the compaction threshold
 	byID     map[string]int
 	byDoc    slotIndex
@@ -57,7 +59,16 @@ func newMemory(dim int) *memory {
 
 func (m *memory) len() int { return len(m.recs) }
 
-func (m *memory) vec(slot int) []float32 { return m.vecs[slot*m.dim : (slot+1)*m.dim : (slot+1)*m.dim] }
+// blockSlots is how many vectors a block holds. Fixed blocks, not one slice of them all: adding a
+// vector never copies the others. One slice grew by copying itself whole (by a quarter each
+// time, once large), so a growing store moved about four times its vectors' bytes, and held the
+// old and the new array at once while it did (and the write lock, which searches wait for).
+const blockSlots = 1024
+
+func (m *memory) vec(slot int) []float32 {
+	o := (slot % blockSlots) * m.dim
+	return m.blocks[slot/blockSlots][o : o+m.dim : o+m.dim]
+}
 
 // upsert stores r, whose vector must already be validated and normalised.
 func (m *memory) upsert(r vector.Record) {
@@ -81,8 +92,11 @@ func (m *memory) upsert(r vector.Record) {
 		return
 	}
 	slot := len(m.recs)
+	if slot%blockSlots == 0 {
+		m.blocks = append(m.blocks, make([]float32, blockSlots*m.dim))
+	}
+	copy(m.vec(slot), vec)
 	m.recs = append(m.recs, r)
-	m.vecs = append(m.vecs, vec...)
 	m.sizes = append(m.sizes, size)
 	m.live += size
 	m.byID[r.ID] = slot
@@ -141,7 +155,10 @@ func (m *memory) remove(slot int) {
 	m.recs[last] = vector.Record{} // let the strings go
 	m.recs = m.recs[:last]
 	m.sizes = m.sizes[:last]
-	m.vecs = m.vecs[:last*m.dim]
+	if last%blockSlots == 0 { // the last block is empty now
+		m.blocks[len(m.blocks)-1] = nil
+		m.blocks = m.blocks[:len(m.blocks)-1]
+	}
 }
 
 // candidates returns the slots a filter allows, or all=true when it allows everything (then a
@@ -258,13 +275,17 @@ func (m *memory) search(ctx context.Context, q []float32, k int, f vector.Filter
 
 func (m *memory) scan(ctx context.Context, q []float32, from, to int, top *topK) error {
 	dim := m.dim
-	for slot := from; slot < to; slot++ {
-		if slot%ctxCheckRows == ctxCheckRows-1 {
-			if err := ctx.Err(); err != nil {
-				return err
+	for slot := from; slot < to; {
+		block := m.blocks[slot/blockSlots]
+		end := min(to, (slot/blockSlots+1)*blockSlots)
+		for o := (slot % blockSlots) * dim; slot < end; slot, o = slot+1, o+dim {
+			if slot%ctxCheckRows == ctxCheckRows-1 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
 			}
+			top.offer(dot(q, block[o:o+dim:o+dim]), slot)
 		}
-		top.offer(dot(q, m.vecs[slot*dim:(slot+1)*dim]), slot)
 	}
 	return nil
 }
