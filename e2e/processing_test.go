@@ -237,17 +237,21 @@ func TestCancelMidJobWithoutNotice(t *testing.T) {
 	require.Zero(t, b.embedder.callsOf(fmt.Sprintf("marker%03d", docs-1)), "the last document never starts")
 }
 
-// holdingStore is a vector store whose upserts wait until release is closed.
+// holdingStore is a vector store whose upserts wait until release is closed: all of them, or
+// with holds set, those it says yes to.
 type holdingStore struct {
 	vector.Store
 	release chan struct{}
+	holds   func(records []vector.Record) bool
 }
 
 func (s *holdingStore) Upsert(ctx context.Context, records []vector.Record) error {
-	select {
-	case <-s.release:
-	case <-ctx.Done():
-		return ctx.Err()
+	if s.holds == nil || s.holds(records) {
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	return s.Store.Upsert(ctx, records)
 }

@@ -95,8 +95,11 @@ type Worker struct {
 	untrack     func()
 	// ends stops the batches of a job that ends under them (ListenForEnds).
 	ends jobEnds
-	// lastReports are the finished batches' last reports under way (lastReport).
-	lastReports *inFlight
+	// background counts the batches whose second stage and last report, or last report only, go
+	// on after their slot took the next one (batchRun.do); finishing is held by the one batch at
+	// a time whose second stage does.
+	background *inFlight
+	finishing  chan struct{}
 }
 
 // DefaultID is host-pid-random, unique per process.
@@ -118,7 +121,8 @@ func New(cfg Config, deps Deps) *Worker {
 		log:         cfg.Logger.With("worker_id", cfg.ID),
 		fingerprint: Fingerprint(deps.Chunker, deps.Embedder),
 		tracer:      newTracer(cfg.TracerProvider),
-		lastReports: newInFlight(),
+		background:  newInFlight(),
+		finishing:   make(chan struct{}, 1),
 	}
 	w.trackSlots()
 	return w
@@ -133,7 +137,8 @@ func Fingerprint(c *chunk.Chunker, e embed.Embedder) string {
 	return c.Fingerprint() + "|" + e.Fingerprint()
 }
 
-// HandleBatch is the queue handler. It returns nil when the batch is handled or needs no
+// HandleBatch is the queue handler. It returns nil when the batch is handled (its documents
+// chunked and embedded; the rest goes on in the background, see batchRun.do) or needs no
 // handling (done, claimed by a live worker, job finished or deleted), and an error only when it
 // could not even claim (Postgres away): the queue then delivers the message again later.
 func (w *Worker) HandleBatch(ctx context.Context, batchID uuid.UUID) error {
@@ -167,7 +172,7 @@ type batchRun struct {
 
 	rep *reporter
 	// ended tells the worker's Activity that the batch is no longer in hand: when do returns,
-	// or once its last report is sent (lastReport).
+	// or once what do left to the background is over.
 	ended func()
 }
 
@@ -175,20 +180,24 @@ func (r *batchRun) do(ctx context.Context) error {
 	w := r.w
 	// Work stops when the server says so (cancelled, lease lost) or the worker shuts down.
 	workCtx, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
-	defer w.ends.watch(r.b.JobID, stop)()
+	unwatch := w.ends.watch(r.b.JobID, stop)
 	r.rep = newReporter(w, r.b, stop)
-	inBackground := false // the last report was handed to lastReport, which closes the reporter
-	defer func() {
-		if !inBackground {
-			r.rep.close()
-			r.ended()
-		}
-	}()
-
 	hbDone := make(chan struct{})
 	go func() { defer close(hbDone); r.rep.heartbeat(workCtx, w.cfg.Lease/3) }()
-	defer func() { stop(nil); <-hbDone }()
+	stopHeartbeat := func() { stop(nil); <-hbDone }
+	// release lets go of what the batch holds: when do returns, or once the background is done.
+	release := func() {
+		stopHeartbeat()
+		r.rep.close()
+		r.ended()
+		unwatch()
+	}
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			release()
+		}
+	}()
 
 	// A batch claimed for the first time has no results yet: only a later claim (its worker
 	// died or handed it back) reads which documents are done, sparing a statement per batch on
@@ -258,38 +267,68 @@ func (r *batchRun) do(ctx context.Context) error {
 		tasks <- t
 	}
 	close(tasks)
-	<-committed
-	<-loadsDone // it took every group, or the work was stopped
-	if cause := context.Cause(workCtx); cause != nil {
-		if ctx.Err() != nil {
-			// The worker is shutting down: report what is done and hand the batch back.
-			return r.giveBack(ctx, cause)
+	// The first stage is done. The slot takes its next batch while the second stage stores and
+	// reports what is left of this one and sends the last report, all in the background
+	// (docs/decisions/0035): one batch of the worker's at a time, so that the stages of a slot
+	// overlap across its batches without more batches in hand than slots otherwise. With another
+	// batch finishing so, this one finishes here (a slot never waits for another batch), and only
+	// its last report goes in the background (docs/decisions/0030).
+	select {
+	case w.finishing <- struct{}{}:
+		handedOff = true
+		w.background.start()
+		go func() {
+			defer w.background.done()
+			defer func() { <-w.finishing }()
+			defer release()
+			if r.settle(ctx, workCtx, committed, loadsDone) {
+				stopHeartbeat()
+				r.lastReport(ctx)
+			}
+		}()
+	default:
+		if !r.settle(ctx, workCtx, committed, loadsDone) {
+			return nil
 		}
-		r.log.InfoContext(ctx, "batch stopped", "reason", cause)
-		r.rep.flush(context.WithoutCancel(ctx), false)
-		return nil
+		stopHeartbeat()
+		handedOff = true
+		w.background.start()
+		go func() {
+			defer w.background.done()
+			defer release()
+			r.lastReport(ctx)
+		}()
 	}
-	// The heartbeat stops first, so that it sends nothing after the last report.
-	stop(nil)
-	<-hbDone
-	inBackground = true
-	w.lastReports.start()
-	go func() {
-		defer w.lastReports.done()
-		r.lastReport(ctx)
-	}()
 	return nil
 }
 
+// settle waits for a batch's second stage, and says whether the batch is to be reported done.
+// Stopped by the worker's shutdown, the batch is handed back; stopped by the server (cancel,
+// lease lost), what is done is reported.
+func (r *batchRun) settle(ctx, workCtx context.Context, committed, loadsDone <-chan struct{}) (done bool) {
+	<-committed
+	<-loadsDone // it took every group, or the work was stopped
+	cause := context.Cause(workCtx)
+	switch {
+	case cause == nil:
+		return true
+	case ctx.Err() != nil:
+		// The worker is shutting down: report what is done and hand the batch back.
+		_ = r.giveBack(ctx, cause)
+	default:
+		r.log.InfoContext(ctx, "batch stopped", "reason", cause)
+		_ = r.rep.flush(context.WithoutCancel(ctx), false)
+	}
+	return false
+}
+
 // lastReport sends a finished batch's last results and marks it done (the server then finishes
-// it, and its job when it was the last), in the background: the slot that worked on the batch
-// takes its next one meanwhile, rather than wait a report and a finish, two transactions, each
-// time (docs/decisions/0030). A worker stopping waits for it (WaitReports). It has the lease's
-// length to get through; after that the lease has run out anyway, and the batch goes to another
-// worker, which finds the results reported so far.
+// it, and its job when it was the last), once its heartbeat stopped, so that the heartbeat sends
+// nothing after it. It runs in the background: the slot has taken its next batch meanwhile, and a
+// worker stopping waits for it (WaitBatches). It has the lease's length to get through; after
+// that the lease has run out anyway, and the batch goes to another worker, which finds the
+// results reported so far.
 func (r *batchRun) lastReport(ctx context.Context) {
-	defer r.ended()
-	defer r.rep.close()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.w.cfg.Lease)
 	defer cancel()
 	if err := r.rep.flush(ctx, true); err != nil {
@@ -297,18 +336,19 @@ func (r *batchRun) lastReport(ctx context.Context) {
 	}
 }
 
-// WaitReports returns once the last reports of the batches the worker finished are sent (or
-// failed), or when ctx ends. A worker's process waits for it after its consumer stopped, so
-// that no finished batch waits for its lease to run out.
-func (w *Worker) WaitReports(ctx context.Context) error {
-	w.lastReports.mu.Lock()
-	idle := w.lastReports.idle
-	w.lastReports.mu.Unlock()
+// WaitBatches returns once the batches the worker's slots handed to the background are over
+// (their second stage, then their last report sent or failed), or when ctx ends. A worker's
+// process waits for it after its consumer stopped, so that no batch waits for its lease to run
+// out.
+func (w *Worker) WaitBatches(ctx context.Context) error {
+	w.background.mu.Lock()
+	idle := w.background.idle
+	w.background.mu.Unlock()
 	select {
 	case <-idle:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("worker: last reports still under way: %w", ctx.Err())
+		return fmt.Errorf("worker: batches still finishing: %w", ctx.Err())
 	}
 }
 

@@ -361,11 +361,12 @@ func (a *App) RunWorkers(ctx context.Context, serverAddr, apiKey string) error {
 	}
 	a.Log.Info("worker started", "worker_id", w.ID(), "concurrency", a.totalSlots(), "express_slots", a.totalSlots()-a.queueConfig().Workers, "server", serverAddr)
 	err = a.consume(ctx, q, w)
-	// The last reports of finished batches go in the background; they are sent before the
-	// connection to the server closes, within the same shutdown timeout.
+	// Batches finish in the background (their second stage and last report) while their slots
+	// take the next ones; they end before the connection to the server closes, within the same
+	// shutdown timeout.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.Cfg.ShutdownTimeout)
 	defer cancel()
-	if werr := w.WaitReports(wctx); werr != nil {
+	if werr := w.WaitBatches(wctx); werr != nil {
 		a.Log.Warn("stopping with finished batches unreported; their leases will expire and other workers will finish them", "err", werr)
 	}
 	return err
