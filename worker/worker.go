@@ -176,6 +176,8 @@ type batchRun struct {
 	ended func()
 }
 
+// do works on the claimed batch: its first stage here, its second stage beside it (commitLoop),
+// and what is left once the first stage is done in the background or here (see the end).
 func (r *batchRun) do(ctx context.Context) error {
 	w := r.w
 	// Work stops when the server says so (cancelled, lease lost) or the worker shuts down.
@@ -336,8 +338,8 @@ func (r *batchRun) lastReport(ctx context.Context) {
 	}
 }
 
-// WaitBatches returns once the batches the worker's slots handed to the background are over
-// (their second stage, then their last report sent or failed), or when ctx ends. A worker's
+// WaitBatches returns once what the worker's batches left to the background is over (a second
+// stage and a last report, or a last report; each report sent or failed), or when ctx ends. A worker's
 // process waits for it after its consumer stopped, so that no batch waits for its lease to run
 // out.
 func (w *Worker) WaitBatches(ctx context.Context) error {
