@@ -275,32 +275,30 @@ func (r *batchRun) do(ctx context.Context) error {
 	// overlap across its batches without more batches in hand than slots otherwise. With another
 	// batch finishing so, this one finishes here (a slot never waits for another batch), and only
 	// its last report goes in the background (docs/decisions/0030).
+	whole := false // the second stage goes to the background too, not only the last report
 	select {
 	case w.finishing <- struct{}{}:
-		handedOff = true
-		w.background.start()
-		go func() {
-			defer w.background.done()
-			defer func() { <-w.finishing }()
-			defer release()
-			if r.settle(ctx, workCtx, committed, loadsDone) {
-				stopHeartbeat()
-				r.lastReport(ctx)
-			}
-		}()
+		whole = true
 	default:
 		if !r.settle(ctx, workCtx, committed, loadsDone) {
 			return nil
 		}
-		stopHeartbeat()
-		handedOff = true
-		w.background.start()
-		go func() {
-			defer w.background.done()
-			defer release()
-			r.lastReport(ctx)
-		}()
 	}
+	handedOff = true
+	w.background.start()
+	go func() {
+		defer w.background.done()
+		defer release()
+		if whole {
+			done := r.settle(ctx, workCtx, committed, loadsDone)
+			<-w.finishing
+			if !done {
+				return
+			}
+		}
+		stopHeartbeat()
+		r.lastReport(ctx)
+	}()
 	return nil
 }
 
@@ -339,9 +337,9 @@ func (r *batchRun) lastReport(ctx context.Context) {
 }
 
 // WaitBatches returns once what the worker's batches left to the background is over (a second
-// stage and a last report, or a last report; each report sent or failed), or when ctx ends. A worker's
-// process waits for it after its consumer stopped, so that no batch waits for its lease to run
-// out.
+// stage and a last report, or a last report; each report sent or failed), or when ctx ends. A
+// worker's process waits for it after its consumer stopped, so that no batch waits for its lease
+// to run out.
 func (w *Worker) WaitBatches(ctx context.Context) error {
 	w.background.mu.Lock()
 	idle := w.background.idle
