@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/pipeline-dev/pipeline/internal/db"
 	"github.com/pipeline-dev/pipeline/internal/errs"
 	"github.com/pipeline-dev/pipeline/internal/pagetoken"
 )
@@ -200,7 +201,7 @@ func (s *PgStore) UpsertDocuments(ctx context.Context, p *UpsertDocumentsParams)
 			ids[k], uris[k], titles[k], types[k] = pgUUID(id), d.URI, d.Title, string(d.ContentType)
 			contents[k], hashes[k], sizes[k], metadata[k] = d.Content, d.hash, d.size, string(md)
 		}
-		rows, err := tx.Query(ctx, qUpsertDocuments, pgUUID(sid), ids, uris, titles, types, contents, hashes, sizes, metadata)
+		rows, err := tx.Query(ctx, qUpsertDocuments, pgUUID(sid), ids, uris, titles, types, hashes, sizes, metadata, db.Texts(contents))
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package content
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"runtime"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -207,4 +208,22 @@ func FuzzValidateDocument(f *testing.F) {
 		require.EqualValues(t, len(content), d.size)
 		require.Equal(t, content, d.Content)
 	})
+}
+
+// contentHash is the hex SHA-256 of the content's bytes, and does not copy them to get it.
+// Not parallel: it counts the process's allocations.
+func TestContentHashDoesNotCopyTheContent(t *testing.T) {
+	big := strings.Repeat("word ", 200_000)
+	for _, s := range []string{"", "a", "ünïcödé\n", big} {
+		sum := sha256.Sum256([]byte(s))
+		require.Equal(t, hex.EncodeToString(sum[:]), contentHash(s))
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 10 {
+		_ = contentHash(big)
+	}
+	runtime.ReadMemStats(&after)
+	// The hex digest is all it allocates; a copy of the content would be a megabyte a call.
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(10*1024))
 }
