@@ -30,8 +30,10 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 }
 
 // OpenConfig is Open for a parsed config, for callers that adjust it (tests set search_path).
-// Every connection of the pool knows this package's argument types (Texts).
+// Every connection of the pool knows this package's argument types (Texts); cfg itself is left
+// as it is.
 func OpenConfig(ctx context.Context, cfg *pgxpool.Config) (*pgxpool.Pool, error) {
+	cfg = cfg.Copy()
 	after := cfg.AfterConnect
 	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
 		registerTypes(conn.TypeMap())

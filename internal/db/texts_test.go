@@ -66,3 +66,16 @@ func TestTextsEncodeGrowsTheBufferOnce(t *testing.T) {
 	require.Greater(t, plain, 2.0, "a []string allocates its bytes several times over")
 	require.Less(t, sized, 1.1, "a Texts allocates them about once ([]string: %.2f times)", plain)
 }
+
+// Where the plan is not registered (a pool opened without OpenConfig), a Texts is encoded as
+// the []string it is.
+func TestTextsWithoutTheRegisteredPlan(t *testing.T) {
+	t.Parallel()
+	m := pgtype.NewMap()
+	in := []string{"a", "", "ünïcödé"}
+	want, err := m.Encode(pgtype.TextArrayOID, pgtype.BinaryFormatCode, in, nil)
+	require.NoError(t, err)
+	got, err := m.Encode(pgtype.TextArrayOID, pgtype.BinaryFormatCode, db.Texts(in), nil)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+}
