@@ -24,6 +24,7 @@ import (
 	"github.com/milvus-io/milvus-proto/go-api/v2/schemapb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -88,7 +89,11 @@ func Start(opts ...Option) (*Server, error) {
 	for _, o := range opts {
 		o(s)
 	}
-	s.grpc = grpc.NewServer(grpc.ChainUnaryInterceptor(s.intercept), grpc.MaxRecvMsgSize(maxRecvMsgSize))
+	s.grpc = grpc.NewServer(grpc.ChainUnaryInterceptor(s.intercept), grpc.MaxRecvMsgSize(maxRecvMsgSize),
+		// As a Milvus proxy does: the SDK pings an idle connection every few seconds, and the
+		// gRPC default (one ping in 5 minutes, none without a call under way) answered the
+		// second ping with a GOAWAY ("too_many_pings") and a logged error, every half minute.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}))
 	milvuspb.RegisterMilvusServiceServer(s.grpc, s)
 	go func() { _ = s.grpc.Serve(lis) }()
 	return s, nil
