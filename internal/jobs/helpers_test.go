@@ -190,7 +190,11 @@ func (e *fakeEnqueuer) EnqueueBatch(_ context.Context, b *jobs.Batch, n int) (st
 	if e.err != nil {
 		return "", e.err
 	}
-	return fmt.Sprintf("msg-%s-%d", b.ID, n), nil
+	return e.MessageID(b.ID, n), nil
+}
+
+func (e *fakeEnqueuer) MessageID(batchID uuid.UUID, n int) string {
+	return fmt.Sprintf("msg-%s-%d", batchID, n)
 }
 
 func (e *fakeEnqueuer) batches() []*jobs.Batch {

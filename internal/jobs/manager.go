@@ -20,6 +20,9 @@ import (
 // earlier one (a re-enqueue after a lost message is deliberate).
 type Enqueuer interface {
 	EnqueueBatch(ctx context.Context, b *Batch, n int) (messageID string, err error)
+	// MessageID is the id EnqueueBatch gives message n of a batch: a new job's batches are
+	// stored with their first message already named, before it is sent (decision 0036).
+	MessageID(batchID uuid.UUID, n int) string
 }
 
 // Notifier is told about every committed change of a job, once per version. Events are hints
@@ -205,16 +208,26 @@ func (m *Manager) create(ctx context.Context, p CreateParams, retryOf uuid.NullU
 	docs := slices.Clone(p.DocumentIDs)
 
 	var batches []BatchInsertParams
+	var firstMessage string
 	if p.Type == TypeProcess {
 		for seq, ids := range splitBatches(docs, m.cfg.BatchSize) {
-			batches = append(batches, BatchInsertParams{ID: uuid.New(), JobID: id, Seq: seq, DocumentIDs: ids})
+			b := BatchInsertParams{ID: uuid.New(), JobID: id, Seq: seq, DocumentIDs: ids}
+			if m.cfg.Enqueuer != nil {
+				// Sent right after the commit; stored as sent, so that no second round trip
+				// has to record it (decision 0036).
+				b.Enqueues, b.QueueMessageID = 1, m.cfg.Enqueuer.MessageID(b.ID, 1)
+			}
+			batches = append(batches, b)
+		}
+		if len(batches) > 0 {
+			firstMessage = batches[0].QueueMessageID
 		}
 	}
 	// One round trip: the job, its per-document rows and its batches, atomically.
 	job, err := m.store.JobCreate(ctx, &JobCreateParams{
 		Job: JobInsertParams{
 			ID: id, Type: p.Type, Status: StatusPending, SourceID: p.SourceID,
-			DocumentIDs: docs, RetryOf: retryOf, Timeout: timeout,
+			DocumentIDs: docs, RetryOf: retryOf, Timeout: timeout, QueueMessageID: firstMessage,
 		},
 		Batches: batches,
 	})
@@ -225,46 +238,34 @@ func (m *Manager) create(ctx context.Context, p CreateParams, retryOf uuid.NullU
 	return m.enqueue(ctx, job, batches), nil
 }
 
-// liveStatuses are the statuses in which a job takes a queue message id.
-var liveStatuses = []Status{StatusPending, StatusInProgress}
-
-// enqueue sends a message for each batch of a job just committed, then records the messages on
-// the batches and the first one's id on the job (the spec's queue job id) in one round trip.
-// Failures are logged, not returned: the job is safely pending in Postgres either way, and the
-// reconciler enqueues what did not make it.
+// enqueue sends the first message of each batch of a job just committed, under the id the
+// batch was stored with. Failures are logged, not returned: the job is safely pending in
+// Postgres either way, and the reconciler sends a batch whose message is missing from the queue
+// once the grace from its creation has passed.
 func (m *Manager) enqueue(ctx context.Context, job *Job, batches []BatchInsertParams) *Job {
 	if m.cfg.Enqueuer == nil || job.Type != TypeProcess {
 		return job
 	}
 	// The job is committed; a caller that goes away now should not stop it reaching the queue.
 	ctx = context.WithoutCancel(ctx)
-	marks := make([]BatchMarkEnqueuedParams, 0, len(batches))
 	for _, bp := range batches {
-		// The batch as batch_insert.sql left it: queued, never enqueued, stamped with the job.
+		// The batch as batch_insert.sql left it: queued, its first message named, stamped
+		// with the job.
 		b := &Batch{ID: bp.ID, JobID: bp.JobID, Seq: bp.Seq, DocumentIDs: bp.DocumentIDs, State: BatchQueued,
-			CreatedAt: job.CreatedAt, UpdatedAt: job.CreatedAt}
+			Enqueues: bp.Enqueues, QueueMessageID: bp.QueueMessageID, CreatedAt: job.CreatedAt, UpdatedAt: job.CreatedAt}
 		msgID, err := m.cfg.Enqueuer.EnqueueBatch(ctx, b, 1)
-		if err != nil {
+		switch {
+		case err != nil:
 			m.cfg.Logger.WarnContext(ctx, "enqueue batch failed; the reconciler will enqueue it",
 				"job_id", job.ID, "batch_id", b.ID, "error", err)
-			continue
+		case msgID != bp.QueueMessageID:
+			// An Enqueuer whose MessageID lies: the work goes on (the claim in Postgres makes
+			// any delivery of the batch count once), but the stored id names no message.
+			m.cfg.Logger.ErrorContext(ctx, "the queue gave a message another id than it named in advance",
+				"job_id", job.ID, "batch_id", b.ID, "named", bp.QueueMessageID, "sent", msgID)
 		}
-		marks = append(marks, BatchMarkEnqueuedParams{ID: b.ID, Enqueues: 1, QueueMessageID: msgID})
 	}
-	if len(marks) == 0 {
-		return job
-	}
-	updated, err := m.store.BatchesMarkEnqueued(ctx, &BatchesMarkEnqueuedParams{
-		Batches: marks,
-		Job:     JobSetQueueMessageIDParams{ID: job.ID, QueueMessageID: marks[0].QueueMessageID, Statuses: liveStatuses},
-	})
-	if err != nil {
-		m.cfg.Logger.WarnContext(ctx, "store queue message id failed",
-			"job_id", job.ID, "queue_message_id", marks[0].QueueMessageID, "error", err)
-		return job
-	}
-	m.notify(ctx, updated)
-	return updated
+	return job
 }
 
 // Get returns the job with the given id.
@@ -536,8 +537,11 @@ func (m *Manager) Retry(ctx context.Context, id uuid.UUID) (*Job, error) {
 	return job, err
 }
 
-// SetQueueMessageID stores the queue's message id on a pending or running job (a reconciler
-// re-enqueueing it, or Create). A finished job is a failed precondition.
+// liveStatuses are the statuses in which a job takes a queue message id.
+var liveStatuses = []Status{StatusPending, StatusInProgress}
+
+// SetQueueMessageID stores the queue's message id on a pending or running job. A finished job
+// is a failed precondition.
 func (m *Manager) SetQueueMessageID(ctx context.Context, id uuid.UUID, msgID string) (*Job, error) {
 	if msgID == "" {
 		return nil, errs.InvalidArgument("queue_message_id", "required")

@@ -113,7 +113,7 @@ func TestCreateEnqueues(t *testing.T) {
 	require.Len(t, seen, 1, "two documents fit one batch")
 	require.Equal(t, job.ID, seen[0].JobID)
 	require.Equal(t, fmt.Sprintf("msg-%s-1", seen[0].ID), job.QueueMessageID)
-	require.Equal(t, int64(2), job.Version, "storing the message id is a write")
+	require.Equal(t, int64(1), job.Version, "the message id is stored with the job (decision 0036): no second write")
 	require.Equal(t, jobs.StatusPending, job.Status)
 
 	batches, err := b.mgr.Batches(t.Context(), job.ID)
@@ -126,9 +126,13 @@ func TestCreateEnqueues(t *testing.T) {
 	got, err := b.mgr.Get(t.Context(), job.ID)
 	require.NoError(t, err)
 	require.Equal(t, job, got)
-	require.Equal(t, []int64{1, 2}, b.notifier.versions(job.ID))
+	require.Equal(t, []int64{1}, b.notifier.versions(job.ID))
 }
 
+// TestCreateEnqueueFails: the job and its batch are stored with their first message named
+// before it is sent (decision 0036), so a message that could not be sent leaves them as if it
+// had been; the reconciler finds no marker for it in Redis and sends the batch again once the
+// grace has passed (internal/processing: TestCreatorsLostMessageIsSentAfterTheGrace).
 func TestCreateEnqueueFails(t *testing.T) {
 	t.Parallel()
 	enq := &fakeEnqueuer{err: errQueueDown}
@@ -137,14 +141,15 @@ func TestCreateEnqueueFails(t *testing.T) {
 	job, err := b.mgr.Create(t.Context(), jobs.CreateParams{Type: jobs.TypeProcess, SourceID: b.source, DocumentIDs: newDocIDs(3)})
 	require.NoError(t, err, "the job is safe in Postgres; the reconciler enqueues it later")
 	require.Equal(t, jobs.StatusPending, job.Status)
-	require.Empty(t, job.QueueMessageID)
 	require.Equal(t, int64(1), job.Version)
-	require.Len(t, enq.batches(), 1)
+	seen := enq.batches()
+	require.Len(t, seen, 1)
+	require.Equal(t, fmt.Sprintf("msg-%s-1", seen[0].ID), job.QueueMessageID)
 	batches, err := b.mgr.Batches(t.Context(), job.ID)
 	require.NoError(t, err)
 	require.Len(t, batches, 1)
-	require.Zero(t, batches[0].Enqueues, "the failed message is not recorded")
-	require.Nil(t, batches[0].EnqueuedAt)
+	require.Equal(t, 1, batches[0].Enqueues, "stored as sent")
+	require.Equal(t, jobs.BatchQueued, batches[0].State)
 
 	got, err := b.mgr.Get(t.Context(), job.ID)
 	require.NoError(t, err)
@@ -158,21 +163,21 @@ func TestNotifierSeesEveryVersionOnce(t *testing.T) {
 	ctx := t.Context()
 	docs := newDocIDs(2)
 
-	job := b.createJob(t, docs...) // v1 insert, v2 message id
+	job := b.createJob(t, docs...) // v1 insert, with its message id
 	_, err := b.mgr.Start(ctx, job.ID)
-	require.NoError(t, err) // v3
+	require.NoError(t, err) // v2
 	_, err = b.mgr.RecordResults(ctx, jobs.RecordParams{JobID: job.ID, Results: []jobs.DocumentResultUpdate{
 		{DocumentID: docs[0], Status: jobs.DocSucceeded, ChunkCount: 4, Attempts: 1},
 	}})
-	require.NoError(t, err) // v4
+	require.NoError(t, err) // v3
 	_, err = b.mgr.Start(ctx, job.ID)
 	require.ErrorIs(t, err, errs.ErrFailedPrecondition) // no write, no event
 	_, err = b.mgr.Cancel(ctx, job.ID)
-	require.NoError(t, err) // v5
+	require.NoError(t, err) // v4
 	_, err = b.mgr.Cancel(ctx, job.ID)
 	require.NoError(t, err) // idempotent: no write, no event
 
-	require.Equal(t, []int64{1, 2, 3, 4, 5}, b.notifier.versions(job.ID))
+	require.Equal(t, []int64{1, 2, 3, 4}, b.notifier.versions(job.ID))
 	b.notifier.mu.Lock()
 	defer b.notifier.mu.Unlock()
 	last := b.notifier.events[len(b.notifier.events)-1]

@@ -175,24 +175,21 @@ func markEnqueuedArgs(p *BatchMarkEnqueuedParams) pgx.NamedArgs {
 }
 
 // dispatchQueries are the statements of the pipelined writes below, on the path of every job:
-// created, enqueued, claimed, finished. Those with arguments have them turned into positional
+// created, claimed, finished. Those with arguments have them turned into positional
 // ones once, as reportQueries do (pgx.NamedArgs would rewrite each statement's text on every
 // call: about 4% of the process's CPU in the dispatch benchmark).
 var dispatchQueries = struct {
-	keyedWrites, batchAsyncCommit string
+	keyedWrites string
 
-	jobInsert, jobDocumentsInsert, batchInsert, batchMarkEnqueued, jobSetQueueMessageID positionalQuery
+	jobInsert, jobDocumentsInsert, batchInsert positionalQuery
 
 	batchesGroupSettings, batchesLock, batchesClaimStart, batchesJobsLock, batchesFinishEnd positionalQuery
 }{
-	keyedWrites:      mustQuery("keyed_writes"),
-	batchAsyncCommit: mustQuery("batch_async_commit"),
+	keyedWrites: mustQuery("keyed_writes"),
 
-	jobInsert:            mustPositional(queries.jobInsert, "id", "type", "status", "source_id", "document_ids", "retry_of", "timeout_seconds"),
-	jobDocumentsInsert:   mustPositional(queries.jobDocumentsInsert, "job_id", "document_ids"),
-	batchInsert:          mustPositional(queries.batchInsert, "id", "job_id", "seq", "document_ids"),
-	batchMarkEnqueued:    mustPositional(queries.batchMarkEnqueued, "id", "enqueues", "queue_message_id"),
-	jobSetQueueMessageID: mustPositional(queries.jobSetQueueMessageID, "id", "queue_message_id", "statuses"),
+	jobInsert:          mustPositional(queries.jobInsert, "id", "type", "status", "source_id", "document_ids", "retry_of", "timeout_seconds", "queue_message_id"),
+	jobDocumentsInsert: mustPositional(queries.jobDocumentsInsert, "job_id", "document_ids"),
+	batchInsert:        mustPositional(queries.batchInsert, "id", "job_id", "seq", "document_ids", "enqueues", "queue_message_id"),
 
 	batchesGroupSettings: mustPositional(mustQuery("batches_group_settings"), "async_commit"),
 	batchesLock:          mustPositional(mustQuery("batches_lock"), "ids"),
@@ -230,7 +227,7 @@ func (s *PgStore) JobCreate(ctx context.Context, p *JobCreateParams) (*Job, erro
 	dispatchQueries.jobInsert.queue(b, pgx.NamedArgs{
 		"id": jobID, "type": string(j.Type), "status": string(j.Status), "source_id": pgUUID(j.SourceID),
 		"document_ids": binaryUUIDs(j.DocumentIDs), "retry_of": pgtype.UUID{Bytes: j.RetryOf.UUID, Valid: j.RetryOf.Valid},
-		"timeout_seconds": int64(j.Timeout / time.Second),
+		"timeout_seconds": int64(j.Timeout / time.Second), "queue_message_id": j.QueueMessageID,
 	})
 	if len(j.DocumentIDs) > 0 {
 		dispatchQueries.jobDocumentsInsert.queue(b, pgx.NamedArgs{"job_id": jobID, "document_ids": binaryUUIDs(j.DocumentIDs)})
@@ -238,6 +235,7 @@ func (s *PgStore) JobCreate(ctx context.Context, p *JobCreateParams) (*Job, erro
 	for _, bt := range p.Batches {
 		dispatchQueries.batchInsert.queue(b, pgx.NamedArgs{
 			"id": pgUUID(bt.ID), "job_id": pgUUID(bt.JobID), "seq": bt.Seq, "document_ids": binaryUUIDs(bt.DocumentIDs),
+			"enqueues": bt.Enqueues, "queue_message_id": bt.QueueMessageID,
 		})
 	}
 	var job *Job
@@ -263,42 +261,6 @@ func (s *PgStore) JobCreate(ctx context.Context, p *JobCreateParams) (*Job, erro
 		return nil, errs.NotFound("source", j.SourceID.String())
 	}
 	return job, translate(err, j.ID)
-}
-
-// BatchesMarkEnqueued implements Store.
-func (s *PgStore) BatchesMarkEnqueued(ctx context.Context, p *BatchesMarkEnqueuedParams) (*Job, error) {
-	b := &pgx.Batch{}
-	lead := s.queueAsyncCommit(b)
-	for i := range p.Batches {
-		bt := &p.Batches[i]
-		dispatchQueries.batchMarkEnqueued.queue(b, pgx.NamedArgs{"id": pgUUID(bt.ID), "enqueues": bt.Enqueues, "queue_message_id": bt.QueueMessageID})
-	}
-	dispatchQueries.jobSetQueueMessageID.queue(b, pgx.NamedArgs{
-		"id": pgUUID(p.Job.ID), "queue_message_id": p.Job.QueueMessageID, "statuses": statusStrings(p.Job.Statuses),
-	})
-	var job *Job
-	err := s.pipeline(ctx, b, func(br pgx.BatchResults) error {
-		for range len(p.Batches) + lead {
-			if _, err := br.Exec(); err != nil {
-				return err
-			}
-		}
-		var err error
-		job, err = scanJob(br.QueryRow())
-		return err
-	})
-	return job, translate(err, p.Job.ID)
-}
-
-// queueAsyncCommit lets the pipeline's own transaction commit asynchronously, with sequential
-// scans ruled out (batch_async_commit.sql), and returns the number of statements it queued:
-// none on a store in the caller's transaction (InTx), whose commit is the caller's to decide.
-func (s *PgStore) queueAsyncCommit(b *pgx.Batch) int {
-	if _, inTx := s.db.(pgx.Tx); inTx {
-		return 0
-	}
-	b.Queue(dispatchQueries.batchAsyncCommit)
-	return 1
 }
 
 // queueGroupSettings starts the pipeline of a group of claims (asyncCommit) or finishes, or of

@@ -75,14 +75,9 @@ type Store interface {
 	// pipelined), each statement's text one of sql/ (job_insert, batch_claim, ...).
 
 	// JobCreate inserts a job at version 1, a pending result per document and the given queued
-	// batches, atomically.
+	// batches, atomically, each batch with its first message already named when it has one
+	// (BatchInsertParams.Enqueues).
 	JobCreate(ctx context.Context, p *JobCreateParams) (*Job, error)
-	// BatchesMarkEnqueued records the messages sent for a job's batches (as BatchMarkEnqueued;
-	// a stale or claimed batch is left as it is) and stores the job's queue message id (as
-	// JobSetQueueMessageID). errs.ErrNotFound when the job is not in one of Job.Statuses; the
-	// batches are marked all the same. It may commit asynchronously: a crash of Postgres may
-	// forget the marks, and the reconciler then enqueues the batches again.
-	BatchesMarkEnqueued(ctx context.Context, p *BatchesMarkEnqueuedParams) (*Job, error)
 	// BatchesClaimFinish runs claims and finishes of distinct batches in one transaction.
 	// Each claim gives its batch, when it is queued (or running with an expired lease) and its
 	// job active, to its requester, and starts the job if it is pending. Each finish marks its
@@ -144,6 +139,9 @@ type JobInsertParams struct {
 	DocumentIDs []uuid.UUID
 	RetryOf     uuid.NullUUID
 	Timeout     time.Duration // whole seconds
+	// QueueMessageID names the first message of the job's first batch, when it is sent right
+	// after the commit.
+	QueueMessageID string
 }
 
 // JobGetParams selects one job.
@@ -206,6 +204,10 @@ type BatchInsertParams struct {
 	JobID       uuid.UUID
 	Seq         int
 	DocumentIDs []uuid.UUID
+	// Enqueues is 1 when the batch's first message is sent right after the commit, named
+	// QueueMessageID: the batch is stored as enqueued then (decision 0036). 0: never enqueued.
+	Enqueues       int
+	QueueMessageID string
 }
 
 // BatchGetParams select one batch.
@@ -254,12 +256,6 @@ type BatchListQueuedParams struct {
 type JobCreateParams struct {
 	Job     JobInsertParams
 	Batches []BatchInsertParams
-}
-
-// BatchesMarkEnqueuedParams record the messages sent for a job's batches and the job's message id.
-type BatchesMarkEnqueuedParams struct {
-	Batches []BatchMarkEnqueuedParams
-	Job     JobSetQueueMessageIDParams
 }
 
 // BatchClaimed is what BatchesClaimFinish did for one claim.

@@ -232,7 +232,7 @@ func (q *Queue) EnqueueBatch(ctx context.Context, b *jobs.Batch, n int) (_ strin
 		return "", fmt.Errorf("queue: set marker: %w", err)
 	}
 	msg := q.task.WithArgs(ctx, messageArgs(ctx, id, n)...)
-	msg.ID = fmt.Sprintf("%s/%d", id, n)
+	msg.ID = q.MessageID(b.ID, n)
 	if err := q.laneFor(b, n).q.Add(msg); err != nil {
 		// Without the message the marker would lie; if this delete fails too, the marker's TTL
 		// ends the lie and the reconciler enqueues the batch then.
@@ -240,6 +240,12 @@ func (q *Queue) EnqueueBatch(ctx context.Context, b *jobs.Batch, n int) (_ strin
 		return "", fmt.Errorf("queue: add message: %w", err)
 	}
 	return msg.ID, nil
+}
+
+// MessageID implements jobs.Enqueuer: message n of a batch is "<batch id>/<n>", so that a
+// re-enqueue is never taken for a duplicate of an earlier message.
+func (q *Queue) MessageID(batchID uuid.UUID, n int) string {
+	return batchID.String() + "/" + strconv.Itoa(n)
 }
 
 // markerDel is the deletion of one delivered message's marker.

@@ -52,6 +52,7 @@ func TestDeliversEveryBatchAndClearsMarkers(t *testing.T) {
 		id, err := q.EnqueueBatch(ctx, b, 1)
 		require.NoError(t, err)
 		require.Equal(t, b.ID.String()+"/1", id)
+		require.Equal(t, id, q.MessageID(b.ID, 1), "the id named in advance (jobs.Enqueuer)")
 		has, err := q.HasMessage(ctx, b.ID)
 		require.NoError(t, err)
 		require.True(t, has, "a waiting message has a marker")

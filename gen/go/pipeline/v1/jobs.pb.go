@@ -272,7 +272,9 @@ type Job struct {
 	SourceId string `protobuf:"bytes,4,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
 	// Counters of a processing job. Empty for crawl jobs until they save documents.
 	Processing *ProcessingDetails `protobuf:"bytes,5,opt,name=processing,proto3" json:"processing,omitempty"`
-	// Id of the queue message that carries the work to a worker; empty until enqueued.
+	// Id of the queue message that carries the job's first batch to a worker, named when the job
+	// is created and sent right after; empty for crawl jobs. A message that never reached the
+	// queue is sent again under another id, recorded on the batch.
 	QueueMessageId string `protobuf:"bytes,6,opt,name=queue_message_id,json=queueMessageId,proto3" json:"queue_message_id,omitempty"`
 	// Why the job failed, when it did.
 	Error string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`

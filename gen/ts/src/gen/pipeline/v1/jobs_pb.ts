@@ -60,7 +60,9 @@ export type Job = Message<"pipeline.v1.Job"> & {
   processing?: ProcessingDetails | undefined;
 
   /**
-   * Id of the queue message that carries the work to a worker; empty until enqueued.
+   * Id of the queue message that carries the job's first batch to a worker, named when the job
+   * is created and sent right after; empty for crawl jobs. A message that never reached the
+   * queue is sent again under another id, recorded on the batch.
    *
    * @generated from field: string queue_message_id = 6;
    */
