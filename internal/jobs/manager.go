@@ -235,16 +235,17 @@ func (m *Manager) create(ctx context.Context, p CreateParams, retryOf uuid.NullU
 		return nil, err
 	}
 	m.notify(ctx, job)
-	return m.enqueue(ctx, job, batches), nil
+	m.enqueue(ctx, job, batches)
+	return job, nil
 }
 
 // enqueue sends the first message of each batch of a job just committed, under the id the
 // batch was stored with. Failures are logged, not returned: the job is safely pending in
 // Postgres either way, and the reconciler sends a batch whose message is missing from the queue
 // once the grace from its creation has passed.
-func (m *Manager) enqueue(ctx context.Context, job *Job, batches []BatchInsertParams) *Job {
+func (m *Manager) enqueue(ctx context.Context, job *Job, batches []BatchInsertParams) {
 	if m.cfg.Enqueuer == nil || job.Type != TypeProcess {
-		return job
+		return
 	}
 	// The job is committed; a caller that goes away now should not stop it reaching the queue.
 	ctx = context.WithoutCancel(ctx)
@@ -265,7 +266,6 @@ func (m *Manager) enqueue(ctx context.Context, job *Job, batches []BatchInsertPa
 				"job_id", job.ID, "batch_id", b.ID, "named", bp.QueueMessageID, "sent", msgID)
 		}
 	}
-	return job
 }
 
 // Get returns the job with the given id.
