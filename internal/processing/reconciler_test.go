@@ -94,9 +94,10 @@ func TestOverdueBatchIsEnqueuedDespiteItsMarker(t *testing.T) {
 	require.Equal(t, 1, rep.Requeued)
 }
 
-// TestJustCreatedBatchIsLeftToItsCreator: between a job's commit and its own enqueue, its
-// batches look never enqueued; a pass in that moment must leave them to the creator (a second
-// message would race the first), and enqueue them only once the grace has passed.
+// TestJustCreatedBatchIsLeftToItsCreator: a batch never enqueued (its job was created without
+// a queue, or before decision 0036 stored new batches as enqueued) is left to its creator while
+// the grace from its creation runs (a second message would race the first), and enqueued once
+// it has passed. A creator with a queue: TestCreatorsLostMessageIsSentAfterTheGrace.
 func TestJustCreatedBatchIsLeftToItsCreator(t *testing.T) {
 	t.Parallel()
 	// The creator's manager sends nothing: its job stays as it is in that moment.
